@@ -1,0 +1,212 @@
+#!/usr/bin/env bun
+import { isIP } from "node:net";
+import { type ArgsDef, defineCommand, type ParsedArgs, runMain } from "citty";
+import pkg from "../package.json" with { type: "json" };
+import { type Config, DEFAULTS, LOG_LEVELS, type LogLevel } from "./config";
+import { EngineError } from "./engine/types";
+import { createLogger } from "./log";
+import { handleProcessEvents, ListenError, startServer } from "./server";
+
+const BYPASS_FLAG = "dangerously-bypass-approvals-and-sandbox";
+
+export const args = {
+  addr: {
+    type: "string",
+    alias: "a",
+    default: DEFAULTS.addr,
+    valueHint: "HOST:PORT",
+    description: "Address to listen on; IPv6 in brackets, e.g. [::1]:8081",
+  },
+  [BYPASS_FLAG]: {
+    type: "string",
+    default: "true",
+    valueHint: "true|false",
+    description:
+      "Run codex with sandbox danger-full-access and approval policy never; false keeps codex's own sandbox defaults",
+  },
+  "max-body-bytes": {
+    type: "string",
+    default: String(DEFAULTS.maxBodyBytes),
+    valueHint: "BYTES",
+    description: "Largest request body accepted (suffixes k, m: 512k, 2m)",
+  },
+  "codex-path": {
+    type: "string",
+    valueHint: "PATH",
+    description: "The codex binary (env CODEX_PATH); default: the SDK's, then beside this executable, then PATH",
+  },
+} as const satisfies ArgsDef;
+
+/** What citty puts in parsed args: each option, its camelCase twin, its aliases, and positionals. */
+const KNOWN_KEYS = new Set([
+  "_",
+  ...Object.entries(args).flatMap(([name, def]) => [
+    name,
+    name.replace(/-(\w)/g, (_, letter: string) => letter.toUpperCase()),
+    ...("alias" in def ? [def.alias] : []),
+  ]),
+]);
+
+/** A user mistake in flags or environment: one line on stderr, exit code 2. */
+export class ConfigError extends Error {}
+
+export function parseAddress(text: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text.trim());
+  const host = match?.[1] ?? match?.[2];
+  const port = Number(match?.[3]);
+  const hostname = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+  const validHost = host !== undefined && (match?.[1] ? isIP(host) === 6 : isIP(host) === 4 || hostname.test(host));
+  if (!validHost || !Number.isInteger(port) || port > 65535) {
+    throw new ConfigError(`invalid address "${text}": expected HOST:PORT, e.g. 127.0.0.1:8081 or [::1]:8081`);
+  }
+  return { host, port };
+}
+
+const TRUE_WORDS = new Set(["true", "1", "yes", "on"]);
+const FALSE_WORDS = new Set(["false", "0", "no", "off"]);
+
+export function parseBoolean(name: string, value: string | boolean): boolean {
+  if (typeof value === "boolean") return value;
+  const word = value.trim().toLowerCase();
+  if (TRUE_WORDS.has(word)) return true;
+  if (FALSE_WORDS.has(word)) return false;
+  throw new ConfigError(`invalid value "${value}" for --${name}: expected true or false`);
+}
+
+/**
+ * Lets `--flag`, `--flag false` and `--flag=false` all work for a boolean that defaults to true:
+ * citty would read `--flag false` as the flag plus a stray word, or take the next option as value.
+ */
+export function normalizeOptionalBoolean(argv: readonly string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg !== `--${name}`) {
+      out.push(arg);
+      continue;
+    }
+    const next = argv[i + 1]?.toLowerCase();
+    if (next !== undefined && (TRUE_WORDS.has(next) || FALSE_WORDS.has(next))) {
+      out.push(`--${name}=${argv[++i]}`);
+    } else {
+      out.push(`--${name}=true`);
+    }
+  }
+  return out;
+}
+
+export function parseByteSize(name: string, text: string): number {
+  const match = /^(\d+)\s*([km]i?b?)?$/i.exec(text.trim());
+  const unit = match?.[2]?.[0]?.toLowerCase();
+  const bytes = Number(match?.[1]) * (unit === "k" ? 1024 : unit === "m" ? 1024 * 1024 : 1);
+  if (!match || !Number.isSafeInteger(bytes) || bytes < 1) {
+    throw new ConfigError(`invalid value "${text}" for --${name}: expected a positive number of bytes, e.g. 1048576 or 1m`);
+  }
+  return bytes;
+}
+
+/**
+ * RUST_LOG as codex and env_logger read it: `debug`, or directives like `warn,codex_http_server=debug`.
+ * A bare level sets the default; a directive naming this server overrides it. Unknown words are
+ * reported and ignored, as env_logger does.
+ */
+export function parseLogLevel(rustLog: string | undefined): { level: LogLevel; warning?: string } {
+  let level: LogLevel = "info";
+  let ours: LogLevel | undefined;
+  const ignored: string[] = [];
+  const isLevel = (word: string): word is LogLevel => (LOG_LEVELS as readonly string[]).includes(word);
+  for (const directive of (rustLog ?? "").split(",").map((part) => part.trim()).filter(Boolean)) {
+    const [target, value] = directive.includes("=") ? directive.split("=", 2) : [undefined, directive];
+    const word = (value ?? "").toLowerCase();
+    if (!isLevel(word)) ignored.push(directive);
+    else if (target === undefined) level = word;
+    else if (["codex_http_server", "sse_http_server"].includes(target)) ours = word;
+  }
+  const warning = ignored.length > 0 ? `RUST_LOG: ignored ${ignored.map((d) => `"${d}"`).join(", ")}` : undefined;
+  return { level: ours ?? level, ...(warning && { warning }) };
+}
+
+export function buildConfig(
+  parsed: ParsedArgs<typeof args>,
+  env: Record<string, string | undefined>,
+  cwd: string,
+): { config: Config; warnings: string[] } {
+  const unknown = Object.keys(parsed).filter((key) => !KNOWN_KEYS.has(key));
+  if (unknown.length > 0) throw new ConfigError(`unknown option --${unknown[0]}; see --help`);
+  if (parsed._.length > 0) throw new ConfigError(`unexpected argument "${parsed._[0]}"; see --help`);
+  const { host, port } = parseAddress(parsed.addr);
+  const { level, warning } = parseLogLevel(env.RUST_LOG);
+  const codexEnv = Object.fromEntries(
+    Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
+  return {
+    config: {
+      host,
+      port,
+      bypassApprovalsAndSandbox: parseBoolean(BYPASS_FLAG, parsed[BYPASS_FLAG]),
+      maxBodyBytes: parseByteSize("max-body-bytes", parsed["max-body-bytes"]),
+      logLevel: level,
+      defaultWorkDir: cwd,
+      codexPath: parsed["codex-path"] || env.CODEX_PATH || undefined,
+      codexEnv,
+      heartbeatMs: DEFAULTS.heartbeatMs,
+      firstEventTimeoutMs: DEFAULTS.firstEventTimeoutMs,
+    },
+    warnings: warning ? [warning] : [],
+  };
+}
+
+export function banner(url: string, config: Pick<Config, "bypassApprovalsAndSandbox">): string {
+  const mode = config.bypassApprovalsAndSandbox
+    ? "Mode: bypass ON (sandbox danger-full-access, approvals never)"
+    : "Mode: bypass OFF (codex's own sandbox and approval defaults)";
+  const lines = [
+    `codex-http-server ${pkg.version}`,
+    "",
+    `Server listening on: ${url}`,
+    "",
+    "Endpoints:",
+    "  GET  /health     health check",
+    "  POST /messages   run a Codex turn, streamed as SSE",
+    "",
+    mode,
+  ];
+  const width = Math.max(...lines.map((line) => line.length));
+  const rule = "─".repeat(width + 4);
+  return [`╭${rule}╮`, ...lines.map((line) => `│  ${line.padEnd(width)}  │`), `╰${rule}╯`].join("\n");
+}
+
+function fail(message: string, exitCode: number): never {
+  process.stderr.write(`error: ${message}\n`);
+  process.exit(exitCode);
+}
+
+export const command = defineCommand({
+  meta: { name: "sse-http-server", version: pkg.version, description: "Run OpenAI Codex turns over HTTP, streamed as Server-Sent Events" },
+  args,
+  run({ args: parsed }) {
+    let built: ReturnType<typeof buildConfig>;
+    try {
+      built = buildConfig(parsed, process.env, process.cwd());
+    } catch (err) {
+      if (err instanceof ConfigError) fail(err.message, 2);
+      throw err;
+    }
+    const { config, warnings } = built;
+    const log = createLogger(config.logLevel);
+    for (const warning of warnings) log.warn(warning);
+    try {
+      const running = startServer(config, log);
+      handleProcessEvents(running, log);
+      process.stdout.write(`${banner(running.url, config)}\n`);
+      log.debug("codex binary", { path: running.codexPath });
+    } catch (err) {
+      if (err instanceof ListenError || err instanceof EngineError) fail(err.message, 1);
+      throw err;
+    }
+  },
+});
+
+if (import.meta.main) {
+  void runMain(command, { rawArgs: normalizeOptionalBoolean(process.argv.slice(2), BYPASS_FLAG) });
+}

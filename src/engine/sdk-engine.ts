@@ -1,0 +1,80 @@
+import { delimiter } from "node:path";
+import { Codex, type ThreadOptions } from "@openai/codex-sdk";
+import { assertExecutable, type CodexBinary } from "./codex-binary";
+import { type Engine, EngineError, type ThreadEvent, type TurnRequest } from "./types";
+
+export type SdkEngineOptions = {
+  codex: CodexBinary;
+  env: Record<string, string>;
+  bypassApprovalsAndSandbox: boolean;
+  firstEventTimeoutMs: number;
+};
+
+function withPathDirs(env: Record<string, string>, dirs: string[]): Record<string, string> {
+  if (dirs.length === 0) return env;
+  return { ...env, PATH: [...dirs, env.PATH].filter(Boolean).join(delimiter) };
+}
+
+/**
+ * Yields `events`, but fails if the first one does not arrive within `ms`: under Bun a codex that
+ * cannot start may produce neither an event nor an error, and the turn would hang forever.
+ */
+export async function* withFirstEventDeadline<T>(
+  events: AsyncIterator<T>,
+  ms: number,
+  onTimeout: () => void,
+): AsyncGenerator<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timedOut = false;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      onTimeout();
+      reject(new EngineError(`codex produced no event within ${ms} ms`));
+    }, ms);
+  });
+  try {
+    const first = await Promise.race([events.next(), deadline]);
+    clearTimeout(timer);
+    if (first.done) return;
+    yield first.value;
+    for (;;) {
+      const next = await events.next();
+      if (next.done) return;
+      yield next.value;
+    }
+  } finally {
+    clearTimeout(timer);
+    // A hung iterator never settles its pending next(), so waiting for its return() would hang too.
+    if (!timedOut) await events.return?.();
+  }
+}
+
+/** One `codex exec` process per turn, through @openai/codex-sdk. */
+export function createSdkEngine(options: SdkEngineOptions): Engine {
+  const codex = new Codex({
+    codexPathOverride: options.codex.path,
+    env: withPathDirs(options.env, options.codex.pathDirs),
+  });
+  const threadOptions: ThreadOptions = options.bypassApprovalsAndSandbox
+    ? { sandboxMode: "danger-full-access", approvalPolicy: "never" }
+    : {};
+
+  return {
+    async *runTurn({ input, workDir, signal }: TurnRequest): AsyncGenerator<ThreadEvent> {
+      assertExecutable(options.codex.path);
+      const stop = new AbortController();
+      const abort = () => stop.abort();
+      signal.addEventListener("abort", abort, { once: true });
+      if (signal.aborted) abort();
+      try {
+        // The work_dir is checked by the server, and a turn may run in any directory, repo or not.
+        const thread = codex.startThread({ ...threadOptions, workingDirectory: workDir, skipGitRepoCheck: true });
+        const { events } = await thread.runStreamed(input, { signal: stop.signal });
+        yield* withFirstEventDeadline(events, options.firstEventTimeoutMs, abort);
+      } finally {
+        signal.removeEventListener("abort", abort);
+      }
+    },
+  };
+}

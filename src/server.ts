@@ -1,0 +1,91 @@
+import type { Server } from "bun";
+import { dirname } from "node:path";
+import { createApp } from "./app";
+import type { Config } from "./config";
+import { locateCodex } from "./engine/codex-binary";
+import { createSdkEngine } from "./engine/sdk-engine";
+import type { Engine } from "./engine/types";
+import type { Logger } from "./log";
+import { RunRegistry } from "./runs/registry";
+
+/** How long running turns get to end after being cancelled at shutdown. */
+const STOP_GRACE_MS = 5_000;
+
+export type RunningServer = {
+  server: Server<undefined>;
+  url: string;
+  codexPath: string;
+  runs: RunRegistry;
+  /** Stops listening, cancels running turns, waits for them (bounded), then closes every connection. */
+  shutdown(): Promise<void>;
+};
+
+export class ListenError extends Error {}
+
+export function formatUrl(host: string, port: number): string {
+  return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+export function startServer(config: Config, log: Logger, engine?: Engine): RunningServer {
+  const codex = locateCodex({
+    explicitPath: config.codexPath,
+    pathEnv: config.codexEnv.PATH,
+    executableDir: dirname(process.execPath),
+  });
+  const runs = new RunRegistry(
+    engine ??
+      createSdkEngine({
+        codex,
+        env: config.codexEnv,
+        bypassApprovalsAndSandbox: config.bypassApprovalsAndSandbox,
+        firstEventTimeoutMs: config.firstEventTimeoutMs,
+      }),
+    log,
+  );
+  const app = createApp({ config, runs, log });
+
+  let server: Server<undefined>;
+  try {
+    server = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch });
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    const reason = code === "EADDRINUSE" ? "the address is already in use" : (err as Error).message;
+    throw new ListenError(`cannot listen on ${formatUrl(config.host, config.port)}: ${reason}`);
+  }
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = () =>
+    (stopping ??= (async () => {
+      void server.stop();
+      runs.stopAll("cancelled");
+      if (!(await runs.whenIdle(STOP_GRACE_MS))) log.warn("turns still running at shutdown", { count: runs.size });
+      await server.stop(true);
+    })());
+
+  return { server, url: formatUrl(config.host, server.port ?? config.port), codexPath: codex.path, runs, shutdown };
+}
+
+/**
+ * SIGINT/SIGTERM shut down cleanly, so that no codex process outlives the server; a second
+ * signal exits at once. A codex that dies before reading its stdin makes the SDK's pipe write
+ * fail outside any promise; that must not take the other turns down with it.
+ */
+export function handleProcessEvents(running: RunningServer, log: Logger): void {
+  let signalled = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) process.exit(130);
+    signalled = true;
+    log.info("shutting down", { signal, running_turns: running.runs.size });
+    void running.shutdown().then(() => process.exit(0));
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  process.on("uncaughtException", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE" || err.code === "ECONNRESET") {
+      log.warn("codex pipe closed early", { error: err.message });
+      return;
+    }
+    log.error("uncaught exception", { error: err.stack ?? String(err) });
+    process.exit(1);
+  });
+}
