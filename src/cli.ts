@@ -5,7 +5,7 @@ import pkg from "../package.json" with { type: "json" };
 import { type Config, DEFAULTS, LOG_LEVELS, type LogLevel } from "./config";
 import { EngineError } from "./engine/types";
 import { createLogger } from "./log";
-import { handleProcessEvents, ListenError, startServer } from "./server";
+import { handleSignals, ListenError, startServer } from "./server";
 
 const BYPASS_FLAG = "dangerously-bypass-approvals-and-sandbox";
 
@@ -156,12 +156,12 @@ export function buildConfig(
   };
 }
 
-export function banner(url: string, config: Pick<Config, "bypassApprovalsAndSandbox">): string {
+export function banner(url: string, codexVersion: string, config: Pick<Config, "bypassApprovalsAndSandbox">): string {
   const mode = config.bypassApprovalsAndSandbox
     ? "Mode: bypass ON (sandbox danger-full-access, approvals never)"
     : "Mode: bypass OFF (codex's own sandbox and approval defaults)";
   const lines = [
-    `codex-http-server ${pkg.version}`,
+    `codex-http-server ${pkg.version} (${codexVersion})`,
     "",
     `Server listening on: ${url}`,
     "",
@@ -197,8 +197,8 @@ export const command = defineCommand({
     for (const warning of warnings) log.warn(warning);
     try {
       const running = startServer(config, log);
-      handleProcessEvents(running, log);
-      process.stdout.write(`${banner(running.url, config)}\n`);
+      handleSignals(running, log);
+      process.stdout.write(`${banner(running.url, running.codexVersion, config)}\n`);
       log.debug("codex binary", { path: running.codexPath });
     } catch (err) {
       if (err instanceof ListenError || err instanceof EngineError) fail(err.message, 1);

@@ -2,8 +2,8 @@ import type { Server } from "bun";
 import { dirname } from "node:path";
 import { createApp } from "./app";
 import type { Config } from "./config";
-import { locateCodex } from "./engine/codex-binary";
-import { createSdkEngine } from "./engine/sdk-engine";
+import { locateCodex, probeCodex } from "./engine/codex-binary";
+import { createSdkEngine, isChildPipeError } from "./engine/sdk-engine";
 import type { Engine } from "./engine/types";
 import type { Logger } from "./log";
 import { RunRegistry } from "./runs/registry";
@@ -15,6 +15,7 @@ export type RunningServer = {
   server: Server<undefined>;
   url: string;
   codexPath: string;
+  codexVersion: string;
   runs: RunRegistry;
   /** Stops listening, cancels running turns, waits for them (bounded), then closes every connection. */
   shutdown(): Promise<void>;
@@ -32,6 +33,8 @@ export function startServer(config: Config, log: Logger, engine?: Engine): Runni
     pathEnv: config.codexEnv.PATH,
     executableDir: dirname(process.execPath),
   });
+  const codexVersion = probeCodex(codex);
+  guardAgainstChildPipeErrors(log);
   const runs = new RunRegistry(
     engine ??
       createSdkEngine({
@@ -62,15 +65,34 @@ export function startServer(config: Config, log: Logger, engine?: Engine): Runni
       await server.stop(true);
     })());
 
-  return { server, url: formatUrl(config.host, server.port ?? config.port), codexPath: codex.path, runs, shutdown };
+  return {
+    server,
+    url: formatUrl(config.host, server.port ?? config.port),
+    codexPath: codex.path,
+    codexVersion,
+    runs,
+    shutdown,
+  };
 }
 
+let pipeGuardInstalled = false;
+
 /**
- * SIGINT/SIGTERM shut down cleanly, so that no codex process outlives the server; a second
- * signal exits at once. A codex that dies before reading its stdin makes the SDK's pipe write
- * fail outside any promise; that must not take the other turns down with it.
+ * A failed turn already reports what went wrong in its `done`; a pipe error must not also end the
+ * process. Anything else uncaught is a bug: log it and exit rather than run on in an unknown state.
  */
-export function handleProcessEvents(running: RunningServer, log: Logger): void {
+function guardAgainstChildPipeErrors(log: Logger): void {
+  if (pipeGuardInstalled) return;
+  pipeGuardInstalled = true;
+  process.on("uncaughtException", (err) => {
+    if (isChildPipeError(err)) return;
+    log.error("uncaught exception", { error: err.stack ?? String(err) });
+    process.exit(1);
+  });
+}
+
+/** SIGINT/SIGTERM shut down cleanly, so that no codex process outlives the server; a second signal exits at once. */
+export function handleSignals(running: RunningServer, log: Logger): void {
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (signalled) process.exit(130);
@@ -80,12 +102,4 @@ export function handleProcessEvents(running: RunningServer, log: Logger): void {
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
-  process.on("uncaughtException", (err: NodeJS.ErrnoException) => {
-    if (err.code === "EPIPE" || err.code === "ECONNRESET") {
-      log.warn("codex pipe closed early", { error: err.message });
-      return;
-    }
-    log.error("uncaught exception", { error: err.stack ?? String(err) });
-    process.exit(1);
-  });
 }

@@ -86,3 +86,22 @@ export function locateCodex({ explicitPath, pathEnv, executableDir }: LocateOpti
     "codex binary not found: run `bun install` in the checkout, put `codex` on PATH or beside the executable, or pass --codex-path / CODEX_PATH",
   );
 }
+
+/**
+ * Runs `codex --version`: a binary that exists but cannot run (wrong platform, bad interpreter)
+ * would otherwise hang each turn until the first-event deadline. Returns the version line.
+ */
+export function probeCodex(binary: CodexBinary): string {
+  let result: ReturnType<typeof Bun.spawnSync>;
+  try {
+    result = Bun.spawnSync([binary.path, "--version"], { stdout: "pipe", stderr: "pipe", timeout: 10_000 });
+  } catch (err) {
+    throw new EngineError(`codex binary ${binary.path} cannot be started: ${(err as Error).message}`);
+  }
+  const output = result.stdout?.toString().trim() ?? "";
+  if (result.exitCode !== 0 || !output.startsWith("codex")) {
+    const reason = result.exitCode === null ? "it did not answer --version" : `--version exited with ${result.exitCode}`;
+    throw new EngineError(`codex binary ${binary.path} does not run: ${reason}`);
+  }
+  return output;
+}

@@ -50,6 +50,15 @@ export async function* withFirstEventDeadline<T>(
   }
 }
 
+/**
+ * The SDK writes the prompt to codex's stdin without an error listener: a codex that exits before
+ * reading it raises EPIPE outside any promise, where it would take the whole server down.
+ */
+export function isChildPipeError(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === "EPIPE" || code === "ECONNRESET";
+}
+
 /** One `codex exec` process per turn, through @openai/codex-sdk. */
 export function createSdkEngine(options: SdkEngineOptions): Engine {
   const codex = new Codex({

@@ -21,6 +21,8 @@ export function streamRun(c: Context, events: AsyncIterable<RunEvent>, options: 
     stream.onAbort(options.onClientGone);
     const heartbeat = setInterval(() => void stream.write(HEARTBEAT), options.heartbeatMs);
     try {
+      // After a disconnect, writes fail silently; the events are still drained so that the run
+      // can end and clean up.
       for await (const { id, event, data } of events) {
         await stream.writeSSE({ id: String(id), event, data });
       }

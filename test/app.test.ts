@@ -1,0 +1,264 @@
+import { describe, expect, test } from "bun:test";
+import { createApp } from "../src/app";
+import type { ThreadEvent } from "../src/engine/types";
+import { createLogger } from "../src/log";
+import { RunRegistry } from "../src/runs/registry";
+import { completedTurn, type FakeEngine, fakeEngine, hangingTurn, USAGE } from "./fixtures/fake-engine";
+import { parseSse } from "./fixtures/sse";
+import { waitFor } from "./fixtures/wait-for";
+
+function setup(engine: FakeEngine, config: Partial<{ maxBodyBytes: number; heartbeatMs: number }> = {}) {
+  const logs: string[] = [];
+  const log = createLogger("info", (line) => void logs.push(line));
+  const runs = new RunRegistry(engine, log);
+  const app = createApp({
+    config: { maxBodyBytes: 1024, heartbeatMs: 15_000, defaultWorkDir: "/default/dir", ...config },
+    runs,
+    log,
+    newId: () => "generated-id",
+  });
+  const post = async (body: unknown, headers: Record<string, string> = { "content-type": "application/json" }) =>
+    await app.request("/messages", { method: "POST", headers, body: typeof body === "string" ? body : JSON.stringify(body) });
+  return { app, runs, logs, post };
+}
+
+const echo = () => fakeEngine(() => completedTurn("hello"));
+
+describe("GET /health", () => {
+  test("answers ok", async () => {
+    const res = await setup(echo()).app.request("/health");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("application/json");
+    expect(await res.text()).toBe('{"status":"ok"}');
+  });
+
+  test("HEAD works too, without a body", async () => {
+    const res = await setup(echo()).app.request("/health", { method: "HEAD" });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("");
+  });
+
+  test("other methods get 405 with Allow", async () => {
+    const res = await setup(echo()).app.request("/health", { method: "DELETE" });
+    expect(res.status).toBe(405);
+    expect(res.headers.get("allow")).toBe("GET, HEAD");
+    expect(await res.json()).toEqual({
+      error: { code: "method_not_allowed", message: "DELETE is not allowed on /health; use GET or HEAD." },
+    });
+  });
+});
+
+describe("request ids and logging", () => {
+  test("every response carries x-request-id: a valid incoming one is kept", async () => {
+    const { app } = setup(echo());
+    expect((await app.request("/health", { headers: { "x-request-id": "abc-123" } })).headers.get("x-request-id")).toBe("abc-123");
+    expect((await app.request("/health", { headers: { "x-request-id": "bad id\u0001" } })).headers.get("x-request-id")).toBe(
+      "generated-id",
+    );
+    expect((await app.request("/nowhere")).headers.get("x-request-id")).toBe("generated-id");
+  });
+
+  test("one log line per request with method, path, status, duration and request id", async () => {
+    const { app, logs } = setup(echo());
+    await app.request("/health?token=secret", { headers: { "x-request-id": "rid-1" } });
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z INFO {2}GET \/health status=200 duration_ms=[\d.]+ request_id=rid-1\n$/);
+  });
+});
+
+describe("unknown paths and methods", () => {
+  test.each([
+    ["GET", "/"],
+    ["GET", "/messages/extra"],
+    ["POST", "/runs"],
+  ])("%s %s -> 404", async (method, path) => {
+    const res = await setup(echo()).app.request(path, { method });
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ error: { code: "not_found", message: `There is no ${path} here.` } });
+  });
+
+  test("GET /messages -> 405", async () => {
+    const res = await setup(echo()).app.request("/messages");
+    expect(res.status).toBe(405);
+    expect(res.headers.get("allow")).toBe("POST");
+  });
+});
+
+describe("POST /messages rejects bad input before codex starts", () => {
+  const cases: Array<[string, { body: unknown; headers?: Record<string, string> }, number, string, string]> = [
+    ["no content type", { body: "{}", headers: {} }, 415, "unsupported_media_type", "Send the body as JSON with content-type: application/json."],
+    ["form data", { body: "type=user_message", headers: { "content-type": "application/x-www-form-urlencoded" } }, 415, "unsupported_media_type", "Send the body as JSON with content-type: application/json."],
+    ["text/plain", { body: '{"type":"user_message","message":"hi"}', headers: { "content-type": "text/plain" } }, 415, "unsupported_media_type", "Send the body as JSON with content-type: application/json."],
+    ["malformed JSON", { body: '{"type":' }, 400, "invalid_json", "The request body is not valid JSON."],
+    ["empty body", { body: "" }, 400, "invalid_json", "The request body is not valid JSON."],
+    ["a JSON array", { body: [] }, 422, "invalid_request", "body: must be a JSON object"],
+    ["a JSON string", { body: '"hi"' }, 422, "invalid_request", "body: must be a JSON object"],
+    ["no type", { body: { message: "hi" } }, 422, "invalid_request", "type: must be one of user_message, user_confirm, user_cancel, user_edit"],
+    ["unknown type", { body: { type: "shell", message: "hi" } }, 422, "invalid_request", "type: must be one of user_message, user_confirm, user_cancel, user_edit"],
+    ["no message", { body: { type: "user_message" } }, 422, "invalid_request", "message: Invalid input: expected string, received undefined"],
+    ["blank message", { body: { type: "user_message", message: " \n" } }, 422, "invalid_request", "message: must not be empty"],
+    ["message not a string", { body: { type: "user_message", message: 42 } }, 422, "invalid_request", "message: Invalid input: expected string, received number"],
+    ["relative work_dir", { body: { type: "user_message", message: "hi", work_dir: "src" } }, 422, "invalid_request", "work_dir: must be an absolute path"],
+    ["missing work_dir", { body: { type: "user_message", message: "hi", work_dir: "/no/such/dir" } }, 422, "invalid_request", "work_dir: must be an existing directory"],
+    ["work_dir is a file", { body: { type: "user_message", message: "hi", work_dir: "/etc/hostname" } }, 422, "invalid_request", "work_dir: must be an existing directory"],
+    ["id with a newline", { body: { type: "user_message", message: "hi", id: "a\nb" } }, 422, "invalid_request", "id: must be 1 to 128 letters, digits, '.', '_', ':' or '-'"],
+    ["id too long", { body: { type: "user_message", message: "hi", id: "x".repeat(129) } }, 422, "invalid_request", "id: must be 1 to 128 letters, digits, '.', '_', ':' or '-'"],
+    ["unknown field", { body: { type: "user_message", message: "hi", thread: "t" } }, 422, "invalid_request", "thread: unknown field"],
+    ["several problems", { body: { type: "user_message", message: "", work_dir: "x" } }, 422, "invalid_request", "message: must not be empty; work_dir: must be an absolute path"],
+    ["user_cancel", { body: { type: "user_cancel", id: "r1" } }, 501, "not_implemented", "user_cancel is not supported by this server yet; send user_message."],
+    ["user_confirm", { body: { type: "user_confirm", id: "r1", decision: "approve" } }, 501, "not_implemented", "user_confirm is not supported by this server yet; send user_message."],
+    ["user_edit", { body: { type: "user_edit", id: "r1", message: "x" } }, 501, "not_implemented", "user_edit is not supported by this server yet; send user_message."],
+    ["body over the limit", { body: { type: "user_message", message: "x".repeat(2000) } }, 413, "payload_too_large", "The request body is larger than 1024 bytes."],
+  ];
+
+  test.each(cases)("%s", async (_, request, status, code, message) => {
+    const engine = echo();
+    const { post } = setup(engine);
+    const res = await post(request.body, request.headers ?? { "content-type": "application/json" });
+    expect(res.status).toBe(status);
+    expect(res.headers.get("content-type")).toBe("application/json");
+    expect(await res.json()).toEqual({ error: { code, message } });
+    expect(engine.calls).toHaveLength(0);
+  });
+
+  test("a chunked body over the limit is cut off with 413 as well", async () => {
+    const engine = echo();
+    const { app } = setup(engine);
+    const chunk = new TextEncoder().encode(`{"type":"user_message","message":"${"x".repeat(600)}`);
+    const body = new ReadableStream({
+      start(controller) {
+        controller.enqueue(chunk);
+        controller.enqueue(chunk);
+        controller.close();
+      },
+    });
+    const res = await app.request("/messages", { method: "POST", headers: { "content-type": "application/json" }, body });
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("payload_too_large");
+    expect(engine.calls).toHaveLength(0);
+  });
+
+  test("application/json with a charset, and +json types, are JSON", async () => {
+    for (const type of ["application/json; charset=utf-8", "application/vnd.api+json"]) {
+      const res = await setup(echo()).post({ type: "user_message", message: "hi" }, { "content-type": type });
+      expect(res.status).toBe(200);
+      await res.text();
+    }
+  });
+});
+
+describe("POST /messages streams the turn", () => {
+  test("each event is one SSE frame, byte for byte, ending with done", async () => {
+    const engine = echo();
+    const { post } = setup(engine);
+    const res = await post({ type: "user_message", message: "say hello", id: "req-7", work_dir: "/tmp" });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/event-stream");
+    expect(res.headers.get("cache-control")).toBe("no-cache");
+    expect(res.headers.get("x-accel-buffering")).toBe("no");
+    expect(res.headers.get("x-request-id")).toBe("req-7");
+    const usage = JSON.stringify(USAGE);
+    expect(await res.text()).toBe(
+      "event: thread.started\n" +
+        'data: {"type":"thread.started","thread_id":"thread-1"}\n' +
+        "id: 1\n\n" +
+        "event: turn.started\n" +
+        'data: {"type":"turn.started"}\n' +
+        "id: 2\n\n" +
+        "event: item.completed\n" +
+        'data: {"type":"item.completed","item":{"id":"item_0","type":"agent_message","text":"hello"}}\n' +
+        "id: 3\n\n" +
+        "event: turn.completed\n" +
+        `data: {"type":"turn.completed","usage":${usage}}\n` +
+        "id: 4\n\n" +
+        "event: done\n" +
+        `data: {"status":"completed","thread_id":"thread-1","request_id":"req-7","usage":${usage},"error":null}\n` +
+        "id: 5\n\n",
+    );
+    expect(engine.calls.map(({ input, workDir }) => ({ input, workDir }))).toEqual([{ input: "say hello", workDir: "/tmp" }]);
+  });
+
+  test("without work_dir the turn runs in the default directory, with a generated id", async () => {
+    const engine = echo();
+    const res = await setup(engine).post({ type: "user_message", message: "hi" });
+    expect(res.headers.get("x-request-id")).toBe("generated-id");
+    const done = parseSse(await res.text()).frames.at(-1);
+    expect(JSON.parse(done?.data ?? "")).toMatchObject({ request_id: "generated-id" });
+    expect(engine.calls[0]?.workDir).toBe("/default/dir");
+  });
+
+  test("an engine that throws still ends the stream with done status error", async () => {
+    const engine = fakeEngine(async function* () {
+      yield { type: "thread.started", thread_id: "t-9" } satisfies ThreadEvent;
+      throw new Error("codex crashed");
+    });
+    const { frames } = parseSse(await (await setup(engine).post({ type: "user_message", message: "hi", id: "r" })).text());
+    expect(frames.map((frame) => frame.event)).toEqual(["thread.started", "done"]);
+    expect(JSON.parse(frames[1]?.data ?? "")).toEqual({
+      status: "error",
+      thread_id: "t-9",
+      request_id: "r",
+      usage: null,
+      error: "codex crashed",
+    });
+  });
+
+  test("a quiet turn gets heartbeat comments", async () => {
+    const engine = fakeEngine(async function* () {
+      await Bun.sleep(120);
+      yield* completedTurn("late");
+    });
+    const raw = await (await setup(engine, { heartbeatMs: 25 }).post({ type: "user_message", message: "hi" })).text();
+    expect(raw.startsWith(": keep-alive\n\n: keep-alive\n\n")).toBe(true);
+    const { frames, comments } = parseSse(raw);
+    expect(comments.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(comments)).toEqual(new Set([": keep-alive"]));
+    expect(frames.at(-1)?.event).toBe("done");
+  });
+
+  test("a client that goes away aborts the turn and frees its id", async () => {
+    const engine = fakeEngine(hangingTurn);
+    const { post, runs, logs } = setup(engine);
+    const res = await post({ type: "user_message", message: "hi", id: "gone" });
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    await reader.read();
+    expect(runs.size).toBe(1);
+    await reader.cancel();
+    await waitFor("the run to end", () => runs.size === 0, 2_000);
+    expect(engine.calls[0]?.signal.aborted).toBe(true);
+    expect(logs.some((line) => /turn finished request_id=gone thread_id=thread-hang status=cancelled/.test(line))).toBe(true);
+  });
+
+  test("an id that is already running gets 409", async () => {
+    const engine = fakeEngine(hangingTurn);
+    const { post, runs } = setup(engine);
+    const first = await post({ type: "user_message", message: "hi", id: "same" });
+    const second = await post({ type: "user_message", message: "hi", id: "same" });
+    expect(second.status).toBe(409);
+    expect(await second.json()).toEqual({ error: { code: "id_in_use", message: "a turn with id same is already running" } });
+    runs.stopAll("cancelled");
+    const done = parseSse(await first.text()).frames.at(-1);
+    expect(JSON.parse(done?.data ?? "").status).toBe("cancelled");
+    expect(engine.calls).toHaveLength(1);
+  });
+
+  test("concurrent turns never see each other's events", async () => {
+    const engine = fakeEngine(async function* (request) {
+      for (let i = 0; i < 5; i++) {
+        await Bun.sleep(1);
+        yield { type: "item.completed", item: { id: `i${i}`, type: "agent_message", text: request.input } } satisfies ThreadEvent;
+      }
+      yield { type: "turn.completed", usage: USAGE } satisfies ThreadEvent;
+    });
+    const { post } = setup(engine);
+    const bodies = await Promise.all(
+      Array.from({ length: 8 }, (_, n) => post({ type: "user_message", message: `m${n}`, id: `c${n}` }).then((res) => res.text())),
+    );
+    bodies.forEach((raw, n) => {
+      const { frames } = parseSse(raw);
+      expect(frames.map((frame) => frame.id)).toEqual(["1", "2", "3", "4", "5", "6", "7"]);
+      for (const frame of frames.slice(0, 5)) expect(JSON.parse(frame.data).item.text).toBe(`m${n}`);
+      expect(JSON.parse(frames[6]?.data ?? "").request_id).toBe(`c${n}`);
+    });
+  });
+});
