@@ -10,6 +10,8 @@ import { RunRegistry } from "./runs/registry";
 
 /** How long running turns get to end after being cancelled at shutdown. */
 const STOP_GRACE_MS = 5_000;
+/** How long finished streams get to flush their last frames before connections are cut. */
+const FLUSH_GRACE_MS = 1_000;
 
 export type RunningServer = {
   server: Server<undefined>;
@@ -59,9 +61,10 @@ export function startServer(config: Config, log: Logger, engine?: Engine): Runni
   let stopping: Promise<void> | undefined;
   const shutdown = () =>
     (stopping ??= (async () => {
-      void server.stop();
+      const drained = server.stop();
       runs.stopAll("cancelled");
       if (!(await runs.whenIdle(STOP_GRACE_MS))) log.warn("turns still running at shutdown", { count: runs.size });
+      await Promise.race([drained, Bun.sleep(FLUSH_GRACE_MS)]);
       await server.stop(true);
     })());
 

@@ -111,7 +111,7 @@ describe("POST /messages rejects bad input before codex starts", () => {
     ["body over the limit", { body: { type: "user_message", message: "x".repeat(2000) } }, 413, "payload_too_large", "The request body is larger than 1024 bytes."],
   ];
 
-  test.each(cases)("%s", async (_, request, status, code, message) => {
+  for (const [name, request, status, code, message] of cases) test(`${name} -> ${status} ${code}`, async () => {
     const engine = echo();
     const { post } = setup(engine);
     const res = await post(request.body, request.headers ?? { "content-type": "application/json" });

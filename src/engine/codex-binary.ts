@@ -99,9 +99,12 @@ export function probeCodex(binary: CodexBinary): string {
     throw new EngineError(`codex binary ${binary.path} cannot be started: ${(err as Error).message}`);
   }
   const output = result.stdout?.toString().trim() ?? "";
-  if (result.exitCode !== 0 || !output.startsWith("codex")) {
+  if (result.exitCode !== 0) {
     const reason = result.exitCode === null ? "it did not answer --version" : `--version exited with ${result.exitCode}`;
     throw new EngineError(`codex binary ${binary.path} does not run: ${reason}`);
+  }
+  if (!output.startsWith("codex")) {
+    throw new EngineError(`${binary.path} is not codex: --version printed ${JSON.stringify(output.slice(0, 80))}`);
   }
   return output;
 }

@@ -1,0 +1,199 @@
+/** The CLI as users run it: `bun src/cli.ts`, a separate process, with the real codex and the scripted model. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runCli, startCli } from "./fixtures/cli-process";
+import { type CodexHome, createCodexHome } from "./fixtures/codex-home";
+import { type MockModel, startMockModel } from "./fixtures/mock-model";
+import { codexProcessesUnder, isAlive } from "./fixtures/processes";
+import { readSse, sseReader } from "./fixtures/sse";
+import { waitFor } from "./fixtures/wait-for";
+
+const BYPASS = "--dangerously-bypass-approvals-and-sandbox";
+const ANSI = /\u001b\[[0-9;]*m/g;
+
+let model: MockModel;
+let home: CodexHome;
+let scratch: string;
+
+beforeAll(() => {
+  model = startMockModel();
+  home = createCodexHome(model.url);
+  scratch = mkdtempSync(join(tmpdir(), "cli-test-"));
+});
+
+afterAll(async () => {
+  await model.stop();
+  home.remove();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+const post = (url: string, body: unknown, init: RequestInit = {}) =>
+  fetch(`${url}/messages`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), ...init });
+
+const agentTexts = (frames: { event: string; data: string }[]) =>
+  frames
+    .filter((f) => f.event === "item.completed" && JSON.parse(f.data).item.type === "agent_message")
+    .map((f) => JSON.parse(f.data).item.text);
+
+describe("flags that end the process", () => {
+  test("--help lists every option with its default", async () => {
+    const { code, stdout, stderr } = await runCli(["--help"]);
+    expect(code).toBe(0);
+    expect(stderr).toBe("");
+    const help = stdout.replace(ANSI, "");
+    expect(help).toContain("USAGE sse-http-server [OPTIONS]");
+    expect(help).toMatch(/-a, --addr=<HOST:PORT>\s+Address to listen on.*\(Default: 0\.0\.0\.0:8081\)/);
+    expect(help).toMatch(/--dangerously-bypass-approvals-and-sandbox=<true\|false>\s+Run codex with sandbox danger-full-access.*\(Default: true\)/);
+    expect(help).toMatch(/--max-body-bytes=<BYTES>.*\(Default: 1048576\)/);
+    expect(help).toMatch(/--codex-path=<PATH>\s+The codex binary \(env CODEX_PATH\)/);
+  });
+
+  const usageErrors: Array<[string, string[], string]> = [
+    ["a bad address", ["--addr", "localhost"], 'error: invalid address "localhost": expected HOST:PORT, e.g. 127.0.0.1:8081 or [::1]:8081\n'],
+    ["an unbracketed IPv6 address", ["-a", "::1:8081"], 'error: invalid address "::1:8081": expected HOST:PORT, e.g. 127.0.0.1:8081 or [::1]:8081\n'],
+    ["a bad bypass value", [`${BYPASS}=nope`], `error: invalid value "nope" for ${BYPASS}: expected true or false\n`],
+    ["an unknown option", ["--port", "80"], "error: unknown option --port; see --help\n"],
+  ];
+  for (const [name, args, message] of usageErrors) {
+    test(`${name}: one line, exit code 2`, async () => {
+      expect(await runCli(args)).toEqual({ code: 2, stdout: "", stderr: message });
+    });
+  }
+
+  test("a port in use: one line, exit code 1", async () => {
+    const taken = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("taken") });
+    try {
+      expect(await runCli(["-a", `127.0.0.1:${taken.port}`], home.env)).toEqual({
+        code: 1,
+        stdout: "",
+        stderr: `error: cannot listen on http://127.0.0.1:${taken.port}: the address is already in use\n`,
+      });
+    } finally {
+      await taken.stop(true);
+    }
+  });
+
+  test("no codex: one line at start-up, exit code 1", async () => {
+    const missing = join(scratch, "no-codex");
+    expect(await runCli(["-a", "127.0.0.1:0", "--codex-path", missing])).toEqual({
+      code: 1,
+      stdout: "",
+      stderr: `error: codex binary ${missing} is missing or not executable\n`,
+    });
+  });
+});
+
+describe("a running server", () => {
+  test("banner, a full turn, and one log line per request", async () => {
+    const cli = await startCli(["-a", "127.0.0.1:0"], home.env);
+    try {
+      const port = new URL(cli.url).port;
+      const banner = cli.stdout().trimEnd().split("\n");
+      expect(banner[0]).toMatch(/^╭─+╮$/);
+      expect(banner.at(-1)).toMatch(/^╰─+╯$/);
+      expect(banner.map((line) => line.replace(/^│ {2}| +│$/g, ""))).toEqual([
+        banner[0] as string,
+        expect.stringMatching(/^codex-http-server \d+\.\d+\.\d+ \(codex-cli \d+\.\d+\.\d+\)$/),
+        "",
+        `Server listening on: http://127.0.0.1:${port}`,
+        "",
+        "Endpoints:",
+        "  GET  /health     health check",
+        "  POST /messages   run a Codex turn, streamed as SSE",
+        "",
+        "Mode: bypass ON (sandbox danger-full-access, approvals never)",
+        banner.at(-1) as string,
+      ]);
+
+      const health = await fetch(`${cli.url}/health`, { headers: { "x-request-id": "health-1" } });
+      expect(await health.text()).toBe('{"status":"ok"}');
+      const { frames } = await readSse(await post(cli.url, { type: "user_message", message: "say from the cli", id: "cli-turn-1" }));
+      expect(agentTexts(frames)).toEqual(["from the cli"]);
+      expect(JSON.parse(frames.at(-1)?.data ?? "{}")).toMatchObject({ status: "completed", request_id: "cli-turn-1" });
+
+      await waitFor("the turn's log line", () => cli.stderr().includes("turn finished request_id=cli-turn-1"));
+      const lines = cli.stderr().trimEnd().split("\n");
+      expect(lines).toHaveLength(3);
+      expect(lines[0]).toMatch(/^\S+Z INFO {2}GET \/health status=200 duration_ms=[\d.]+ request_id=health-1$/);
+      expect(lines[1]).toMatch(/^\S+Z INFO {2}POST \/messages status=200 duration_ms=[\d.]+ request_id=cli-turn-1$/);
+      expect(lines[2]).toMatch(/^\S+Z INFO {2}turn finished request_id=cli-turn-1 thread_id=[0-9a-f-]{36} status=completed duration_ms=\d+$/);
+    } finally {
+      expect(await cli.stop()).toBe(0);
+    }
+  });
+
+  test("listens on IPv6 loopback", async () => {
+    const cli = await startCli(["-a", "[::1]:0"], home.env);
+    try {
+      expect(cli.url).toMatch(/^http:\/\/\[::1\]:\d+$/);
+      const res = await fetch(`${cli.url}/health`);
+      expect(res.status).toBe(200);
+    } finally {
+      expect(await cli.stop()).toBe(0);
+    }
+  });
+
+  for (const args of [[BYPASS, "false"], [`${BYPASS}=false`]]) {
+    test(`${args.join(" ")}: the banner says so and the model sees codex's sandbox`, async () => {
+      // A fresh CODEX_HOME: codex marks a directory trusted (workspace-write) once it ran there with full access.
+      const fresh = createCodexHome(model.url);
+      const cli = await startCli(["-a", "127.0.0.1:0", ...args], fresh.env);
+      try {
+        expect(cli.stdout()).toContain("Mode: bypass OFF (codex's own sandbox and approval defaults)");
+        const { frames } = await readSse(await post(cli.url, { type: "user_message", message: "sandbox" }));
+        expect(agentTexts(frames)).toEqual(["read-only"]);
+      } finally {
+        expect(await cli.stop()).toBe(0);
+        fresh.remove();
+      }
+    });
+  }
+
+  test("RUST_LOG=error keeps info lines out; RUST_LOG=debug adds debug lines", async () => {
+    const quiet = await startCli(["-a", "127.0.0.1:0"], { ...home.env, RUST_LOG: "error" });
+    await fetch(`${quiet.url}/health`);
+    expect(await quiet.stop()).toBe(0);
+    expect(quiet.stderr()).toBe("");
+
+    const chatty = await startCli(["-a", "127.0.0.1:0"], { ...home.env, RUST_LOG: "debug" });
+    expect(await chatty.stop()).toBe(0);
+    expect(chatty.stderr()).toMatch(/ DEBUG codex binary path=\S+\/codex\n/);
+    expect(chatty.stderr()).toMatch(/ INFO {2}shutting down signal=SIGTERM running_turns=0\n/);
+  });
+
+  test("SIGTERM during a turn: the stream ends cancelled, exit code 0, no codex left", async () => {
+    const cli = await startCli(["-a", "127.0.0.1:0"], home.env);
+    const res = await post(cli.url, { type: "user_message", message: "sleep 60000 never", id: "at-shutdown" });
+    const stream = sseReader(res);
+    await stream.until((f) => f.event === "turn.started");
+    const codex = await waitFor("a codex process", () => {
+      const found = codexProcessesUnder(cli.process.pid);
+      return found.length > 0 ? found : undefined;
+    });
+    expect(await cli.stop("SIGTERM")).toBe(0);
+    const { frames } = await stream.rest();
+    expect(frames.at(-1)?.event).toBe("done");
+    expect(JSON.parse(frames.at(-1)?.data ?? "{}")).toMatchObject({ status: "cancelled", request_id: "at-shutdown" });
+    for (const pid of codex) expect(isAlive(pid)).toBe(false);
+  });
+
+  test("a codex that dies before reading its input fails the turn, not the server", async () => {
+    const fake = join(scratch, "codex-dies");
+    writeFileSync(fake, '#!/bin/sh\n[ "$1" = --version ] && { echo "codex-cli 0.0.0"; exit 0; }\nexit 3\n');
+    chmodSync(fake, 0o755);
+    const cli = await startCli(["-a", "127.0.0.1:0"], { ...home.env, CODEX_PATH: fake });
+    try {
+      for (const id of ["dies-1", "dies-2"]) {
+        const { frames } = await readSse(await post(cli.url, { type: "user_message", message: "x".repeat(900_000), id }));
+        expect(frames.map((f) => f.event)).toEqual(["done"]);
+        expect(JSON.parse(frames[0]?.data ?? "{}")).toMatchObject({ status: "error", request_id: id, error: expect.stringContaining("code 3") });
+      }
+      expect((await fetch(`${cli.url}/health`)).status).toBe(200);
+    } finally {
+      expect(await cli.stop()).toBe(0);
+    }
+    expect(cli.stderr()).not.toContain("uncaught");
+  });
+});
