@@ -1,0 +1,66 @@
+/** The single-file executable, built as `bun run build` builds it, started from another directory. */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { locateCodex } from "../src/engine/codex-binary";
+import { type CodexHome, createCodexHome } from "./fixtures/codex-home";
+import { type MockModel, startMockModel } from "./fixtures/mock-model";
+import { readSse } from "./fixtures/sse";
+import { waitFor } from "./fixtures/wait-for";
+
+const root = new URL("..", import.meta.url).pathname;
+let dir: string;
+let model: MockModel;
+let home: CodexHome;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "compiled-"));
+  const build = Bun.spawnSync(["bun", "run", "build", "--outfile", join(dir, "sse-http-server")], { cwd: root, stderr: "pipe" });
+  if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
+  model = startMockModel();
+  home = createCodexHome(model.url);
+}, 120_000);
+
+afterAll(async () => {
+  await model.stop();
+  home.remove();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const env = () => ({ PATH: "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", ...home.env });
+
+test("without a codex it can find, it stops at start-up with one line", async () => {
+  const child = Bun.spawn([join(dir, "sse-http-server"), "-a", "127.0.0.1:0"], { cwd: "/", env: env(), stdout: "pipe", stderr: "pipe" });
+  expect(await child.exited).toBe(1);
+  expect(await new Response(child.stderr).text()).toBe(
+    "error: codex binary not found: run `bun install` in the checkout, put `codex` on PATH or beside the executable, or pass --codex-path / CODEX_PATH\n",
+  );
+});
+
+test("with codex beside it, started from /, it serves a full turn", async () => {
+  const codex = locateCodex({ explicitPath: undefined, pathEnv: "", executableDir: root });
+  symlinkSync(codex.path, join(dir, "codex"));
+  const child = Bun.spawn([join(dir, "sse-http-server"), "-a", "127.0.0.1:0"], { cwd: "/", env: env(), stdout: "pipe", stderr: "pipe" });
+  try {
+    let banner = "";
+    const reading = (async () => {
+      for await (const chunk of child.stdout) banner += new TextDecoder().decode(chunk);
+    })();
+    const url = await waitFor("the banner", () => /Server listening on: (http:\/\/\S+)/.exec(banner)?.[1], 15_000);
+    const res = await fetch(`${url}/messages`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ type: "user_message", message: "run pwd" }),
+    });
+    const { frames } = await readSse(res);
+    const texts = frames.filter((f) => f.event === "item.completed" && JSON.parse(f.data).item.type === "agent_message");
+    expect(JSON.parse(texts[0]?.data ?? "{}").item.text).toBe("ran: /");
+    expect(JSON.parse(frames.at(-1)?.data ?? "{}").status).toBe("completed");
+    child.kill("SIGTERM");
+    expect(await child.exited).toBe(0);
+    await reading;
+  } finally {
+    child.kill("SIGKILL");
+  }
+}, 60_000);
