@@ -199,3 +199,23 @@ describe("bypass off", () => {
     expect(await Bun.file(join(workDir, "written.txt")).exists()).toBe(false);
   });
 });
+
+describe("authentication errors reach the client", () => {
+  test("a rejected API key: done status failed, with the model's 401", async () => {
+    const { frames } = await readSse(await server.send({ type: "user_message", message: "unauthorized" }));
+    expect(frames.map((f) => f.event).slice(-3)).toEqual(["error", "turn.failed", "done"]);
+    expect(json(frames.at(-1)).status).toBe("failed");
+    expect(json(frames.at(-1)).error).toStartWith("unexpected status 401 Unauthorized: Incorrect API key provided.");
+  });
+
+  test("no API key in codex's environment: done status failed, naming the variable", async () => {
+    const keyless = startTestServer({}, { apiKey: false });
+    try {
+      const { frames } = await readSse(await keyless.send({ type: "user_message", message: "say hi" }));
+      expect(json(frames.at(-1))).toMatchObject({ status: "failed", error: "Missing environment variable: `MOCK_API_KEY`." });
+      expect(keyless.model.requests).toHaveLength(0);
+    } finally {
+      await keyless.close();
+    }
+  });
+});
