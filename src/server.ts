@@ -4,7 +4,6 @@ import { createApp } from "./app";
 import type { Config } from "./config";
 import { locateCodex, probeCodex } from "./engine/codex-binary";
 import { createSdkEngine, isChildPipeError } from "./engine/sdk-engine";
-import type { Engine } from "./engine/types";
 import type { Logger } from "./log";
 import { RunRegistry } from "./runs/registry";
 
@@ -29,7 +28,7 @@ export function formatUrl(host: string, port: number): string {
   return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
 
-export function startServer(config: Config, log: Logger, engine?: Engine): RunningServer {
+export function startServer(config: Config, log: Logger): RunningServer {
   const codex = locateCodex({
     explicitPath: config.codexPath,
     pathEnv: config.codexEnv.PATH,
@@ -37,16 +36,13 @@ export function startServer(config: Config, log: Logger, engine?: Engine): Runni
   });
   const codexVersion = probeCodex(codex);
   guardAgainstChildPipeErrors(log);
-  const runs = new RunRegistry(
-    engine ??
-      createSdkEngine({
-        codex,
-        env: config.codexEnv,
-        bypassApprovalsAndSandbox: config.bypassApprovalsAndSandbox,
-        firstEventTimeoutMs: config.firstEventTimeoutMs,
-      }),
-    log,
-  );
+  const engine = createSdkEngine({
+    codex,
+    env: config.codexEnv,
+    bypassApprovalsAndSandbox: config.bypassApprovalsAndSandbox,
+    firstEventTimeoutMs: config.firstEventTimeoutMs,
+  });
+  const runs = new RunRegistry(engine, log);
   const app = createApp({ config, runs, log });
 
   let server: Server<undefined>;
@@ -62,7 +58,7 @@ export function startServer(config: Config, log: Logger, engine?: Engine): Runni
   const shutdown = () =>
     (stopping ??= (async () => {
       const drained = server.stop();
-      runs.stopAll("cancelled");
+      runs.close("cancelled");
       if (!(await runs.whenIdle(STOP_GRACE_MS))) log.warn("turns still running at shutdown", { count: runs.size });
       await Promise.race([drained, Bun.sleep(FLUSH_GRACE_MS)]);
       await server.stop(true);

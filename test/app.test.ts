@@ -236,10 +236,23 @@ describe("POST /messages streams the turn", () => {
     const second = await post({ type: "user_message", message: "hi", id: "same" });
     expect(second.status).toBe(409);
     expect(await second.json()).toEqual({ error: { code: "id_in_use", message: "a turn with id same is already running" } });
-    runs.stopAll("cancelled");
+    runs.close("cancelled");
     const done = parseSse(await first.text()).frames.at(-1);
     expect(JSON.parse(done?.data ?? "").status).toBe("cancelled");
     expect(engine.calls).toHaveLength(1);
+  });
+
+  test("once shutdown began, a new turn gets 503 and never starts", async () => {
+    const engine = echo();
+    const { post, runs } = setup(engine);
+    runs.close("cancelled");
+    const res = await post({ type: "user_message", message: "hi" });
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBe("5");
+    expect(await res.json()).toEqual({
+      error: { code: "shutting_down", message: "the server is shutting down and starts no new turns" },
+    });
+    expect(engine.calls).toHaveLength(0);
   });
 
   test("concurrent turns never see each other's events", async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import type { ThreadEvent } from "../src/engine/types";
 import { createLogger } from "../src/log";
-import { RunIdInUseError, RunRegistry } from "../src/runs/registry";
+import { RunIdInUseError, RunRegistry, RunsClosedError } from "../src/runs/registry";
 import type { DoneData, RunEvent } from "../src/runs/run";
 import { completedTurn, fakeEngine, hangingTurn, USAGE } from "./fixtures/fake-engine";
 
@@ -106,15 +106,16 @@ describe("RunRegistry", () => {
     await collect(runs.start("same", turn).events);
   });
 
-  test("stopAll cancels every run, and whenIdle resolves when they are gone", async () => {
+  test("close cancels every run and refuses new ones; whenIdle resolves when they are gone", async () => {
     const runs = new RunRegistry(fakeEngine(hangingTurn), quiet);
     const streams = ["a", "b", "c"].map((id) => collect(runs.start(id, turn).events));
     expect(runs.size).toBe(3);
     expect(await runs.whenIdle(20)).toBe(false);
     const idle = runs.whenIdle(5_000);
-    runs.stopAll("cancelled");
+    runs.close("cancelled");
     expect(await idle).toBe(true);
     for (const events of await Promise.all(streams)) expect(doneOf(events).status).toBe("cancelled");
     expect(await runs.whenIdle(0)).toBe(true);
+    expect(() => runs.start("d", turn)).toThrow(new RunsClosedError());
   });
 });

@@ -3,7 +3,7 @@ import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { AppDeps, AppEnv } from "../app";
 import { ApiError } from "../errors";
-import { RunIdInUseError } from "../runs/registry";
+import { RunIdInUseError, RunsClosedError } from "../runs/registry";
 import { describeIssues, messageRequestSchema } from "../schemas";
 import { streamRun } from "../sse/stream-run";
 import { methodNotAllowed } from "./method-not-allowed";
@@ -51,6 +51,7 @@ export function messagesRoute({ config, runs }: AppDeps): Hono<AppEnv> {
           started = runs.start(requestId, { input: body.message, workDir: body.work_dir ?? config.defaultWorkDir });
         } catch (err) {
           if (err instanceof RunIdInUseError) throw new ApiError(409, "id_in_use", err.message);
+          if (err instanceof RunsClosedError) throw new ApiError(503, "shutting_down", err.message, { "retry-after": "5" });
           throw err;
         }
         // A turn may be quiet for minutes; heartbeats keep it alive, not Bun's idle timer.

@@ -8,10 +8,17 @@ export class RunIdInUseError extends Error {
   }
 }
 
+export class RunsClosedError extends Error {
+  constructor() {
+    super("the server is shutting down and starts no new turns");
+  }
+}
+
 /** The turns in flight, so that they can be found by id and stopped together at shutdown. */
 export class RunRegistry {
   private readonly active = new Map<string, Run>();
   private readonly idleWaiters = new Set<() => void>();
+  private closed = false;
 
   constructor(
     private readonly engine: Engine,
@@ -25,6 +32,7 @@ export class RunRegistry {
 
   /** Registers a run; it leaves the registry when its event stream ends or is abandoned. */
   start(id: string, turn: TurnInput): { run: Run; events: AsyncGenerator<RunEvent> } {
+    if (this.closed) throw new RunsClosedError();
     if (this.active.has(id)) throw new RunIdInUseError(id);
     const run = new Run(id, this.engine, turn, this.log, this.now);
     this.active.set(id, run);
@@ -42,7 +50,9 @@ export class RunRegistry {
     return { run, events: tracked() };
   }
 
-  stopAll(reason: StopReason): void {
+  /** Refuses new runs from now on and stops the running ones. */
+  close(reason: StopReason): void {
+    this.closed = true;
     for (const run of this.active.values()) run.stop(reason);
   }
 
