@@ -2,13 +2,18 @@ import { Hono } from "hono";
 import type { Config } from "./config";
 import { ApiError, errorResponse, toApiError } from "./errors";
 import type { Logger } from "./log";
+import { checkOrigin, isLoopbackHost, requireBearerToken, requireLoopbackHost } from "./middleware/access";
 import { healthRoute } from "./routes/health";
 import { messagesRoute } from "./routes/messages";
+import { runsRoute } from "./routes/runs";
 import type { RunRegistry } from "./runs/registry";
 import { requestIdSchema } from "./schemas";
 
 export type AppDeps = {
-  config: Pick<Config, "maxBodyBytes" | "heartbeatMs" | "defaultWorkDir">;
+  config: Pick<
+    Config,
+    "host" | "maxBodyBytes" | "heartbeatMs" | "defaultWorkDir" | "workspaceRoot" | "authToken" | "allowedOrigins"
+  >;
   runs: RunRegistry;
   log: Logger;
   now?: () => number;
@@ -40,8 +45,13 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     });
   });
 
+  if (isLoopbackHost(deps.config.host)) app.use(requireLoopbackHost());
+  app.use(checkOrigin(deps.config.allowedOrigins));
   app.route("/health", healthRoute());
+  // Registered after /health, which stays open to load balancers and probes.
+  if (deps.config.authToken !== undefined) app.use(requireBearerToken(deps.config.authToken));
   app.route("/messages", messagesRoute(deps));
+  app.route("/runs", runsRoute(deps));
 
   app.notFound((c) => errorResponse(c, new ApiError(404, "not_found", `There is no ${c.req.path} here.`)));
   app.onError((err, c) => {

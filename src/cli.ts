@@ -1,9 +1,12 @@
 #!/usr/bin/env bun
+import { realpathSync, statSync } from "node:fs";
 import { isIP } from "node:net";
+import { totalmem } from "node:os";
 import { type ArgsDef, defineCommand, type ParsedArgs, runMain } from "citty";
 import pkg from "../package.json" with { type: "json" };
-import { type Config, DEFAULTS, LOG_LEVELS, type LogLevel } from "./config";
+import { type Config, DEFAULTS, defaultMaxConcurrentTurns, LOG_LEVELS, type LogLevel } from "./config";
 import { EngineError } from "./engine/types";
+import { isLoopbackHost } from "./middleware/access";
 import { createLogger } from "./log";
 import { handleSignals, ListenError, startServer } from "./server";
 
@@ -34,6 +37,43 @@ export const args = {
     type: "string",
     valueHint: "PATH",
     description: "The codex binary (env CODEX_PATH); default: the SDK's, then beside this executable, then PATH",
+  },
+  "auth-token": {
+    type: "string",
+    valueHint: "TOKEN",
+    description: "Require Authorization: Bearer TOKEN on every route but /health (env CODEX_SERVER_AUTH_TOKEN, preferred: argv is visible to other users)",
+  },
+  "allowed-origins": {
+    type: "string",
+    valueHint: "ORIGINS",
+    description: "Comma-separated browser origins, besides the server's own, that may call the API, e.g. https://app.example.com",
+  },
+  "max-concurrent-turns": {
+    type: "string",
+    valueHint: "N",
+    description: "Turns running at once; more get 429 (default: as many codex processes of ~150 MB as fit in half the memory)",
+  },
+  "turn-timeout": {
+    type: "string",
+    valueHint: "SECONDS",
+    description: "Stop a turn that runs longer; its stream ends with done status timeout (default: none)",
+  },
+  "workspace-root": {
+    type: "string",
+    valueHint: "DIR",
+    description: "Every work_dir must lie inside DIR (symlinks resolved); DIR is the default work_dir",
+  },
+  "shutdown-timeout": {
+    type: "string",
+    default: String(DEFAULTS.shutdownTimeoutSeconds),
+    valueHint: "SECONDS",
+    description: "On SIGTERM/SIGINT, how long running turns may finish before they are cancelled",
+  },
+  "idle-timeout": {
+    type: "string",
+    default: String(DEFAULTS.idleTimeoutSeconds),
+    valueHint: "SECONDS",
+    description: "Close a connection that sends nothing for this long, e.g. a stalled request body (1-255; SSE streams excepted)",
   },
 } as const satisfies ArgsDef;
 
@@ -105,6 +145,48 @@ export function parseByteSize(name: string, text: string): number {
   return bytes;
 }
 
+export function parsePositiveInteger(name: string, text: string, max = Number.MAX_SAFE_INTEGER): number {
+  const value = Number(text.trim());
+  if (!/^\d+$/.test(text.trim()) || value < 1 || value > max) {
+    throw new ConfigError(`invalid value "${text}" for --${name}: expected a whole number from 1 to ${max}`);
+  }
+  return value;
+}
+
+/** Seconds as a positive number (fractions allowed), returned in milliseconds. */
+export function parseSeconds(name: string, text: string): number {
+  const value = Number(text.trim());
+  if (!/^\d+(\.\d+)?$/.test(text.trim()) || value <= 0) {
+    throw new ConfigError(`invalid value "${text}" for --${name}: expected a positive number of seconds`);
+  }
+  return Math.round(value * 1000);
+}
+
+/** `https://a.example, http://localhost:3000` → exact origins; paths, wildcards and junk are refused. */
+export function parseOrigins(text: string): string[] {
+  return text
+    .split(",")
+    .map((part) => part.trim())
+    .filter(Boolean)
+    .map((part) => {
+      let origin: string | undefined;
+      try {
+        origin = new URL(part).origin;
+      } catch {}
+      if (origin === undefined || origin === "null" || origin !== part.replace(/\/$/, "").toLowerCase()) {
+        throw new ConfigError(`invalid origin "${part}" for --allowed-origins: expected scheme://host[:port], e.g. https://app.example.com`);
+      }
+      return origin;
+    });
+}
+
+export function parseDirectory(name: string, path: string): string {
+  try {
+    if (statSync(path).isDirectory()) return realpathSync(path);
+  } catch {}
+  throw new ConfigError(`invalid value "${path}" for --${name}: not an existing directory`);
+}
+
 /**
  * RUST_LOG as codex and env_logger read it: `debug`, or directives like `warn,codex_http_server=debug`.
  * A bare level sets the default; a directive naming this server overrides it. Unknown words are
@@ -130,15 +212,20 @@ export function buildConfig(
   parsed: ParsedArgs<typeof args>,
   env: Record<string, string | undefined>,
   cwd: string,
+  totalMemoryBytes: number,
 ): { config: Config; warnings: string[] } {
   const unknown = Object.keys(parsed).filter((key) => !KNOWN_KEYS.has(key));
   if (unknown.length > 0) throw new ConfigError(`unknown option --${unknown[0]}; see --help`);
   if (parsed._.length > 0) throw new ConfigError(`unexpected argument "${parsed._[0]}"; see --help`);
   const { host, port } = parseAddress(parsed.addr);
   const { level, warning } = parseLogLevel(env.RUST_LOG);
+  // The token is for clients of this server; codex has no use for it.
   const codexEnv = Object.fromEntries(
-    Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined),
+    Object.entries(env).filter(
+      (entry): entry is [string, string] => entry[1] !== undefined && entry[0] !== "CODEX_SERVER_AUTH_TOKEN",
+    ),
   );
+  const workspaceRoot = parsed["workspace-root"] ? parseDirectory("workspace-root", parsed["workspace-root"]) : undefined;
   return {
     config: {
       host,
@@ -146,17 +233,38 @@ export function buildConfig(
       bypassApprovalsAndSandbox: parseBoolean(BYPASS_FLAG, parsed[BYPASS_FLAG]),
       maxBodyBytes: parseByteSize("max-body-bytes", parsed["max-body-bytes"]),
       logLevel: level,
-      defaultWorkDir: cwd,
+      defaultWorkDir: workspaceRoot ?? cwd,
       codexPath: parsed["codex-path"] || env.CODEX_PATH || undefined,
       codexEnv,
       heartbeatMs: DEFAULTS.heartbeatMs,
       firstEventTimeoutMs: DEFAULTS.firstEventTimeoutMs,
+      authToken: parsed["auth-token"] || env.CODEX_SERVER_AUTH_TOKEN || undefined,
+      allowedOrigins: parsed["allowed-origins"] ? parseOrigins(parsed["allowed-origins"]) : [],
+      maxConcurrentTurns: parsed["max-concurrent-turns"]
+        ? parsePositiveInteger("max-concurrent-turns", parsed["max-concurrent-turns"])
+        : defaultMaxConcurrentTurns(totalMemoryBytes),
+      turnTimeoutMs: parsed["turn-timeout"] ? parseSeconds("turn-timeout", parsed["turn-timeout"]) : undefined,
+      workspaceRoot,
+      shutdownTimeoutMs: parseSeconds("shutdown-timeout", parsed["shutdown-timeout"]),
+      idleTimeoutSeconds: parsePositiveInteger("idle-timeout", parsed["idle-timeout"], 255),
     },
     warnings: warning ? [warning] : [],
   };
 }
 
-export function banner(url: string, codexVersion: string, config: Pick<Config, "bypassApprovalsAndSandbox">): string {
+export const EXPOSED_WARNING =
+  "WARNING: reachable beyond loopback, with bypass ON and no --auth-token: anyone who can reach this port can run any command on this host.";
+
+/** Listening beyond loopback, running codex without a sandbox, and letting anyone in. */
+export function isExposed(config: Pick<Config, "host" | "bypassApprovalsAndSandbox" | "authToken">): boolean {
+  return !isLoopbackHost(config.host) && config.bypassApprovalsAndSandbox && config.authToken === undefined;
+}
+
+export function banner(
+  url: string,
+  codexVersion: string,
+  config: Pick<Config, "host" | "bypassApprovalsAndSandbox" | "authToken">,
+): string {
   const mode = config.bypassApprovalsAndSandbox
     ? "Mode: bypass ON (sandbox danger-full-access, approvals never)"
     : "Mode: bypass OFF (codex's own sandbox and approval defaults)";
@@ -166,10 +274,13 @@ export function banner(url: string, codexVersion: string, config: Pick<Config, "
     `Server listening on: ${url}`,
     "",
     "Endpoints:",
-    "  GET  /health     health check",
-    "  POST /messages   run a Codex turn, streamed as SSE",
+    "  GET    /health      health check",
+    "  POST   /messages    run a Codex turn, streamed as SSE",
+    "  DELETE /runs/{id}   cancel a running turn",
     "",
     mode,
+    config.authToken === undefined ? "Auth: none" : "Auth: bearer token required",
+    ...(isExposed(config) ? ["", EXPOSED_WARNING] : []),
   ];
   const width = Math.max(...lines.map((line) => line.length));
   const rule = "─".repeat(width + 4);
@@ -187,7 +298,7 @@ export const command = defineCommand({
   run({ args: parsed }) {
     let built: ReturnType<typeof buildConfig>;
     try {
-      built = buildConfig(parsed, process.env, process.cwd());
+      built = buildConfig(parsed, process.env, process.cwd(), totalmem());
     } catch (err) {
       if (err instanceof ConfigError) fail(err.message, 2);
       throw err;
@@ -199,6 +310,7 @@ export const command = defineCommand({
       const running = startServer(config, log);
       handleSignals(running, log);
       process.stdout.write(`${banner(running.url, running.codexVersion, config)}\n`);
+      if (isExposed(config)) log.warn(EXPOSED_WARNING);
       log.debug("codex binary", { path: running.codexPath });
     } catch (err) {
       if (err instanceof ListenError || err instanceof EngineError) fail(err.message, 1);

@@ -18,6 +18,20 @@ export type Config = {
   heartbeatMs: number;
   /** A codex that has produced no event by then is treated as broken and stopped. */
   firstEventTimeoutMs: number;
+  /** Required as `Authorization: Bearer` on every route but /health, when set. */
+  authToken: string | undefined;
+  /** Browser origins, besides the server's own, that may call the API (answered with CORS). */
+  allowedOrigins: string[];
+  /** Turns beyond this many at once are refused with 429. */
+  maxConcurrentTurns: number;
+  /** A turn still running after this long is stopped with status `timeout`. */
+  turnTimeoutMs: number | undefined;
+  /** When set (a real path), every work_dir must lie inside it, and it is the default work_dir. */
+  workspaceRoot: string | undefined;
+  /** How long running turns may go on after SIGTERM before they are cancelled. */
+  shutdownTimeoutMs: number;
+  /** A connection that sends nothing for this long is closed (SSE streams excepted). */
+  idleTimeoutSeconds: number;
 };
 
 export const DEFAULTS = {
@@ -25,4 +39,14 @@ export const DEFAULTS = {
   maxBodyBytes: 1024 * 1024,
   heartbeatMs: 15_000,
   firstEventTimeoutMs: 60_000,
+  shutdownTimeoutSeconds: 30,
+  idleTimeoutSeconds: 10,
 } as const;
+
+/** What one codex process costs in memory, measured here (see the README's Limits section). */
+export const CODEX_PROCESS_BYTES = 150 * 1024 * 1024;
+
+/** As many turns as fit in half of the machine's memory, at least one. */
+export function defaultMaxConcurrentTurns(totalMemoryBytes: number): number {
+  return Math.max(1, Math.floor(totalMemoryBytes / 2 / CODEX_PROCESS_BYTES));
+}

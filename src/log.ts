@@ -12,11 +12,16 @@ function formatValue(value: string | number | boolean | null): string {
   return /^[^\s"=]+$/.test(text) ? text : JSON.stringify(text);
 }
 
+/** Control characters would let a client forge log lines (Hono decodes %0A in paths). */
+function escapeControls(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f]/g, (char) => JSON.stringify(char).slice(1, -1));
+}
+
 export function formatLine(time: Date, level: string, message: string, fields: LogFields = {}): string {
   const pairs = Object.entries(fields)
     .filter((entry): entry is [string, string | number | boolean | null] => entry[1] !== undefined)
     .map(([key, value]) => `${key}=${formatValue(value)}`);
-  return [time.toISOString(), level.toUpperCase().padEnd(5), message, ...pairs].join(" ") + "\n";
+  return [time.toISOString(), level.toUpperCase().padEnd(5), escapeControls(message), ...pairs].join(" ") + "\n";
 }
 
 /** Logs go to stderr so that stdout carries only the banner and what the user asked for. */

@@ -29,12 +29,18 @@ export const userMessageSchema = z.strictObject({
   id: requestIdSchema.optional(),
 });
 
-/** Types the protocol names but this server does not serve yet: recognised, then refused. */
-const unsupportedMessageSchema = z.looseObject({
-  type: z.enum(["user_confirm", "user_cancel", "user_edit"]),
+export const userCancelSchema = z.strictObject({
+  type: z.literal("user_cancel"),
+  id: requestIdSchema,
+  message: z.string().optional(),
 });
 
-export const messageRequestSchema = z.discriminatedUnion("type", [userMessageSchema, unsupportedMessageSchema]);
+/** Types the protocol names but this server does not serve yet: recognised, then refused. */
+const unsupportedMessageSchema = z.looseObject({
+  type: z.enum(["user_confirm", "user_edit"]),
+});
+
+export const messageRequestSchema = z.discriminatedUnion("type", [userMessageSchema, userCancelSchema, unsupportedMessageSchema]);
 export type MessageRequest = z.infer<typeof messageRequestSchema>;
 
 /** `work_dir: must be an absolute path; message: ...`: every problem, each named by its field. */

@@ -7,7 +7,7 @@ import { createSdkEngine, isChildPipeError } from "./engine/sdk-engine";
 import type { Logger } from "./log";
 import { RunRegistry } from "./runs/registry";
 
-/** How long running turns get to end after being cancelled at shutdown. */
+/** How long turns get to end once cancelled at shutdown. */
 const STOP_GRACE_MS = 5_000;
 /** How long finished streams get to flush their last frames before connections are cut. */
 const FLUSH_GRACE_MS = 1_000;
@@ -18,7 +18,10 @@ export type RunningServer = {
   codexPath: string;
   codexVersion: string;
   runs: RunRegistry;
-  /** Stops listening, cancels running turns, waits for them (bounded), then closes every connection. */
+  /**
+   * Stops listening and starting turns, lets running turns finish until the shutdown timeout,
+   * cancels the rest, then closes every connection. Each wait is bounded.
+   */
   shutdown(): Promise<void>;
 };
 
@@ -42,12 +45,20 @@ export function startServer(config: Config, log: Logger): RunningServer {
     bypassApprovalsAndSandbox: config.bypassApprovalsAndSandbox,
     firstEventTimeoutMs: config.firstEventTimeoutMs,
   });
-  const runs = new RunRegistry(engine, log);
+  const runs = new RunRegistry(engine, log, {
+    maxConcurrent: config.maxConcurrentTurns,
+    turnTimeoutMs: config.turnTimeoutMs,
+  });
   const app = createApp({ config, runs, log });
 
   let server: Server<undefined>;
   try {
-    server = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch });
+    server = Bun.serve({
+      hostname: config.host,
+      port: config.port,
+      idleTimeout: config.idleTimeoutSeconds,
+      fetch: app.fetch,
+    });
   } catch (err) {
     const code = (err as { code?: string }).code;
     const reason = code === "EADDRINUSE" ? "the address is already in use" : (err as Error).message;
@@ -58,8 +69,12 @@ export function startServer(config: Config, log: Logger): RunningServer {
   const shutdown = () =>
     (stopping ??= (async () => {
       const drained = server.stop();
-      runs.close("cancelled");
-      if (!(await runs.whenIdle(STOP_GRACE_MS))) log.warn("turns still running at shutdown", { count: runs.size });
+      runs.close();
+      if (!(await runs.whenIdle(config.shutdownTimeoutMs))) {
+        log.info("cancelling turns still running", { count: runs.size });
+        runs.stopAll("cancelled");
+        if (!(await runs.whenIdle(STOP_GRACE_MS))) log.warn("turns still running at shutdown", { count: runs.size });
+      }
       await Promise.race([drained, Bun.sleep(FLUSH_GRACE_MS)]);
       await server.stop(true);
     })());
@@ -94,7 +109,11 @@ function guardAgainstChildPipeErrors(log: Logger): void {
 export function handleSignals(running: RunningServer, log: Logger): void {
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (signalled) process.exit(130);
+    if (signalled) {
+      // Aborting sends codex its SIGTERM synchronously, so no turn outlives the server.
+      running.runs.stopAll("cancelled");
+      process.exit(130);
+    }
     signalled = true;
     log.info("shutting down", { signal, running_turns: running.runs.size });
     void running.shutdown().then(() => process.exit(0));

@@ -1,26 +1,9 @@
 import { describe, expect, test } from "bun:test";
-import { createApp } from "../src/app";
 import type { ThreadEvent } from "../src/engine/types";
-import { createLogger } from "../src/log";
-import { RunRegistry } from "../src/runs/registry";
-import { completedTurn, type FakeEngine, fakeEngine, hangingTurn, USAGE } from "./fixtures/fake-engine";
+import { setup } from "./fixtures/app-setup";
+import { completedTurn, fakeEngine, hangingTurn, USAGE } from "./fixtures/fake-engine";
 import { parseSse } from "./fixtures/sse";
 import { waitFor } from "./fixtures/wait-for";
-
-function setup(engine: FakeEngine, config: Partial<{ maxBodyBytes: number; heartbeatMs: number }> = {}) {
-  const logs: string[] = [];
-  const log = createLogger("info", (line) => void logs.push(line));
-  const runs = new RunRegistry(engine, log);
-  const app = createApp({
-    config: { maxBodyBytes: 1024, heartbeatMs: 15_000, defaultWorkDir: "/default/dir", ...config },
-    runs,
-    log,
-    newId: () => "generated-id",
-  });
-  const post = async (body: unknown, headers: Record<string, string> = { "content-type": "application/json" }) =>
-    await app.request("/messages", { method: "POST", headers, body: typeof body === "string" ? body : JSON.stringify(body) });
-  return { app, runs, logs, post };
-}
 
 const echo = () => fakeEngine(() => completedTurn("hello"));
 
@@ -105,7 +88,6 @@ describe("POST /messages rejects bad input before codex starts", () => {
     ["id too long", { body: { type: "user_message", message: "hi", id: "x".repeat(129) } }, 422, "invalid_request", "id: must be 1 to 128 letters, digits, '.', '_', ':' or '-'"],
     ["unknown field", { body: { type: "user_message", message: "hi", thread: "t" } }, 422, "invalid_request", "thread: unknown field"],
     ["several problems", { body: { type: "user_message", message: "", work_dir: "x" } }, 422, "invalid_request", "message: must not be empty; work_dir: must be an absolute path"],
-    ["user_cancel", { body: { type: "user_cancel", id: "r1" } }, 501, "not_implemented", "user_cancel is not supported by this server yet; send user_message."],
     ["user_confirm", { body: { type: "user_confirm", id: "r1", decision: "approve" } }, 501, "not_implemented", "user_confirm is not supported by this server yet; send user_message."],
     ["user_edit", { body: { type: "user_edit", id: "r1", message: "x" } }, 501, "not_implemented", "user_edit is not supported by this server yet; send user_message."],
     ["body over the limit", { body: { type: "user_message", message: "x".repeat(2000) } }, 413, "payload_too_large", "The request body is larger than 1024 bytes."],
@@ -236,7 +218,7 @@ describe("POST /messages streams the turn", () => {
     const second = await post({ type: "user_message", message: "hi", id: "same" });
     expect(second.status).toBe(409);
     expect(await second.json()).toEqual({ error: { code: "id_in_use", message: "a turn with id same is already running" } });
-    runs.close("cancelled");
+    runs.stopAll("cancelled");
     const done = parseSse(await first.text()).frames.at(-1);
     expect(JSON.parse(done?.data ?? "").status).toBe("cancelled");
     expect(engine.calls).toHaveLength(1);
@@ -245,7 +227,7 @@ describe("POST /messages streams the turn", () => {
   test("once shutdown began, a new turn gets 503 and never starts", async () => {
     const engine = echo();
     const { post, runs } = setup(engine);
-    runs.close("cancelled");
+    runs.close();
     const res = await post({ type: "user_message", message: "hi" });
     expect(res.status).toBe(503);
     expect(res.headers.get("retry-after")).toBe("5");

@@ -1,16 +1,24 @@
 import { describe, expect, test } from "bun:test";
 import { parseArgs } from "citty";
+import { realpathSync } from "node:fs";
 import {
   args,
   banner,
   buildConfig,
   ConfigError,
+  EXPOSED_WARNING,
+  isExposed,
   normalizeOptionalBoolean,
   parseAddress,
   parseBoolean,
   parseByteSize,
+  parseDirectory,
   parseLogLevel,
+  parseOrigins,
+  parsePositiveInteger,
+  parseSeconds,
 } from "../src/cli";
+import { defaultMaxConcurrentTurns } from "../src/config";
 
 const BYPASS = "dangerously-bypass-approvals-and-sandbox";
 
@@ -131,7 +139,7 @@ describe("parseLogLevel", () => {
 
 describe("buildConfig", () => {
   const build = (argv: string[], env: Record<string, string> = {}) =>
-    buildConfig(parseArgs(normalizeOptionalBoolean(argv, BYPASS), args), env, "/srv");
+    buildConfig(parseArgs(normalizeOptionalBoolean(argv, BYPASS), args), env, "/srv", 24 * 1024 ** 3);
 
   test("defaults", () => {
     const { config, warnings } = build([], { PATH: "/bin" });
@@ -145,7 +153,37 @@ describe("buildConfig", () => {
       defaultWorkDir: "/srv",
       codexPath: undefined,
       codexEnv: { PATH: "/bin" },
+      authToken: undefined,
+      allowedOrigins: [],
+      maxConcurrentTurns: 81,
+      turnTimeoutMs: undefined,
+      workspaceRoot: undefined,
+      shutdownTimeoutMs: 30_000,
+      idleTimeoutSeconds: 10,
     });
+  });
+
+  test("hardening flags", () => {
+    const { config } = build([
+      "--auth-token", "s3cret", "--allowed-origins", "https://a.example", "--max-concurrent-turns", "4",
+      "--turn-timeout", "90", "--workspace-root", "/tmp", "--shutdown-timeout", "5", "--idle-timeout", "20",
+    ]);
+    expect(config).toMatchObject({
+      authToken: "s3cret",
+      allowedOrigins: ["https://a.example"],
+      maxConcurrentTurns: 4,
+      turnTimeoutMs: 90_000,
+      workspaceRoot: realpathSync("/tmp"),
+      defaultWorkDir: realpathSync("/tmp"),
+      shutdownTimeoutMs: 5_000,
+      idleTimeoutSeconds: 20,
+    });
+  });
+
+  test("the token may come from the environment, and is never passed on to codex", () => {
+    const { config } = build([], { CODEX_SERVER_AUTH_TOKEN: "from-env", PATH: "/bin" });
+    expect(config.authToken).toBe("from-env");
+    expect(config.codexEnv).toEqual({ PATH: "/bin" });
   });
 
   test.each([
@@ -182,8 +220,10 @@ describe("buildConfig", () => {
 });
 
 describe("banner", () => {
-  test("boxes the address, the endpoints and the mode", () => {
-    const text = banner("http://[::1]:8081", "codex-cli 0.163.0", { bypassApprovalsAndSandbox: false });
+  const local = { host: "::1", authToken: undefined };
+
+  test("boxes the address, the endpoints, the mode and auth", () => {
+    const text = banner("http://[::1]:8081", "codex-cli 0.163.0", { ...local, bypassApprovalsAndSandbox: false });
     const lines = text.split("\n");
     expect(lines[0]).toMatch(/^╭─+╮$/);
     expect(lines.at(-1)).toMatch(/^╰─+╯$/);
@@ -192,15 +232,94 @@ describe("banner", () => {
       expect(line.length).toBe(lines[0]?.length as number);
     }
     expect(text).toContain("│  Server listening on: http://[::1]:8081 ");
-    expect(text).toContain("GET  /health");
-    expect(text).toContain("POST /messages");
+    expect(text).toContain("GET    /health");
+    expect(text).toContain("POST   /messages");
+    expect(text).toContain("DELETE /runs/{id}");
     expect(text).toContain("codex-cli 0.163.0");
     expect(text).toContain("Mode: bypass OFF");
+    expect(text).toContain("Auth: none");
+    expect(text).not.toContain("WARNING");
   });
 
-  test("says when approvals and sandbox are bypassed", () => {
-    expect(banner("http://0.0.0.0:8081", "codex-cli 0.163.0", { bypassApprovalsAndSandbox: true })).toContain(
-      "Mode: bypass ON (sandbox danger-full-access, approvals never)",
+  test("says when approvals and sandbox are bypassed, and when a token is required", () => {
+    const text = banner("http://0.0.0.0:8081", "codex-cli 0.163.0", { host: "0.0.0.0", authToken: "t", bypassApprovalsAndSandbox: true });
+    expect(text).toContain("Mode: bypass ON (sandbox danger-full-access, approvals never)");
+    expect(text).toContain("Auth: bearer token required");
+    expect(text).not.toContain("WARNING");
+  });
+
+  test("warns loudly when anyone who reaches the port can run commands", () => {
+    const text = banner("http://0.0.0.0:8081", "codex-cli 0.163.0", { host: "0.0.0.0", authToken: undefined, bypassApprovalsAndSandbox: true });
+    expect(text).toContain(EXPOSED_WARNING);
+  });
+});
+
+describe("isExposed", () => {
+  test.each([
+    ["0.0.0.0", true, undefined, true],
+    ["192.168.1.5", true, undefined, true],
+    ["::", true, undefined, true],
+    ["0.0.0.0", true, "token", false],
+    ["0.0.0.0", false, undefined, false],
+    ["127.0.0.1", true, undefined, false],
+    ["::1", true, undefined, false],
+    ["localhost", true, undefined, false],
+  ])("host %p, bypass %p, token %p -> %p", (host, bypass, token, exposed) => {
+    expect(isExposed({ host, bypassApprovalsAndSandbox: bypass, authToken: token })).toBe(exposed);
+  });
+});
+
+describe("limits and access flags", () => {
+  test.each([
+    ["1", 1],
+    ["81", 81],
+    [" 7 ", 7],
+  ])("parsePositiveInteger %p -> %p", (text, value) => {
+    expect(parsePositiveInteger("n", text)).toBe(value);
+  });
+
+  test.each(["0", "-1", "1.5", "x", "", "256"])("parsePositiveInteger %p (max 255) is rejected", (text) => {
+    expect(() => parsePositiveInteger("idle-timeout", text, 255)).toThrow(
+      new ConfigError(`invalid value "${text}" for --idle-timeout: expected a whole number from 1 to 255`),
     );
+  });
+
+  test.each([
+    ["30", 30_000],
+    ["0.5", 500],
+    ["600", 600_000],
+  ])("parseSeconds %p -> %p ms", (text, ms) => {
+    expect(parseSeconds("turn-timeout", text)).toBe(ms);
+  });
+
+  test.each(["0", "-3", "1e3", "soon", ""])("parseSeconds %p is rejected", (text) => {
+    expect(() => parseSeconds("turn-timeout", text)).toThrow(ConfigError);
+  });
+
+  test("parseOrigins keeps exact origins", () => {
+    expect(parseOrigins("https://app.example.com, http://localhost:3000/,HTTP://UPPER.example")).toEqual([
+      "https://app.example.com",
+      "http://localhost:3000",
+      "http://upper.example",
+    ]);
+  });
+
+  test.each(["*", "app.example.com", "https://app.example.com/path", "null", "file:///tmp/x"])("parseOrigins %p is rejected", (text) => {
+    expect(() => parseOrigins(text)).toThrow(ConfigError);
+  });
+
+  test("parseDirectory resolves symlinks; a missing one is an error", () => {
+    expect(parseDirectory("workspace-root", "/tmp/../tmp")).toBe(realpathSync("/tmp"));
+    expect(() => parseDirectory("workspace-root", "/no/such")).toThrow(
+      new ConfigError('invalid value "/no/such" for --workspace-root: not an existing directory'),
+    );
+  });
+
+  test.each([
+    [24 * 1024 ** 3, 81],
+    [2 * 1024 ** 3, 6],
+    [200 * 1024 ** 2, 1],
+  ])("with %p bytes of memory, at most %p turns by default", (memory, turns) => {
+    expect(defaultMaxConcurrentTurns(memory)).toBe(turns);
   });
 });

@@ -100,10 +100,12 @@ describe("a running server", () => {
         `Server listening on: http://127.0.0.1:${port}`,
         "",
         "Endpoints:",
-        "  GET  /health     health check",
-        "  POST /messages   run a Codex turn, streamed as SSE",
+        "  GET    /health      health check",
+        "  POST   /messages    run a Codex turn, streamed as SSE",
+        "  DELETE /runs/{id}   cancel a running turn",
         "",
         "Mode: bypass ON (sandbox danger-full-access, approvals never)",
+        "Auth: none",
         banner.at(-1) as string,
       ]);
 
@@ -163,20 +165,47 @@ describe("a running server", () => {
     expect(chatty.stderr()).toMatch(/ INFO {2}shutting down signal=SIGTERM running_turns=0\n/);
   });
 
-  test("SIGTERM during a turn: the stream ends cancelled, exit code 0, no codex left", async () => {
-    const cli = await startCli(["-a", "127.0.0.1:0"], home.env);
-    const res = await post(cli.url, { type: "user_message", message: "sleep 60000 never", id: "at-shutdown" });
-    const stream = sseReader(res);
+  test("SIGTERM: running turns get --shutdown-timeout, then end cancelled; exit 0, no codex left", async () => {
+    const cli = await startCli(["-a", "127.0.0.1:0", "--shutdown-timeout", "1"], home.env);
+    const stream = sseReader(await post(cli.url, { type: "user_message", message: "sleep 60000 never", id: "at-shutdown" }));
     await stream.until((f) => f.event === "turn.started");
     const codex = await waitFor("a codex process", () => {
       const found = codexProcessesUnder(cli.process.pid);
       return found.length > 0 ? found : undefined;
     });
+    const signalledAt = performance.now();
     expect(await cli.stop("SIGTERM")).toBe(0);
+    expect(performance.now() - signalledAt).toBeGreaterThanOrEqual(1_000);
     const { frames } = await stream.rest();
     expect(frames.at(-1)?.event).toBe("done");
     expect(JSON.parse(frames.at(-1)?.data ?? "{}")).toMatchObject({ status: "cancelled", request_id: "at-shutdown" });
     for (const pid of codex) expect(isAlive(pid)).toBe(false);
+    expect(cli.stderr()).toContain("cancelling turns still running count=1");
+  });
+
+  test("SIGTERM: a turn that ends within the shutdown timeout completes", async () => {
+    const cli = await startCli(["-a", "127.0.0.1:0", "--shutdown-timeout", "30"], home.env);
+    const stream = sseReader(await post(cli.url, { type: "user_message", message: "sleep 1500 made it", id: "finishes" }));
+    await stream.until((f) => f.event === "turn.started");
+    await waitFor("the model to be asked", () => model.requests.at(-1)?.prompts.at(-1) === "sleep 1500 made it");
+    expect(await cli.stop("SIGTERM")).toBe(0);
+    const { frames } = await stream.rest();
+    expect(agentTexts(frames)).toEqual(["made it"]);
+    expect(JSON.parse(frames.at(-1)?.data ?? "{}")).toMatchObject({ status: "completed", request_id: "finishes" });
+  });
+
+  test("a second signal exits at once with 130, and still leaves no codex", async () => {
+    const cli = await startCli(["-a", "127.0.0.1:0", "--shutdown-timeout", "60"], home.env);
+    const stream = sseReader(await post(cli.url, { type: "user_message", message: "sleep 60000 never" }));
+    await stream.until((f) => f.event === "turn.started");
+    const codex = await waitFor("a codex process", () => {
+      const found = codexProcessesUnder(cli.process.pid);
+      return found.length > 0 ? found : undefined;
+    });
+    cli.process.kill("SIGTERM");
+    await waitFor("shutdown to begin", () => cli.stderr().includes("shutting down"));
+    expect(await cli.stop("SIGINT")).toBe(130);
+    await waitFor("codex to exit", () => codex.every((pid) => !isAlive(pid)), 2_000);
   });
 
   test("a codex that dies before reading its input fails the turn, not the server", async () => {

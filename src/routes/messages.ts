@@ -3,9 +3,11 @@ import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { AppDeps, AppEnv } from "../app";
 import { ApiError } from "../errors";
-import { RunIdInUseError, RunsClosedError } from "../runs/registry";
+import { RunIdInUseError, RunLimitError, RunsClosedError } from "../runs/registry";
 import { describeIssues, messageRequestSchema } from "../schemas";
 import { streamRun } from "../sse/stream-run";
+import { resolveWorkDir } from "../work-dir";
+import { cancelRun } from "./cancel";
 import { methodNotAllowed } from "./method-not-allowed";
 
 const JSON_CONTENT_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
@@ -41,16 +43,22 @@ export function messagesRoute({ config, runs }: AppDeps): Hono<AppEnv> {
       }),
       (c) => {
         const body = c.req.valid("json");
+        if (body.type === "user_cancel") return c.json(cancelRun(runs, body.id));
         if (body.type !== "user_message") {
           throw new ApiError(501, "not_implemented", `${body.type} is not supported by this server yet; send user_message.`);
         }
         const requestId = body.id ?? c.get("requestId");
         c.set("requestId", requestId);
+        const workDir = resolveWorkDir(body.work_dir, config);
+        if (workDir === undefined) {
+          throw new ApiError(403, "work_dir_forbidden", "work_dir: must be inside the server's workspace root.");
+        }
         let started: ReturnType<typeof runs.start>;
         try {
-          started = runs.start(requestId, { input: body.message, workDir: body.work_dir ?? config.defaultWorkDir });
+          started = runs.start(requestId, { input: body.message, workDir });
         } catch (err) {
           if (err instanceof RunIdInUseError) throw new ApiError(409, "id_in_use", err.message);
+          if (err instanceof RunLimitError) throw new ApiError(429, "too_many_turns", err.message, { "retry-after": "5" });
           if (err instanceof RunsClosedError) throw new ApiError(503, "shutting_down", err.message, { "retry-after": "5" });
           throw err;
         }

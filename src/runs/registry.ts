@@ -14,7 +14,20 @@ export class RunsClosedError extends Error {
   }
 }
 
-/** The turns in flight, so that they can be found by id and stopped together at shutdown. */
+export class RunLimitError extends Error {
+  constructor(readonly limit: number) {
+    super(`${limit} turns are already running; try again later`);
+  }
+}
+
+export type RegistryOptions = {
+  maxConcurrent: number;
+  /** A run still going after this long is stopped with reason `timeout`. */
+  turnTimeoutMs: number | undefined;
+  now?: () => number;
+};
+
+/** The turns in flight: found by id, bounded in number, and stopped together at shutdown. */
 export class RunRegistry {
   private readonly active = new Map<string, Run>();
   private readonly idleWaiters = new Set<() => void>();
@@ -23,7 +36,7 @@ export class RunRegistry {
   constructor(
     private readonly engine: Engine,
     private readonly log: Logger,
-    private readonly now: () => number = () => performance.now(),
+    private readonly options: RegistryOptions,
   ) {}
 
   get size(): number {
@@ -34,9 +47,13 @@ export class RunRegistry {
   start(id: string, turn: TurnInput): { run: Run; events: AsyncGenerator<RunEvent> } {
     if (this.closed) throw new RunsClosedError();
     if (this.active.has(id)) throw new RunIdInUseError(id);
-    const run = new Run(id, this.engine, turn, this.log, this.now);
+    if (this.active.size >= this.options.maxConcurrent) throw new RunLimitError(this.options.maxConcurrent);
+    const run = new Run(id, this.engine, turn, this.log, this.options.now ?? (() => performance.now()));
     this.active.set(id, run);
+    const { turnTimeoutMs } = this.options;
+    const timer = turnTimeoutMs === undefined ? undefined : setTimeout(() => run.stop("timeout"), turnTimeoutMs);
     const release = () => {
+      clearTimeout(timer);
       this.active.delete(id);
       if (this.active.size === 0) for (const wake of this.idleWaiters) wake();
     };
@@ -50,9 +67,19 @@ export class RunRegistry {
     return { run, events: tracked() };
   }
 
-  /** Refuses new runs from now on and stops the running ones. */
-  close(reason: StopReason): void {
+  /** Stops the run with this id; false when no such run is going. */
+  cancel(id: string): boolean {
+    const run = this.active.get(id);
+    run?.stop("cancelled");
+    return run !== undefined;
+  }
+
+  /** Refuses new runs from now on; the running ones go on. */
+  close(): void {
     this.closed = true;
+  }
+
+  stopAll(reason: StopReason): void {
     for (const run of this.active.values()) run.stop(reason);
   }
 

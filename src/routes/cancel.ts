@@ -1,0 +1,8 @@
+import { ApiError } from "../errors";
+import type { RunRegistry } from "../runs/registry";
+
+/** Shared by `user_cancel` and `DELETE /runs/{id}`: the answer is sent once the stop is under way. */
+export function cancelRun(runs: RunRegistry, id: string): { cancelled: string } {
+  if (!runs.cancel(id)) throw new ApiError(404, "run_not_found", `No turn with id ${id} is running.`);
+  return { cancelled: id };
+}

@@ -1,0 +1,22 @@
+import { realpathSync } from "node:fs";
+import { isAbsolute, relative } from "node:path";
+
+/** Whether `path` is `root` or lies below it; both must already be real paths. */
+export function isInside(path: string, root: string): boolean {
+  const rel = relative(root, path);
+  return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
+}
+
+/**
+ * The directory a turn runs in. Under a workspace root it is resolved (symlinks followed, `..`
+ * gone) and must stay inside; undefined means it does not.
+ */
+export function resolveWorkDir(
+  requested: string | undefined,
+  policy: { defaultWorkDir: string; workspaceRoot: string | undefined },
+): string | undefined {
+  const path = requested ?? policy.defaultWorkDir;
+  if (policy.workspaceRoot === undefined) return path;
+  const real = realpathSync(path);
+  return isInside(real, policy.workspaceRoot) ? real : undefined;
+}

@@ -1,0 +1,265 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setup } from "./fixtures/app-setup";
+import { completedTurn, fakeEngine, hangingTurn } from "./fixtures/fake-engine";
+import { parseSse } from "./fixtures/sse";
+
+const echo = () => fakeEngine(() => completedTurn("hello"));
+const JSON_TYPE = { "content-type": "application/json" };
+const turn = JSON.stringify({ type: "user_message", message: "hi" });
+
+describe("bearer token", () => {
+  const token = "s3cret-token";
+
+  test("/health stays open", async () => {
+    const res = await setup(echo(), { authToken: token }).app.request("/health");
+    expect(res.status).toBe(200);
+  });
+
+  const refused: Array<[string, Record<string, string>, string]> = [
+    ["no Authorization", {}, "Send Authorization: Bearer <token>."],
+    ["a wrong token", { authorization: "Bearer nope" }, "The bearer token is not valid."],
+    ["another scheme", { authorization: `Basic ${token}` }, "Send Authorization: Bearer <token>."],
+    ["a token that only starts right", { authorization: `Bearer ${token}x` }, "The bearer token is not valid."],
+  ];
+  for (const [name, headers, message] of refused) {
+    test(`${name} -> 401 with www-authenticate, codex never starts`, async () => {
+      const engine = echo();
+      const res = await setup(engine, { authToken: token }).app.request("/messages", {
+        method: "POST",
+        headers: { ...JSON_TYPE, ...headers },
+        body: turn,
+      });
+      expect(res.status).toBe(401);
+      expect(res.headers.get("www-authenticate")).toBe('Bearer realm="codex-http-server"');
+      expect(await res.json()).toEqual({ error: { code: "unauthorized", message } });
+      expect(engine.calls).toHaveLength(0);
+    });
+  }
+
+  test("the right token passes on every route, and never shows up in the log", async () => {
+    const { app, logs } = setup(echo(), { authToken: token });
+    const headers = { ...JSON_TYPE, authorization: `Bearer ${token}` };
+    const res = await app.request("/messages", { method: "POST", headers, body: turn });
+    expect(res.status).toBe(200);
+    await res.text();
+    expect((await app.request("/runs/none", { method: "DELETE", headers })).status).toBe(404);
+    expect((await app.request("/elsewhere", { headers: { authorization: "Bearer bad" } })).status).toBe(401);
+    expect(logs.join("")).not.toContain(token);
+  });
+});
+
+describe("origin checks", () => {
+  test("a request without Origin (curl, servers) passes", async () => {
+    const res = await setup(echo()).app.request("/health");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("access-control-allow-origin")).toBeNull();
+  });
+
+  test("a cross-site POST gets 403 and never starts codex", async () => {
+    const engine = echo();
+    const res = await setup(engine).app.request("http://localhost:8081/messages", {
+      method: "POST",
+      headers: { ...JSON_TYPE, origin: "https://evil.example", host: "localhost:8081" },
+      body: turn,
+    });
+    expect(res.status).toBe(403);
+    expect(await res.json()).toEqual({
+      error: { code: "forbidden_origin", message: "Requests from https://evil.example are not allowed; see --allowed-origins." },
+    });
+    expect(engine.calls).toHaveLength(0);
+  });
+
+  test("a same-origin request passes", async () => {
+    const res = await setup(echo()).app.request("http://localhost:8081/health", {
+      headers: { origin: "http://localhost:8081", host: "localhost:8081" },
+    });
+    expect(res.status).toBe(200);
+  });
+
+  test("an allowed origin passes, with CORS headers", async () => {
+    const { app } = setup(echo(), { allowedOrigins: ["https://app.example"] });
+    const res = await app.request("/health", { headers: { origin: "https://app.example" } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("access-control-allow-origin")).toBe("https://app.example");
+    expect(res.headers.get("access-control-expose-headers")).toBe("x-request-id,retry-after");
+  });
+
+  test("its preflight is answered, before any token is asked for", async () => {
+    const { app } = setup(echo(), { allowedOrigins: ["https://app.example"], authToken: "t" });
+    const res = await app.request("/messages", {
+      method: "OPTIONS",
+      headers: { origin: "https://app.example", "access-control-request-method": "POST", "access-control-request-headers": "authorization,content-type" },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get("access-control-allow-origin")).toBe("https://app.example");
+    expect(res.headers.get("access-control-allow-methods")).toBe("GET,HEAD,POST,DELETE");
+    expect(res.headers.get("access-control-allow-headers")).toBe("authorization,content-type,last-event-id,x-request-id");
+  });
+
+  test("a preflight from another origin gets 403", async () => {
+    const { app } = setup(echo(), { allowedOrigins: ["https://app.example"] });
+    const res = await app.request("/messages", {
+      method: "OPTIONS",
+      headers: { origin: "https://evil.example", "access-control-request-method": "POST" },
+    });
+    expect(res.status).toBe(403);
+    expect(res.headers.get("access-control-allow-origin")).toBeNull();
+  });
+});
+
+describe("Host check when bound to loopback (DNS rebinding)", () => {
+  const hosts: Array<[string, number]> = [
+    ["localhost:8081", 200],
+    ["127.0.0.1:8081", 200],
+    ["[::1]:8081", 200],
+    ["evil.example:8081", 403],
+    ["evil.example", 403],
+    ["192.168.1.10:8081", 403],
+  ];
+  for (const [host, status] of hosts) {
+    test(`Host ${host} -> ${status}`, async () => {
+      const res = await setup(echo(), { host: "127.0.0.1" }).app.request("/health", { headers: { host } });
+      expect(res.status).toBe(status);
+      if (status === 403) {
+        expect(await res.json()).toEqual({
+          error: { code: "forbidden_host", message: "This server only answers requests addressed to localhost." },
+        });
+      }
+    });
+  }
+
+  test("bound beyond loopback, any Host is fine", async () => {
+    const res = await setup(echo(), { host: "0.0.0.0" }).app.request("/health", { headers: { host: "codex.example:8081" } });
+    expect(res.status).toBe(200);
+  });
+});
+
+describe("workspace root", () => {
+  let root: string;
+  let outside: string;
+  beforeAll(() => {
+    root = realpathSync(mkdtempSync(join(tmpdir(), "root-")));
+    outside = realpathSync(mkdtempSync(join(tmpdir(), "outside-")));
+    mkdirSync(join(root, "project"));
+    symlinkSync(outside, join(root, "escape"));
+    symlinkSync(join(root, "project"), join(outside, "into-root"));
+  });
+  afterAll(() => {
+    rmSync(root, { recursive: true, force: true });
+    rmSync(outside, { recursive: true, force: true });
+  });
+
+  const send = (workDir?: string) => {
+    const engine = echo();
+    const { post } = setup(engine, { workspaceRoot: root, defaultWorkDir: root });
+    return { engine, response: post({ type: "user_message", message: "hi", ...(workDir && { work_dir: workDir }) }) };
+  };
+
+  const allowed: Array<[string, () => string | undefined, () => string]> = [
+    ["no work_dir: the root itself", () => undefined, () => root],
+    ["the root", () => root, () => root],
+    ["a directory inside", () => join(root, "project"), () => join(root, "project")],
+    ["`..` that stays inside", () => join(root, "project", ".."), () => root],
+    ["a symlink from outside into the root", () => join(outside, "into-root"), () => join(root, "project")],
+  ];
+  for (const [name, workDir, resolved] of allowed) {
+    test(`${name} -> runs in its real path`, async () => {
+      const { engine, response } = send(workDir());
+      const res = await response;
+      expect(res.status).toBe(200);
+      await res.text();
+      expect(engine.calls[0]?.workDir).toBe(resolved());
+    });
+  }
+
+  const forbidden: Array<[string, () => string]> = [
+    ["a directory outside", () => outside],
+    ["`..` out of the root", () => join(root, "..")],
+    ["a symlink inside that leads out", () => join(root, "escape")],
+    ["/", () => "/"],
+  ];
+  for (const [name, workDir] of forbidden) {
+    test(`${name} -> 403, codex never starts`, async () => {
+      const { engine, response } = send(workDir());
+      const res = await response;
+      expect(res.status).toBe(403);
+      expect(await res.json()).toEqual({
+        error: { code: "work_dir_forbidden", message: "work_dir: must be inside the server's workspace root." },
+      });
+      expect(engine.calls).toHaveLength(0);
+    });
+  }
+});
+
+describe("cancelling a turn", () => {
+  for (const how of ["user_cancel", "DELETE /runs/{id}"]) {
+    test(`${how}: 200 {"cancelled": id}, and the stream ends with done cancelled`, async () => {
+      const engine = fakeEngine(hangingTurn);
+      const { app, post, runs } = setup(engine);
+      const stream = await post({ type: "user_message", message: "hi", id: "to-cancel" });
+      const reader = (stream.body as ReadableStream<Uint8Array>).getReader();
+      await reader.read();
+      const res =
+        how === "user_cancel"
+          ? await post({ type: "user_cancel", id: "to-cancel" })
+          : await app.request("/runs/to-cancel", { method: "DELETE" });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ cancelled: "to-cancel" });
+      let rest = "";
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) rest += new TextDecoder().decode(chunk.value);
+      const done = parseSse(rest).frames.at(-1);
+      expect(done?.event).toBe("done");
+      expect(JSON.parse(done?.data ?? "{}")).toMatchObject({ status: "cancelled", request_id: "to-cancel" });
+      expect(engine.calls[0]?.signal.aborted).toBe(true);
+      expect(runs.size).toBe(0);
+    });
+  }
+
+  test("an unknown id -> 404", async () => {
+    const { app, post } = setup(echo());
+    const expected = { error: { code: "run_not_found", message: "No turn with id nope is running." } };
+    const viaMessage = await post({ type: "user_cancel", id: "nope" });
+    expect(viaMessage.status).toBe(404);
+    expect(await viaMessage.json()).toEqual(expected);
+    const viaDelete = await app.request("/runs/nope", { method: "DELETE" });
+    expect(viaDelete.status).toBe(404);
+    expect(await viaDelete.json()).toEqual(expected);
+  });
+
+  test("user_cancel needs a valid id; GET /runs/{id} is not there yet", async () => {
+    const { app, post } = setup(echo());
+    const noId = await post({ type: "user_cancel" });
+    expect(noId.status).toBe(422);
+    expect(await noId.json()).toEqual({ error: { code: "invalid_request", message: "id: Invalid input: expected string, received undefined" } });
+    const get = await app.request("/runs/x");
+    expect(get.status).toBe(405);
+    expect(get.headers.get("allow")).toBe("DELETE");
+  });
+});
+
+describe("concurrency limit", () => {
+  test("past --max-concurrent-turns: 429 with retry-after, nothing queued", async () => {
+    const engine = fakeEngine(hangingTurn);
+    const { post, runs } = setup(engine, {}, 2);
+    const running = [await post({ type: "user_message", message: "1", id: "t1" }), await post({ type: "user_message", message: "2", id: "t2" })];
+    const third = await post({ type: "user_message", message: "3", id: "t3" });
+    expect(third.status).toBe(429);
+    expect(third.headers.get("retry-after")).toBe("5");
+    expect(await third.json()).toEqual({ error: { code: "too_many_turns", message: "2 turns are already running; try again later" } });
+    expect(engine.calls).toHaveLength(2);
+    runs.stopAll("cancelled");
+    await Promise.all(running.map((res) => res.text()));
+  });
+});
+
+describe("log lines cannot be forged", () => {
+  test("a decoded newline in the path is escaped", async () => {
+    const { app, logs } = setup(echo());
+    await app.request("/x%0AINFO%20fake");
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toContain("GET /x\\nINFO fake status=404");
+  });
+});
