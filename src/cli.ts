@@ -1,5 +1,5 @@
 #!/usr/bin/env bun
-import { realpathSync, statSync } from "node:fs";
+import { readFileSync, realpathSync, statSync } from "node:fs";
 import { isIP } from "node:net";
 import { totalmem } from "node:os";
 import { type ArgsDef, defineCommand, type ParsedArgs, runMain } from "citty";
@@ -51,7 +51,7 @@ export const args = {
   "max-concurrent-turns": {
     type: "string",
     valueHint: "N",
-    description: "Turns running at once; more get 429 (default: as many codex processes of ~150 MB as fit in half the memory)",
+    description: "Turns running at once; more get 429 (default: as many codex processes of ~150 MB as fit in half the memory or container limit)",
   },
   "turn-timeout": {
     type: "string",
@@ -219,12 +219,14 @@ export function buildConfig(
   if (parsed._.length > 0) throw new ConfigError(`unexpected argument "${parsed._[0]}"; see --help`);
   const { host, port } = parseAddress(parsed.addr);
   const { level, warning } = parseLogLevel(env.RUST_LOG);
-  // The token is for clients of this server; codex has no use for it.
+  // The token is for clients of this server; the agent could read it from codex's environment.
   const codexEnv = Object.fromEntries(
     Object.entries(env).filter(
       (entry): entry is [string, string] => entry[1] !== undefined && entry[0] !== "CODEX_SERVER_AUTH_TOKEN",
     ),
   );
+  // `codex exec` takes an API key from CODEX_API_KEY only; OPENAI_API_KEY is what users of OpenAI's tools set.
+  if (codexEnv.CODEX_API_KEY === undefined && codexEnv.OPENAI_API_KEY) codexEnv.CODEX_API_KEY = codexEnv.OPENAI_API_KEY;
   const workspaceRoot = parsed["workspace-root"] ? parseDirectory("workspace-root", parsed["workspace-root"]) : undefined;
   return {
     config: {
@@ -287,6 +289,18 @@ export function banner(
   return [`╭${rule}╮`, ...lines.map((line) => `│  ${line.padEnd(width)}  │`), `╰${rule}╯`].join("\n");
 }
 
+/** The machine's memory, or the container's limit when that is lower (cgroup v2, then v1). */
+function availableMemoryBytes(): number {
+  const limits = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"].map((path) => {
+    try {
+      return Number(readFileSync(path, "utf8").trim());
+    } catch {
+      return Number.NaN;
+    }
+  });
+  return Math.min(totalmem(), ...limits.filter((limit) => Number.isFinite(limit) && limit > 0));
+}
+
 function fail(message: string, exitCode: number): never {
   process.stderr.write(`error: ${message}\n`);
   process.exit(exitCode);
@@ -298,7 +312,7 @@ export const command = defineCommand({
   run({ args: parsed }) {
     let built: ReturnType<typeof buildConfig>;
     try {
-      built = buildConfig(parsed, process.env, process.cwd(), totalmem());
+      built = buildConfig(parsed, process.env, process.cwd(), availableMemoryBytes());
     } catch (err) {
       if (err instanceof ConfigError) fail(err.message, 2);
       throw err;

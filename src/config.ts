@@ -13,7 +13,7 @@ export type Config = {
   defaultWorkDir: string;
   /** An explicit codex binary (`--codex-path` or `CODEX_PATH`); otherwise it is looked up. */
   codexPath: string | undefined;
-  /** The environment codex runs with (CODEX_HOME, OPENAI_API_KEY, PATH, ...). */
+  /** The environment codex runs with (CODEX_HOME, CODEX_API_KEY, PATH, ...). */
   codexEnv: Record<string, string>;
   heartbeatMs: number;
   /** A codex that has produced no event by then is treated as broken and stopped. */

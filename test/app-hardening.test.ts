@@ -248,7 +248,7 @@ describe("concurrency limit", () => {
     const third = await post({ type: "user_message", message: "3", id: "t3" });
     expect(third.status).toBe(429);
     expect(third.headers.get("retry-after")).toBe("5");
-    expect(await third.json()).toEqual({ error: { code: "too_many_turns", message: "2 turns are already running; try again later" } });
+    expect(await third.json()).toEqual({ error: { code: "too_many_turns", message: "the limit of 2 running turns is reached; try again later" } });
     expect(engine.calls).toHaveLength(2);
     runs.stopAll("cancelled");
     await Promise.all(running.map((res) => res.text()));

@@ -180,6 +180,15 @@ describe("buildConfig", () => {
     });
   });
 
+  test.each([
+    [{ OPENAI_API_KEY: "sk-o" }, { OPENAI_API_KEY: "sk-o", CODEX_API_KEY: "sk-o" }],
+    [{ OPENAI_API_KEY: "sk-o", CODEX_API_KEY: "sk-c" }, { OPENAI_API_KEY: "sk-o", CODEX_API_KEY: "sk-c" }],
+    [{ CODEX_API_KEY: "sk-c" }, { CODEX_API_KEY: "sk-c" }],
+    [{ OPENAI_API_KEY: "" }, { OPENAI_API_KEY: "" }],
+  ])("API keys: %p -> codex gets %p", (env, codexEnv) => {
+    expect(build([], env).config.codexEnv).toEqual(codexEnv);
+  });
+
   test("the token may come from the environment, and is never passed on to codex", () => {
     const { config } = build([], { CODEX_SERVER_AUTH_TOKEN: "from-env", PATH: "/bin" });
     expect(config.authToken).toBe("from-env");

@@ -208,6 +208,21 @@ describe("a running server", () => {
     await waitFor("codex to exit", () => codex.every((pid) => !isAlive(pid)), 2_000);
   });
 
+  test("OPENAI_API_KEY reaches the model as the API key (codex itself reads only CODEX_API_KEY)", async () => {
+    const openaiHome = mkdtempSync(join(tmpdir(), "openai-home-"));
+    writeFileSync(join(openaiHome, "config.toml"), `model = "mock-model"\nopenai_base_url = "${model.url}"\n`);
+    const env = { CODEX_HOME: openaiHome, OPENAI_API_KEY: "sk-from-openai-env", CODEX_API_KEY: undefined, MOCK_API_KEY: undefined };
+    const cli = await startCli(["-a", "127.0.0.1:0"], env);
+    try {
+      const { frames } = await readSse(await post(cli.url, { type: "user_message", message: "say keyed" }), 60_000);
+      expect(agentTexts(frames)).toEqual(["keyed"]);
+      expect(model.requests.at(-1)?.authorization).toBe("Bearer sk-from-openai-env");
+    } finally {
+      expect(await cli.stop()).toBe(0);
+      rmSync(openaiHome, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   test("a codex that dies before reading its input fails the turn, not the server", async () => {
     const fake = join(scratch, "codex-dies");
     writeFileSync(fake, '#!/bin/sh\n[ "$1" = --version ] && { echo "codex-cli 0.0.0"; exit 0; }\nexit 3\n');

@@ -16,7 +16,7 @@ export class RunsClosedError extends Error {
 
 export class RunLimitError extends Error {
   constructor(readonly limit: number) {
-    super(`${limit} turns are already running; try again later`);
+    super(`the limit of ${limit} running turns is reached; try again later`);
   }
 }
 
