@@ -1,0 +1,108 @@
+# codex-http-server as one compiled executable plus the codex binary, on Debian slim.
+#
+#   docker build -t codex-http-server .
+#   docker run --init --stop-timeout 40 -p 127.0.0.1:8081:8081 -v codex-home:/home/codex/.codex \
+#     -e OPENAI_API_KEY -e CODEX_SERVER_AUTH_TOKEN codex-http-server
+#
+# The default mode runs the agent with full access and no approvals: inside the container,
+# that is full access to the container and to whatever you mount into it. The server listens on
+# 0.0.0.0 in here, so set CODEX_SERVER_AUTH_TOKEN (clients send it as a bearer token).
+
+# ---------------------------------------------------------------------------------------------
+# Build: typecheck, compile the server to a single executable, and stage codex from node_modules.
+# ---------------------------------------------------------------------------------------------
+FROM oven/bun:1.4.5 AS build
+WORKDIR /app
+
+# Manifests first, so that the dependency layer is reused when only the sources change.
+COPY package.json bun.lock bunfig.toml tsconfig.json ./
+# --frozen-lockfile: the image gets exactly the versions in bun.lock (codex included), or fails.
+RUN bun install --frozen-lockfile
+
+COPY src ./src
+# tsconfig also includes test/ and bench/, which are not copied: this checks the shipped code only.
+RUN bun run typecheck
+# -> dist/sse-http-server. A compiled executable cannot use the SDK's codex inside node_modules,
+# so it looks for `codex` beside itself (/usr/local/bin/codex below), then on PATH.
+RUN bun run build
+
+# The codex binary comes from the platform package that bun installed for this build's
+# architecture. The package and target triple follow `uname -m` (which is the target
+# architecture under `docker buildx --platform`); both can be overridden, e.g.
+#   --build-arg CODEX_PACKAGE=codex-linux-arm64 --build-arg CODEX_TRIPLE=aarch64-unknown-linux-musl
+ARG CODEX_PACKAGE=""
+ARG CODEX_TRIPLE=""
+# Keeps codex's own package layout (bin/codex, codex-package.json, codex-path/rg and
+# codex-resources/bwrap), because codex looks for those files relative to its real location.
+# Left out: codex-resources/voice and bin/codex-code-mode-host (about 125 MB), which a server
+# does not use. `codex --version` fails the build here if the binary does not run on this platform.
+RUN set -eu; \
+    case "$(uname -m)" in \
+      x86_64)  default_package=codex-linux-x64;   default_triple=x86_64-unknown-linux-musl ;; \
+      aarch64) default_package=codex-linux-arm64; default_triple=aarch64-unknown-linux-musl ;; \
+      *)       default_package=unknown;           default_triple=unknown ;; \
+    esac; \
+    package="${CODEX_PACKAGE:-$default_package}"; \
+    triple="${CODEX_TRIPLE:-$default_triple}"; \
+    vendor="node_modules/@openai/${package}/vendor/${triple}"; \
+    test -x "$vendor/bin/codex" || { echo "no codex at $vendor/bin/codex; set CODEX_PACKAGE and CODEX_TRIPLE" >&2; exit 1; }; \
+    mkdir -p /opt/codex/bin /opt/codex/codex-resources; \
+    cp "$vendor/bin/codex" /opt/codex/bin/codex; \
+    cp "$vendor/codex-package.json" /opt/codex/; \
+    cp -R "$vendor/codex-path" /opt/codex/codex-path; \
+    if [ -e "$vendor/codex-resources/bwrap" ]; then cp "$vendor/codex-resources/bwrap" /opt/codex/codex-resources/; fi; \
+    /opt/codex/bin/codex --version
+
+# ---------------------------------------------------------------------------------------------
+# Runtime: no Bun, no node_modules; the executable embeds the Bun runtime.
+# ---------------------------------------------------------------------------------------------
+FROM debian:bookworm-slim
+
+# ca-certificates: codex talks to the OpenAI API over TLS.
+# git: codex inspects repositories and the agent runs git commands.
+# bash: the agent's shell commands run as `bash -lc ...`; the health check below uses it too.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates git bash \
+ && rm -rf /var/lib/apt/lists/*
+
+# A non-root user for the server and everything codex runs. Fixed uid 1000, so that a mounted
+# workspace or CODEX_HOME can be given to it predictably (chown 1000:1000 on the host).
+# The workspace is usually a bind mount owned by someone else, which git refuses to work in
+# ("dubious ownership") unless it is marked safe.
+RUN useradd --create-home --home-dir /home/codex --shell /bin/bash --uid 1000 codex \
+ && mkdir -p /home/codex/.codex /workspace \
+ && chown codex:codex /home/codex/.codex /workspace \
+ && git config --system --add safe.directory '*'
+
+COPY --from=build /opt/codex /usr/local/lib/codex
+COPY --from=build /app/dist/sse-http-server /usr/local/bin/sse-http-server
+# /usr/local/bin/codex is where the server finds codex (beside its own executable). It is a
+# symlink so that codex, which resolves its real path, still finds its package files.
+# rg also goes to /usr/local/bin: the agent's commands run in a login shell, and Debian's
+# /etc/profile resets PATH, dropping the codex-path entry set below.
+RUN ln -s /usr/local/lib/codex/bin/codex /usr/local/bin/codex \
+ && ln -s /usr/local/lib/codex/codex-path/rg /usr/local/bin/rg
+
+# codex reads config.toml and auth.json (`codex login`) from CODEX_HOME, and keeps its sessions
+# there: a volume, so that they survive the container. Declared after the chown above, so that a
+# new named volume starts out owned by codex.
+ENV CODEX_HOME=/home/codex/.codex \
+    PATH=/usr/local/lib/codex/codex-path:$PATH
+VOLUME /home/codex/.codex
+
+# A turn without `work_dir` runs in the server's working directory: mount the project here.
+WORKDIR /workspace
+USER codex
+EXPOSE 8081
+
+# There is no curl in the image: bash's /dev/tcp sends GET /health (which needs no token) and the
+# status line must say 200. The port must match --addr below.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8081 && printf 'GET /health HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
+
+# Exec form, so that the server itself receives SIGTERM from `docker stop`: it starts no new turns,
+# lets running ones finish for up to --shutdown-timeout (30 s), cancels the rest and exits 0.
+# Docker kills after 10 s unless told otherwise: run with --stop-timeout 40 to give turns that time.
+# Run with --init so that processes the agent's commands leave behind are reaped.
+ENTRYPOINT ["/usr/local/bin/sse-http-server"]
+CMD ["--addr", "0.0.0.0:8081"]
