@@ -1,41 +1,19 @@
 /** The CLI as users run it: `bun src/cli.ts`, a separate process, with the real codex and the scripted model. */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCli, startCli } from "./fixtures/cli-process";
-import { type CodexHome, createCodexHome } from "./fixtures/codex-home";
-import { type MockModel, startMockModel } from "./fixtures/mock-model";
+import { createCodexHome } from "./fixtures/codex-home";
 import { codexProcessesUnder, isAlive } from "./fixtures/processes";
 import { readSse, sseReader } from "./fixtures/sse";
+import { agentTexts, postMessage, useScriptedCodex } from "./fixtures/turns";
 import { waitFor } from "./fixtures/wait-for";
 
 const BYPASS = "--dangerously-bypass-approvals-and-sandbox";
 const ANSI = /\u001b\[[0-9;]*m/g;
 
-let model: MockModel;
-let home: CodexHome;
-let scratch: string;
-
-beforeAll(() => {
-  model = startMockModel();
-  home = createCodexHome(model.url);
-  scratch = mkdtempSync(join(tmpdir(), "cli-test-"));
-});
-
-afterAll(async () => {
-  await model.stop();
-  home.remove();
-  rmSync(scratch, { recursive: true, force: true });
-});
-
-const post = (url: string, body: unknown, init: RequestInit = {}) =>
-  fetch(`${url}/messages`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), ...init });
-
-const agentTexts = (frames: { event: string; data: string }[]) =>
-  frames
-    .filter((f) => f.event === "item.completed" && JSON.parse(f.data).item.type === "agent_message")
-    .map((f) => JSON.parse(f.data).item.text);
+const scripted = useScriptedCodex();
 
 describe("flags that end the process", () => {
   test("--help lists every option with its default", async () => {
@@ -65,7 +43,7 @@ describe("flags that end the process", () => {
   test("a port in use: one line, exit code 1", async () => {
     const taken = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("taken") });
     try {
-      expect(await runCli(["-a", `127.0.0.1:${taken.port}`], home.env)).toEqual({
+      expect(await runCli(["-a", `127.0.0.1:${taken.port}`], scripted.home.env)).toEqual({
         code: 1,
         stdout: "",
         stderr: `error: cannot listen on http://127.0.0.1:${taken.port}: the address is already in use\n`,
@@ -76,7 +54,7 @@ describe("flags that end the process", () => {
   });
 
   test("no codex: one line at start-up, exit code 1", async () => {
-    const missing = join(scratch, "no-codex");
+    const missing = join(scripted.scratch, "no-codex");
     expect(await runCli(["-a", "127.0.0.1:0", "--codex-path", missing])).toEqual({
       code: 1,
       stdout: "",
@@ -87,7 +65,7 @@ describe("flags that end the process", () => {
 
 describe("a running server", () => {
   test("banner, a full turn, and one log line per request", async () => {
-    const cli = await startCli(["-a", "127.0.0.1:0"], home.env);
+    const cli = await startCli(["-a", "127.0.0.1:0"], scripted.home.env);
     try {
       const port = new URL(cli.url).port;
       const banner = cli.stdout().trimEnd().split("\n");
@@ -111,7 +89,7 @@ describe("a running server", () => {
 
       const health = await fetch(`${cli.url}/health`, { headers: { "x-request-id": "health-1" } });
       expect(await health.text()).toBe('{"status":"ok"}');
-      const { frames } = await readSse(await post(cli.url, { type: "user_message", message: "say from the cli", id: "cli-turn-1" }));
+      const { frames } = await readSse(await postMessage(cli.url, { type: "user_message", message: "say from the cli", id: "cli-turn-1" }));
       expect(agentTexts(frames)).toEqual(["from the cli"]);
       expect(JSON.parse(frames.at(-1)?.data ?? "{}")).toMatchObject({ status: "completed", request_id: "cli-turn-1" });
 
@@ -127,7 +105,7 @@ describe("a running server", () => {
   });
 
   test("listens on IPv6 loopback", async () => {
-    const cli = await startCli(["-a", "[::1]:0"], home.env);
+    const cli = await startCli(["-a", "[::1]:0"], scripted.home.env);
     try {
       expect(cli.url).toMatch(/^http:\/\/\[::1\]:\d+$/);
       const res = await fetch(`${cli.url}/health`);
@@ -140,11 +118,11 @@ describe("a running server", () => {
   for (const args of [[BYPASS, "false"], [`${BYPASS}=false`]]) {
     test(`${args.join(" ")}: the banner says so and the model sees codex's sandbox`, async () => {
       // A fresh CODEX_HOME: codex marks a directory trusted (workspace-write) once it ran there with full access.
-      const fresh = createCodexHome(model.url);
+      const fresh = createCodexHome(scripted.model.url);
       const cli = await startCli(["-a", "127.0.0.1:0", ...args], fresh.env);
       try {
         expect(cli.stdout()).toContain("Mode: bypass OFF (codex's own sandbox and approval defaults)");
-        const { frames } = await readSse(await post(cli.url, { type: "user_message", message: "sandbox" }));
+        const { frames } = await readSse(await postMessage(cli.url, { type: "user_message", message: "sandbox" }));
         expect(agentTexts(frames)).toEqual(["read-only"]);
       } finally {
         expect(await cli.stop()).toBe(0);
@@ -154,20 +132,20 @@ describe("a running server", () => {
   }
 
   test("RUST_LOG=error keeps info lines out; RUST_LOG=debug adds debug lines", async () => {
-    const quiet = await startCli(["-a", "127.0.0.1:0"], { ...home.env, RUST_LOG: "error" });
+    const quiet = await startCli(["-a", "127.0.0.1:0"], { ...scripted.home.env, RUST_LOG: "error" });
     await fetch(`${quiet.url}/health`);
     expect(await quiet.stop()).toBe(0);
     expect(quiet.stderr()).toBe("");
 
-    const chatty = await startCli(["-a", "127.0.0.1:0"], { ...home.env, RUST_LOG: "debug" });
+    const chatty = await startCli(["-a", "127.0.0.1:0"], { ...scripted.home.env, RUST_LOG: "debug" });
     expect(await chatty.stop()).toBe(0);
     expect(chatty.stderr()).toMatch(/ DEBUG codex binary path=\S+\/codex\n/);
     expect(chatty.stderr()).toMatch(/ INFO {2}shutting down signal=SIGTERM running_turns=0\n/);
   });
 
   test("SIGTERM: running turns get --shutdown-timeout, then end cancelled; exit 0, no codex left", async () => {
-    const cli = await startCli(["-a", "127.0.0.1:0", "--shutdown-timeout", "1"], home.env);
-    const stream = sseReader(await post(cli.url, { type: "user_message", message: "sleep 60000 never", id: "at-shutdown" }));
+    const cli = await startCli(["-a", "127.0.0.1:0", "--shutdown-timeout", "1"], scripted.home.env);
+    const stream = sseReader(await postMessage(cli.url, { type: "user_message", message: "sleep 60000 never", id: "at-shutdown" }));
     await stream.until((f) => f.event === "turn.started");
     const codex = await waitFor("a codex process", () => {
       const found = codexProcessesUnder(cli.process.pid);
@@ -184,10 +162,10 @@ describe("a running server", () => {
   });
 
   test("SIGTERM: a turn that ends within the shutdown timeout completes", async () => {
-    const cli = await startCli(["-a", "127.0.0.1:0", "--shutdown-timeout", "30"], home.env);
-    const stream = sseReader(await post(cli.url, { type: "user_message", message: "sleep 1500 made it", id: "finishes" }));
+    const cli = await startCli(["-a", "127.0.0.1:0", "--shutdown-timeout", "30"], scripted.home.env);
+    const stream = sseReader(await postMessage(cli.url, { type: "user_message", message: "sleep 1500 made it", id: "finishes" }));
     await stream.until((f) => f.event === "turn.started");
-    await waitFor("the model to be asked", () => model.requests.at(-1)?.prompts.at(-1) === "sleep 1500 made it");
+    await waitFor("the model to be asked", () => scripted.model.requests.at(-1)?.prompts.at(-1) === "sleep 1500 made it");
     expect(await cli.stop("SIGTERM")).toBe(0);
     const { frames } = await stream.rest();
     expect(agentTexts(frames)).toEqual(["made it"]);
@@ -195,8 +173,8 @@ describe("a running server", () => {
   });
 
   test("a second signal exits at once with 130, and still leaves no codex", async () => {
-    const cli = await startCli(["-a", "127.0.0.1:0", "--shutdown-timeout", "60"], home.env);
-    const stream = sseReader(await post(cli.url, { type: "user_message", message: "sleep 60000 never" }));
+    const cli = await startCli(["-a", "127.0.0.1:0", "--shutdown-timeout", "60"], scripted.home.env);
+    const stream = sseReader(await postMessage(cli.url, { type: "user_message", message: "sleep 60000 never" }));
     await stream.until((f) => f.event === "turn.started");
     const codex = await waitFor("a codex process", () => {
       const found = codexProcessesUnder(cli.process.pid);
@@ -210,13 +188,13 @@ describe("a running server", () => {
 
   test("OPENAI_API_KEY reaches the model as the API key (codex itself reads only CODEX_API_KEY)", async () => {
     const openaiHome = mkdtempSync(join(tmpdir(), "openai-home-"));
-    writeFileSync(join(openaiHome, "config.toml"), `model = "mock-model"\nopenai_base_url = "${model.url}"\n`);
+    writeFileSync(join(openaiHome, "config.toml"), `model = "mock-model"\nopenai_base_url = "${scripted.model.url}"\n`);
     const env = { CODEX_HOME: openaiHome, OPENAI_API_KEY: "sk-from-openai-env", CODEX_API_KEY: undefined, MOCK_API_KEY: undefined };
     const cli = await startCli(["-a", "127.0.0.1:0"], env);
     try {
-      const { frames } = await readSse(await post(cli.url, { type: "user_message", message: "say keyed" }), 60_000);
+      const { frames } = await readSse(await postMessage(cli.url, { type: "user_message", message: "say keyed" }), 60_000);
       expect(agentTexts(frames)).toEqual(["keyed"]);
-      expect(model.requests.at(-1)?.authorization).toBe("Bearer sk-from-openai-env");
+      expect(scripted.model.requests.at(-1)?.authorization).toBe("Bearer sk-from-openai-env");
     } finally {
       expect(await cli.stop()).toBe(0);
       rmSync(openaiHome, { recursive: true, force: true });
@@ -224,13 +202,13 @@ describe("a running server", () => {
   }, 60_000);
 
   test("a codex that dies before reading its input fails the turn, not the server", async () => {
-    const fake = join(scratch, "codex-dies");
+    const fake = join(scripted.scratch, "codex-dies");
     writeFileSync(fake, '#!/bin/sh\n[ "$1" = --version ] && { echo "codex-cli 0.0.0"; exit 0; }\nexit 3\n');
     chmodSync(fake, 0o755);
-    const cli = await startCli(["-a", "127.0.0.1:0"], { ...home.env, CODEX_PATH: fake });
+    const cli = await startCli(["-a", "127.0.0.1:0"], { ...scripted.home.env, CODEX_PATH: fake });
     try {
       for (const id of ["dies-1", "dies-2"]) {
-        const { frames } = await readSse(await post(cli.url, { type: "user_message", message: "x".repeat(900_000), id }));
+        const { frames } = await readSse(await postMessage(cli.url, { type: "user_message", message: "x".repeat(900_000), id }));
         expect(frames.map((f) => f.event)).toEqual(["done"]);
         expect(JSON.parse(frames[0]?.data ?? "{}")).toMatchObject({ status: "error", request_id: id, error: expect.stringContaining("code 3") });
       }

@@ -7,6 +7,7 @@ import { locateCodex } from "../src/engine/codex-binary";
 import { type CodexHome, createCodexHome } from "./fixtures/codex-home";
 import { type MockModel, startMockModel } from "./fixtures/mock-model";
 import { readSse } from "./fixtures/sse";
+import { agentTexts, doneOf, postMessage } from "./fixtures/turns";
 import { waitFor } from "./fixtures/wait-for";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -48,15 +49,9 @@ test("with codex beside it, started from /, it serves a full turn", async () => 
       for await (const chunk of child.stdout) banner += new TextDecoder().decode(chunk);
     })();
     const url = await waitFor("the banner", () => /Server listening on: (http:\/\/\S+)/.exec(banner)?.[1], 15_000);
-    const res = await fetch(`${url}/messages`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ type: "user_message", message: "run pwd" }),
-    });
-    const { frames } = await readSse(res);
-    const texts = frames.filter((f) => f.event === "item.completed" && JSON.parse(f.data).item.type === "agent_message");
-    expect(JSON.parse(texts[0]?.data ?? "{}").item.text).toBe("ran: /");
-    expect(JSON.parse(frames.at(-1)?.data ?? "{}").status).toBe("completed");
+    const { frames } = await readSse(await postMessage(url, { type: "user_message", message: "run pwd" }));
+    expect(agentTexts(frames)).toEqual(["ran: /"]);
+    expect(doneOf(frames).status).toBe("completed");
     child.kill("SIGTERM");
     expect(await child.exited).toBe(0);
     await reading;

@@ -9,11 +9,10 @@ import { join } from "node:path";
 import { codexProcessesUnder } from "./fixtures/processes";
 import { parseSse, readSse, type SseFrame, sseReader } from "./fixtures/sse";
 import { startTestServer, type TestServer } from "./fixtures/test-server";
+import { agentTexts } from "./fixtures/turns";
 import { waitFor } from "./fixtures/wait-for";
 
 const json = (frame: SseFrame | undefined) => JSON.parse(frame?.data ?? "null");
-const agentTexts = (frames: SseFrame[]) =>
-  frames.filter((f) => f.event === "item.completed" && json(f).item.type === "agent_message").map((f) => json(f).item.text);
 
 let server: TestServer;
 let workDir: string;

@@ -4,42 +4,17 @@
  * where it started.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { locateCodex } from "../src/engine/codex-binary";
 import { EXPOSED_WARNING } from "../src/cli";
 import { type CliProcess, startCli } from "./fixtures/cli-process";
-import { type CodexHome, createCodexHome } from "./fixtures/codex-home";
-import { type MockModel, startMockModel } from "./fixtures/mock-model";
 import { codexProcessesUnder, isAlive } from "./fixtures/processes";
-import { readSse, type SseFrame, sseReader } from "./fixtures/sse";
+import { readSse, sseReader } from "./fixtures/sse";
+import { agentTexts, doneOf, postMessage, useScriptedCodex } from "./fixtures/turns";
 import { waitFor } from "./fixtures/wait-for";
 
-let model: MockModel;
-let home: CodexHome;
-let scratch: string;
-
-beforeAll(() => {
-  model = startMockModel();
-  home = createCodexHome(model.url);
-  scratch = realpathSync(mkdtempSync(join(tmpdir(), "faults-")));
-});
-
-afterAll(async () => {
-  await model.stop();
-  home.remove();
-  rmSync(scratch, { recursive: true, force: true });
-});
-
-const post = (url: string, body: unknown, init: RequestInit & { headers?: Record<string, string> } = {}) =>
-  fetch(`${url}/messages`, {
-    ...init,
-    method: "POST",
-    headers: { "content-type": "application/json", ...init.headers },
-    body: JSON.stringify(body),
-  });
-const done = (frames: SseFrame[]) => JSON.parse(frames.at(-1)?.data ?? "{}");
+const scripted = useScriptedCodex();
 
 function rssBytes(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"));
@@ -63,9 +38,9 @@ describe("one server under faults", () => {
   let baselineRss: number;
 
   beforeAll(async () => {
-    cli = await startCli(["-a", "127.0.0.1:0", "--turn-timeout", "3", "--idle-timeout", "2"], home.env);
+    cli = await startCli(["-a", "127.0.0.1:0", "--turn-timeout", "3", "--idle-timeout", "2"], scripted.home.env);
     // One full turn first, so that the baseline includes what the first turn loads.
-    await readSse(await post(cli.url, { type: "user_message", message: "say warm" }));
+    await readSse(await postMessage(cli.url, { type: "user_message", message: "say warm" }));
     baselineRss = rssBytes(cli.process.pid);
   });
 
@@ -74,58 +49,58 @@ describe("one server under faults", () => {
   });
 
   test("a model that never answers: done status timeout, codex gone", async () => {
-    const { frames } = await readSse(await post(cli.url, { type: "user_message", message: "sleep 600000 never", id: "times-out" }), 15_000);
-    expect(done(frames)).toMatchObject({ status: "timeout", request_id: "times-out", error: "turn timeout" });
+    const { frames } = await readSse(await postMessage(cli.url, { type: "user_message", message: "sleep 600000 never", id: "times-out" }), 15_000);
+    expect(doneOf(frames)).toMatchObject({ status: "timeout", request_id: "times-out", error: "turn timeout" });
     await expectHealthy(cli);
   });
 
   test("user_cancel: 200, the stream ends cancelled, codex gone within 1 s", async () => {
-    const stream = sseReader(await post(cli.url, { type: "user_message", message: "sleep 600000 never", id: "cancel-me" }));
+    const stream = sseReader(await postMessage(cli.url, { type: "user_message", message: "sleep 600000 never", id: "cancel-me" }));
     await stream.until((f) => f.event === "turn.started");
     const codex = await runningCodex(cli);
-    const res = await post(cli.url, { type: "user_cancel", id: "cancel-me" });
+    const res = await postMessage(cli.url, { type: "user_cancel", id: "cancel-me" });
     const cancelledAt = performance.now();
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ cancelled: "cancel-me" });
     await waitFor("codex to exit", () => codex.every((pid) => !isAlive(pid)), 1_000);
     expect(performance.now() - cancelledAt).toBeLessThan(1_000);
-    expect(done((await stream.rest()).frames)).toMatchObject({ status: "cancelled", request_id: "cancel-me" });
+    expect(doneOf((await stream.rest()).frames)).toMatchObject({ status: "cancelled", request_id: "cancel-me" });
     await expectHealthy(cli);
   });
 
   test("DELETE /runs/{id} does the same", async () => {
-    const stream = sseReader(await post(cli.url, { type: "user_message", message: "sleep 600000 never", id: "delete-me" }));
+    const stream = sseReader(await postMessage(cli.url, { type: "user_message", message: "sleep 600000 never", id: "delete-me" }));
     await stream.until((f) => f.event === "turn.started");
     const res = await fetch(`${cli.url}/runs/delete-me`, { method: "DELETE" });
     expect(await res.json()).toEqual({ cancelled: "delete-me" });
-    expect(done((await stream.rest()).frames).status).toBe("cancelled");
+    expect(doneOf((await stream.rest()).frames).status).toBe("cancelled");
     await expectHealthy(cli);
   });
 
   test("codex killed mid-turn: done status error, the server carries on", async () => {
-    const stream = sseReader(await post(cli.url, { type: "user_message", message: "sleep 600000 never", id: "crashes" }));
+    const stream = sseReader(await postMessage(cli.url, { type: "user_message", message: "sleep 600000 never", id: "crashes" }));
     await stream.until((f) => f.event === "turn.started");
     for (const pid of await runningCodex(cli)) process.kill(pid, "SIGKILL");
-    expect(done((await stream.rest()).frames)).toMatchObject({
+    expect(doneOf((await stream.rest()).frames)).toMatchObject({
       status: "error",
       request_id: "crashes",
       error: expect.stringContaining("signal SIGKILL"),
     });
     await expectHealthy(cli);
-    const { frames } = await readSse(await post(cli.url, { type: "user_message", message: "say still here" }));
-    expect(done(frames).status).toBe("completed");
+    const { frames } = await readSse(await postMessage(cli.url, { type: "user_message", message: "say still here" }));
+    expect(doneOf(frames).status).toBe("completed");
   });
 
   test("a model stream cut mid-way and a model error: done status failed", async () => {
     for (const message of ["cut", "fail"]) {
-      const { frames } = await readSse(await post(cli.url, { type: "user_message", message }));
-      expect(done(frames).status).toBe("failed");
+      const { frames } = await readSse(await postMessage(cli.url, { type: "user_message", message }));
+      expect(doneOf(frames).status).toBe("failed");
     }
     await expectHealthy(cli);
   });
 
   test("100 bad requests in a row", async () => {
-    const before = model.requests.length;
+    const before = scripted.model.requests.length;
     const kinds: Array<[RequestInit, number]> = [
       [{ method: "POST", headers: { "content-type": "application/json" }, body: "{" }, 400],
       [{ method: "POST", headers: { "content-type": "text/plain" }, body: "hi" }, 415],
@@ -139,7 +114,7 @@ describe("one server under faults", () => {
       expect(res.status).toBe(status);
       await res.arrayBuffer();
     }
-    expect(model.requests.length).toBe(before);
+    expect(scripted.model.requests.length).toBe(before);
     await expectHealthy(cli);
   });
 
@@ -148,7 +123,7 @@ describe("one server under faults", () => {
       await Promise.all(
         Array.from({ length: 10 }, async (_, n) => {
           const controller = new AbortController();
-          const res = await post(cli.url, { type: "user_message", message: "sleep 600000 never", id: `gone-${batch}-${n}` }, { signal: controller.signal });
+          const res = await postMessage(cli.url, { type: "user_message", message: "sleep 600000 never", id: `gone-${batch}-${n}` }, { signal: controller.signal });
           await sseReader(res).until((f) => f.event === "turn.started", 60_000);
           controller.abort();
         }),
@@ -195,17 +170,16 @@ describe("one server under faults", () => {
 describe("access control end to end", () => {
   test("a token from the environment guards the API, is not logged, and codex never sees it", async () => {
     const token = "tok-9f3c2e71";
-    const cli = await startCli(["-a", "127.0.0.1:0"], { ...home.env, CODEX_SERVER_AUTH_TOKEN: token, RUST_LOG: "trace" });
+    const cli = await startCli(["-a", "127.0.0.1:0"], { ...scripted.home.env, CODEX_SERVER_AUTH_TOKEN: token, RUST_LOG: "trace" });
     try {
       expect(cli.stdout()).toContain("Auth: bearer token required");
       expect((await fetch(`${cli.url}/health`)).status).toBe(200);
-      const refused = await post(cli.url, { type: "user_message", message: "say hi" });
+      const refused = await postMessage(cli.url, { type: "user_message", message: "say hi" });
       expect(refused.status).toBe(401);
       const { frames } = await readSse(
-        await post(cli.url, { type: "user_message", message: "run echo \"[${CODEX_SERVER_AUTH_TOKEN:-unset}]\"" }, { headers: { authorization: `Bearer ${token}` } }),
+        await postMessage(cli.url, { type: "user_message", message: "run echo \"[${CODEX_SERVER_AUTH_TOKEN:-unset}]\"" }, { headers: { authorization: `Bearer ${token}` } }),
       );
-      const texts = frames.filter((f) => f.event === "item.completed" && JSON.parse(f.data).item.type === "agent_message");
-      expect(JSON.parse(texts[0]?.data ?? "{}").item.text).toBe("ran: [unset]");
+      expect(agentTexts(frames)).toEqual(["ran: [unset]"]);
     } finally {
       expect(await cli.stop()).toBe(0);
     }
@@ -213,11 +187,11 @@ describe("access control end to end", () => {
   });
 
   test("bound to loopback: a foreign Host or a cross-site Origin gets 403", async () => {
-    const cli = await startCli(["-a", "127.0.0.1:0"], home.env);
+    const cli = await startCli(["-a", "127.0.0.1:0"], scripted.home.env);
     try {
       const rebinding = await fetch(`${cli.url}/health`, { headers: { host: "attacker.example" } });
       expect(rebinding.status).toBe(403);
-      const crossSite = await post(cli.url, { type: "user_message", message: "say hi" }, { headers: { origin: "https://attacker.example" } });
+      const crossSite = await postMessage(cli.url, { type: "user_message", message: "say hi" }, { headers: { origin: "https://attacker.example" } });
       expect(crossSite.status).toBe(403);
     } finally {
       expect(await cli.stop()).toBe(0);
@@ -225,12 +199,12 @@ describe("access control end to end", () => {
   });
 
   test("beyond loopback, bypass on and no token: a loud warning; with a token: none", async () => {
-    const open = await startCli(["-a", "0.0.0.0:0"], home.env);
+    const open = await startCli(["-a", "0.0.0.0:0"], scripted.home.env);
     expect(await open.stop()).toBe(0);
     expect(open.stdout()).toContain(EXPOSED_WARNING);
     expect(open.stderr()).toContain(` WARN  ${EXPOSED_WARNING}\n`);
 
-    const guarded = await startCli(["-a", "0.0.0.0:0", "--auth-token", "t0k"], home.env);
+    const guarded = await startCli(["-a", "0.0.0.0:0", "--auth-token", "t0k"], scripted.home.env);
     expect(await guarded.stop()).toBe(0);
     expect(guarded.stdout() + guarded.stderr()).not.toContain("WARNING");
   });
@@ -238,48 +212,47 @@ describe("access control end to end", () => {
 
 describe("limits end to end", () => {
   test("--workspace-root: the default work_dir, and nothing outside it", async () => {
-    const root = join(scratch, "root");
+    const root = join(scripted.scratch, "root");
     mkdirSync(root);
-    const cli = await startCli(["-a", "127.0.0.1:0", "--workspace-root", root], home.env);
+    const cli = await startCli(["-a", "127.0.0.1:0", "--workspace-root", root], scripted.home.env);
     try {
-      const { frames } = await readSse(await post(cli.url, { type: "user_message", message: "run pwd" }));
-      const texts = frames.filter((f) => f.event === "item.completed" && JSON.parse(f.data).item.type === "agent_message");
-      expect(JSON.parse(texts[0]?.data ?? "{}").item.text).toBe(`ran: ${root}`);
-      const before = model.requests.length;
-      const outside = await post(cli.url, { type: "user_message", message: "run pwd", work_dir: scratch });
+      const { frames } = await readSse(await postMessage(cli.url, { type: "user_message", message: "run pwd" }));
+      expect(agentTexts(frames)).toEqual([`ran: ${root}`]);
+      const before = scripted.model.requests.length;
+      const outside = await postMessage(cli.url, { type: "user_message", message: "run pwd", work_dir: scripted.scratch });
       expect(outside.status).toBe(403);
-      expect(model.requests.length).toBe(before);
+      expect(scripted.model.requests.length).toBe(before);
     } finally {
       expect(await cli.stop()).toBe(0);
     }
   });
 
   test("--max-concurrent-turns 1: a second turn gets 429 while the first runs", async () => {
-    const cli = await startCli(["-a", "127.0.0.1:0", "--max-concurrent-turns", "1"], home.env);
+    const cli = await startCli(["-a", "127.0.0.1:0", "--max-concurrent-turns", "1"], scripted.home.env);
     try {
-      const first = sseReader(await post(cli.url, { type: "user_message", message: "sleep 600000 never", id: "first" }));
+      const first = sseReader(await postMessage(cli.url, { type: "user_message", message: "sleep 600000 never", id: "first" }));
       await first.until((f) => f.event === "turn.started");
-      const second = await post(cli.url, { type: "user_message", message: "say hi" });
+      const second = await postMessage(cli.url, { type: "user_message", message: "say hi" });
       expect(second.status).toBe(429);
       expect(second.headers.get("retry-after")).toBe("5");
       await fetch(`${cli.url}/runs/first`, { method: "DELETE" });
-      expect(done((await first.rest()).frames).status).toBe("cancelled");
-      const third = await readSse(await post(cli.url, { type: "user_message", message: "say room again" }));
-      expect(done(third.frames).status).toBe("completed");
+      expect(doneOf((await first.rest()).frames).status).toBe("cancelled");
+      const third = await readSse(await postMessage(cli.url, { type: "user_message", message: "say room again" }));
+      expect(doneOf(third.frames).status).toBe("completed");
     } finally {
       expect(await cli.stop()).toBe(0);
     }
   });
 
   test("a codex binary removed after start: done status error, not a hang; the server stays up", async () => {
-    const link = join(scratch, "codex");
-    symlinkSync(locateCodex({ explicitPath: undefined, pathEnv: "", executableDir: scratch }).path, link);
-    const cli = await startCli(["-a", "127.0.0.1:0", "--codex-path", link], home.env);
+    const link = join(scripted.scratch, "codex");
+    symlinkSync(locateCodex({ explicitPath: undefined, pathEnv: "", executableDir: scripted.scratch }).path, link);
+    const cli = await startCli(["-a", "127.0.0.1:0", "--codex-path", link], scripted.home.env);
     try {
       rmSync(link);
-      const { frames } = await readSse(await post(cli.url, { type: "user_message", message: "say hi", id: "no-binary" }), 10_000);
+      const { frames } = await readSse(await postMessage(cli.url, { type: "user_message", message: "say hi", id: "no-binary" }), 10_000);
       expect(frames.map((f) => f.event)).toEqual(["done"]);
-      expect(done(frames)).toMatchObject({ status: "error", error: `codex binary ${link} is missing or not executable` });
+      expect(doneOf(frames)).toMatchObject({ status: "error", error: `codex binary ${link} is missing or not executable` });
       await expectHealthy(cli);
     } finally {
       expect(await cli.stop()).toBe(0);
