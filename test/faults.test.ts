@@ -3,7 +3,7 @@
  * each fault the server must answer /health, have no codex left, and its memory must be back near
  * where it started.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { locateCodex } from "../src/engine/codex-binary";
@@ -42,6 +42,10 @@ describe("one server under faults", () => {
     // One full turn first, so that the baseline includes what the first turn loads.
     await readSse(await postMessage(cli.url, { type: "user_message", message: "say warm" }));
     baselineRss = rssBytes(cli.process.pid);
+  });
+
+  afterEach(() => {
+    expect(rssBytes(cli.process.pid) - baselineRss).toBeLessThan(40 * 1024 * 1024);
   });
 
   afterAll(async () => {
@@ -161,10 +165,6 @@ describe("one server under faults", () => {
     await expectHealthy(cli);
   });
 
-  test("memory is back near where it started", async () => {
-    const after = rssBytes(cli.process.pid);
-    expect(after - baselineRss).toBeLessThan(40 * 1024 * 1024);
-  });
 });
 
 describe("access control end to end", () => {
@@ -193,6 +193,24 @@ describe("access control end to end", () => {
       expect(rebinding.status).toBe(403);
       const crossSite = await postMessage(cli.url, { type: "user_message", message: "say hi" }, { headers: { origin: "https://attacker.example" } });
       expect(crossSite.status).toBe(403);
+    } finally {
+      expect(await cli.stop()).toBe(0);
+    }
+  });
+
+  test("--allowed-origins: that origin gets CORS, preflight included, and can run a turn", async () => {
+    const origin = "https://app.example";
+    const cli = await startCli(["-a", "127.0.0.1:0", "--allowed-origins", origin, "--auth-token", "t0k"], scripted.home.env);
+    try {
+      const preflight = await fetch(`${cli.url}/messages`, {
+        method: "OPTIONS",
+        headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "authorization,content-type" },
+      });
+      expect(preflight.status).toBe(204);
+      expect(preflight.headers.get("access-control-allow-origin")).toBe(origin);
+      const res = await postMessage(cli.url, { type: "user_message", message: "say from the browser" }, { headers: { origin, authorization: "Bearer t0k" } });
+      expect(res.headers.get("access-control-allow-origin")).toBe(origin);
+      expect(agentTexts((await readSse(res)).frames)).toEqual(["from the browser"]);
     } finally {
       expect(await cli.stop()).toBe(0);
     }
