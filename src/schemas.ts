@@ -5,9 +5,8 @@ import { z } from "zod";
 export const MESSAGE_TYPES = ["user_message", "user_confirm", "user_cancel", "user_edit"] as const;
 
 /** Request ids travel into headers and log lines, so they are kept to a safe alphabet. */
-export const requestIdSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, "must be 1 to 128 letters, digits, '.', '_', ':' or '-'");
+export const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+export const requestIdSchema = z.string().regex(REQUEST_ID, "must be 1 to 128 letters, digits, '.', '_', ':' or '-'");
 
 function isDirectory(path: string): boolean {
   try {

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { isIP } from "node:net";
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import type { AppEnv } from "../app";
 import { ApiError } from "../errors";
@@ -24,48 +24,47 @@ export function tokenMatches(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
+export type AccessPolicy = { loopbackOnly: boolean; allowedOrigins: ReadonlySet<string> };
+
 /**
- * A page on another site may make a browser send requests here (cross-site POST), and through DNS
- * rebinding even read the answers. When the server listens on loopback only, a Host header naming
- * anything but loopback is such a rebinding.
+ * Returns what tells why a request from a browser must be refused, if it must. A page on another
+ * site may make a browser send requests here (cross-site POST), and through DNS rebinding even
+ * read the answers:
+ * - bound to loopback only, a Host header naming anything but loopback is such a rebinding;
+ * - an Origin passes when it is the server's own (it names the Host the request went to) or listed.
+ * It runs on every request, /health included, so Host values already accepted are remembered.
  */
-export function requireLoopbackHost(): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
+export function browserGuard(policy: AccessPolicy): (c: Context) => ApiError | undefined {
+  const acceptedHosts = new Set<string>();
+  return (c) => {
     const host = c.req.header("host");
-    if (host !== undefined && !isLoopbackHost(hostOfHostHeader(host))) {
-      throw new ApiError(403, "forbidden_host", "This server only answers requests addressed to localhost.");
+    if (policy.loopbackOnly && host !== undefined && !acceptedHosts.has(host)) {
+      if (!isLoopbackHost(hostOfHostHeader(host))) {
+        return new ApiError(403, "forbidden_host", "This server only answers requests addressed to localhost.");
+      }
+      if (acceptedHosts.size < 64) acceptedHosts.add(host);
     }
-    await next();
+    const origin = c.req.header("origin");
+    if (origin === undefined || policy.allowedOrigins.has(origin)) return undefined;
+    let sameOrigin = false;
+    try {
+      sameOrigin = host !== undefined && new URL(origin).host === host.toLowerCase();
+    } catch {}
+    return sameOrigin
+      ? undefined
+      : new ApiError(403, "forbidden_origin", `Requests from ${origin} are not allowed; see --allowed-origins.`);
   };
 }
 
-/**
- * Requests from browsers carry an Origin. Same-origin ones (the Origin names the Host the request
- * went to) and those from `allowedOrigins` pass, the latter with CORS headers; all others get 403.
- */
-export function checkOrigin(allowedOrigins: readonly string[]): MiddlewareHandler<AppEnv> {
-  const allowed = new Set(allowedOrigins);
-  const corsForAllowed = cors({
+/** CORS headers, preflight included, for the origins `--allowed-origins` lists. */
+export function corsForAllowedOrigins(allowed: ReadonlySet<string>): MiddlewareHandler<AppEnv> {
+  return cors({
     origin: (origin) => (allowed.has(origin) ? origin : null),
     allowMethods: ["GET", "HEAD", "POST", "DELETE"],
     allowHeaders: ["authorization", "content-type", "last-event-id", "x-request-id"],
     exposeHeaders: ["x-request-id", "retry-after"],
     maxAge: 600,
   });
-  return async (c, next) => {
-    const origin = c.req.header("origin");
-    if (origin === undefined) return next();
-    if (allowed.has(origin)) return corsForAllowed(c, next);
-    const host = c.req.header("host");
-    let sameOrigin = false;
-    try {
-      sameOrigin = host !== undefined && new URL(origin).host === host.toLowerCase();
-    } catch {}
-    if (!sameOrigin) {
-      throw new ApiError(403, "forbidden_origin", `Requests from ${origin} are not allowed; see --allowed-origins.`);
-    }
-    await next();
-  };
 }
 
 export function requireBearerToken(token: string): MiddlewareHandler<AppEnv> {

@@ -1,7 +1,7 @@
-import { Hono } from "hono";
+import type { Hono } from "hono";
 import type { AppEnv } from "../app";
 import { methodNotAllowed } from "./method-not-allowed";
 
-export function healthRoute(): Hono<AppEnv> {
-  return new Hono<AppEnv>().get("/", (c) => c.json({ status: "ok" })).all("/", methodNotAllowed("GET", "HEAD"));
+export function healthRoutes(app: Hono<AppEnv>): void {
+  app.get("/health", (c) => c.json({ status: "ok" })).all("/health", methodNotAllowed("GET", "HEAD"));
 }

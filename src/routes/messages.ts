@@ -1,5 +1,5 @@
 import { zValidator } from "@hono/zod-validator";
-import { Hono, type MiddlewareHandler } from "hono";
+import type { Hono, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { AppDeps, AppEnv } from "../app";
 import { ApiError } from "../errors";
@@ -29,13 +29,13 @@ const requireJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next();
 };
 
-export function messagesRoute({ config, runs }: AppDeps): Hono<AppEnv> {
+export function messageRoutes(app: Hono<AppEnv>, { config, runs }: AppDeps): void {
   const tooLarge = () => {
     throw new ApiError(413, "payload_too_large", `The request body is larger than ${config.maxBodyBytes} bytes.`);
   };
-  return new Hono<AppEnv>()
+  app
     .post(
-      "/",
+      "/messages",
       bodyLimit({ maxSize: config.maxBodyBytes, onError: tooLarge }),
       requireJsonBody,
       zValidator("json", messageRequestSchema, (result) => {
@@ -71,5 +71,5 @@ export function messagesRoute({ config, runs }: AppDeps): Hono<AppEnv> {
         });
       },
     )
-    .all("/", methodNotAllowed("POST"));
+    .all("/messages", methodNotAllowed("POST"));
 }
