@@ -69,6 +69,17 @@ export const args = {
     valueHint: "SECONDS",
     description: "On SIGTERM/SIGINT, how long running turns may finish before they are cancelled",
   },
+  lean: {
+    type: "boolean",
+    default: true,
+    description: "Switch off codex start-up work a headless server never uses (plugin sync, apps, shell snapshot, analytics, update check); keys set in config.toml win",
+    negativeDescription: "Run codex with its own defaults",
+  },
+  "codex-config": {
+    type: "string",
+    valueHint: "KEY=VALUE",
+    description: "A codex config override, as codex's own -c (repeatable): e.g. model_reasoning_effort=\"low\"",
+  },
   "idle-timeout": {
     type: "string",
     default: String(DEFAULTS.idleTimeoutSeconds),
@@ -187,6 +198,25 @@ export function parseDirectory(name: string, path: string): string {
   throw new ConfigError(`invalid value "${path}" for --${name}: not an existing directory`);
 }
 
+/** Every value of a repeatable `--name VALUE` / `--name=VALUE` option, in order (citty keeps only the last). */
+export function collectRepeated(argv: readonly string[], name: string): string[] {
+  const values: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === `--${name}` && i + 1 < argv.length) values.push(argv[++i] as string);
+    else if (arg.startsWith(`--${name}=`)) values.push(arg.slice(name.length + 3));
+  }
+  return values;
+}
+
+/** `key.path=value` as codex's -c takes it; the value is TOML (or a bare string) and codex checks it. */
+export function parseCodexOverride(text: string): string {
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*=\S/.test(text)) {
+    throw new ConfigError(`invalid value "${text}" for --codex-config: expected KEY=VALUE, e.g. model_reasoning_effort="low"`);
+  }
+  return text;
+}
+
 /**
  * RUST_LOG as codex and env_logger read it: `debug`, or directives like `warn,codex_http_server=debug`.
  * A bare level sets the default; a directive naming this server overrides it. Unknown words are
@@ -213,6 +243,7 @@ export function buildConfig(
   env: Record<string, string | undefined>,
   cwd: string,
   totalMemoryBytes: number,
+  codexConfig: readonly string[] = [],
 ): { config: Config; warnings: string[] } {
   const unknown = Object.keys(parsed).filter((key) => !KNOWN_KEYS.has(key));
   if (unknown.length > 0) throw new ConfigError(`unknown option --${unknown[0]}; see --help`);
@@ -249,6 +280,8 @@ export function buildConfig(
       workspaceRoot,
       shutdownTimeoutMs: parseSeconds("shutdown-timeout", parsed["shutdown-timeout"]),
       idleTimeoutSeconds: parsePositiveInteger("idle-timeout", parsed["idle-timeout"], 255),
+      leanCodex: parsed.lean,
+      codexConfigOverrides: codexConfig.map(parseCodexOverride),
     },
     warnings: warning ? [warning] : [],
   };
@@ -312,7 +345,8 @@ export const command = defineCommand({
   run({ args: parsed }) {
     let built: ReturnType<typeof buildConfig>;
     try {
-      built = buildConfig(parsed, process.env, process.cwd(), availableMemoryBytes());
+      const codexConfig = collectRepeated(process.argv.slice(2), "codex-config");
+      built = buildConfig(parsed, process.env, process.cwd(), availableMemoryBytes(), codexConfig);
     } catch (err) {
       if (err instanceof ConfigError) fail(err.message, 2);
       throw err;

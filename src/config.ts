@@ -32,6 +32,10 @@ export type Config = {
   shutdownTimeoutMs: number;
   /** A connection that sends nothing for this long is closed (SSE streams excepted). */
   idleTimeoutSeconds: number;
+  /** Switch off codex features a headless server never uses (see engine/lean-profile.ts). */
+  leanCodex: boolean;
+  /** `KEY=VALUE` codex config overrides from `--codex-config`, in order. */
+  codexConfigOverrides: string[];
 };
 
 export const DEFAULTS = {

@@ -44,6 +44,8 @@ export function startServer(config: Config, log: Logger): RunningServer {
     env: config.codexEnv,
     bypassApprovalsAndSandbox: config.bypassApprovalsAndSandbox,
     firstEventTimeoutMs: config.firstEventTimeoutMs,
+    lean: config.leanCodex,
+    configOverrides: config.codexConfigOverrides,
   });
   const runs = new RunRegistry(engine, log, {
     maxConcurrent: config.maxConcurrentTurns,

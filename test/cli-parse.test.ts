@@ -5,6 +5,7 @@ import {
   args,
   banner,
   buildConfig,
+  collectRepeated,
   ConfigError,
   EXPOSED_WARNING,
   isExposed,
@@ -12,6 +13,7 @@ import {
   parseAddress,
   parseBoolean,
   parseByteSize,
+  parseCodexOverride,
   parseDirectory,
   parseLogLevel,
   parseOrigins,
@@ -160,6 +162,8 @@ describe("buildConfig", () => {
       workspaceRoot: undefined,
       shutdownTimeoutMs: 30_000,
       idleTimeoutSeconds: 10,
+      leanCodex: true,
+      codexConfigOverrides: [],
     });
   });
 
@@ -260,6 +264,37 @@ describe("banner", () => {
   test("warns loudly when anyone who reaches the port can run commands", () => {
     const text = banner("http://0.0.0.0:8081", "codex-cli 0.163.0", { host: "0.0.0.0", authToken: undefined, bypassApprovalsAndSandbox: true });
     expect(text).toContain(EXPOSED_WARNING);
+  });
+});
+
+describe("codex config flags", () => {
+  test.each([
+    [["--codex-config", "a=1", "-a", "x:1", "--codex-config=b.c=\"two\""], ["a=1", 'b.c="two"']],
+    [["--codex-config"], []],
+    [["--other", "x"], []],
+  ])("collectRepeated %p -> %p", (argv, values) => {
+    expect(collectRepeated(argv, "codex-config")).toEqual(values);
+  });
+
+  test.each(['model_reasoning_effort="low"', "features.web_search=true", "sandbox_workspace_write.network_access=false"])(
+    "parseCodexOverride accepts %p",
+    (text) => {
+      expect(parseCodexOverride(text)).toBe(text);
+    },
+  );
+
+  test.each(["noequals", "=1", "a..b=1", "a=", "a b=1"])("parseCodexOverride refuses %p", (text) => {
+    expect(() => parseCodexOverride(text)).toThrow(
+      new ConfigError(`invalid value "${text}" for --codex-config: expected KEY=VALUE, e.g. model_reasoning_effort="low"`),
+    );
+  });
+
+  test("lean is on by default, --no-lean turns it off; overrides arrive in order", () => {
+    const parse = (argv: string[]) => buildConfig(parseArgs(argv, args), {}, "/srv", 1024 ** 3, collectRepeated(argv, "codex-config")).config;
+    expect(parse([])).toMatchObject({ leanCodex: true, codexConfigOverrides: [] });
+    expect(parse(["--no-lean"]).leanCodex).toBe(false);
+    expect(parse(["--codex-config", "a=1", "--codex-config", "b=2"]).codexConfigOverrides).toEqual(["a=1", "b=2"]);
+    expect(() => parse(["--codex-config", "bad"])).toThrow(ConfigError);
   });
 });
 

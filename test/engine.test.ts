@@ -91,7 +91,13 @@ describe("locateCodex", () => {
 });
 
 describe("the SDK engine with a broken codex", () => {
-  const options = { env: { PATH: process.env.PATH ?? "" }, bypassApprovalsAndSandbox: true, firstEventTimeoutMs: 5_000 };
+  const options = {
+    env: { PATH: process.env.PATH ?? "" },
+    bypassApprovalsAndSandbox: true,
+    firstEventTimeoutMs: 5_000,
+    lean: false,
+    configOverrides: [],
+  };
   const turn = { input: "x".repeat(512 * 1024), workDir: dir, signal: new AbortController().signal };
 
   async function drain(events: AsyncIterable<ThreadEvent>): Promise<unknown> {

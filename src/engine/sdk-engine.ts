@@ -1,6 +1,7 @@
 import { delimiter } from "node:path";
 import { Codex, type ThreadOptions } from "@openai/codex-sdk";
 import { assertExecutable, type CodexBinary } from "./codex-binary";
+import { leanOverrides, readUserCodexConfig } from "./lean-profile";
 import { type Engine, EngineError, type ThreadEvent, type TurnRequest } from "./types";
 
 export type SdkEngineOptions = {
@@ -8,6 +9,10 @@ export type SdkEngineOptions = {
   env: Record<string, string>;
   bypassApprovalsAndSandbox: boolean;
   firstEventTimeoutMs: number;
+  /** Apply the lean profile (keys the user's config.toml sets are left alone). */
+  lean: boolean;
+  /** `KEY=VALUE` overrides from `--codex-config`, applied last, so they win. */
+  configOverrides: string[];
 };
 
 function withPathDirs(env: Record<string, string>, dirs: string[]): Record<string, string> {
@@ -61,10 +66,7 @@ export function isChildPipeError(err: unknown): boolean {
 
 /** One `codex exec` process per turn, through @openai/codex-sdk. */
 export function createSdkEngine(options: SdkEngineOptions): Engine {
-  const codex = new Codex({
-    codexPathOverride: options.codex.path,
-    env: withPathDirs(options.env, options.codex.pathDirs),
-  });
+  const env = withPathDirs(options.env, options.codex.pathDirs);
   const threadOptions: ThreadOptions = options.bypassApprovalsAndSandbox
     ? { sandboxMode: "danger-full-access", approvalPolicy: "never" }
     : {};
@@ -77,6 +79,13 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
       signal.addEventListener("abort", abort, { once: true });
       if (signal.aborted) abort();
       try {
+        // Read per turn, so that a config.toml edited while the server runs is respected.
+        const lean = options.lean ? leanOverrides(readUserCodexConfig(options.env)) : [];
+        const codex = new Codex({
+          codexPathOverride: options.codex.path,
+          env,
+          configOverrides: [...lean, ...options.configOverrides],
+        });
         // The work_dir is checked by the server, and a turn may run in any directory, repo or not.
         const thread = codex.startThread({ ...threadOptions, workingDirectory: workDir, skipGitRepoCheck: true });
         const { events } = await thread.runStreamed(input, { signal: stop.signal });

@@ -1,0 +1,69 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { LEAN_PROFILE, leanOverrides, readUserCodexConfig, userSets } from "../src/engine/lean-profile";
+
+const ALL = [
+  "features.plugins=false",
+  "features.remote_plugin=false",
+  "features.apps=false",
+  "features.shell_snapshot=false",
+  "analytics.enabled=false",
+  "check_for_update_on_startup=false",
+];
+
+describe("leanOverrides", () => {
+  const cases: Array<[string, Record<string, unknown>, string[]]> = [
+    ["an empty config gets the whole profile", {}, ALL],
+    ["a key the user set at the root is left alone", { features: { plugins: true } }, ALL.filter((o) => !o.startsWith("features.plugins="))],
+    ["so is one set to the same value", { analytics: { enabled: false } }, ALL.filter((o) => !o.startsWith("analytics."))],
+    ["profile tables do not count (codex 0.163 no longer reads them)", { profiles: { work: { features: { apps: true } } } }, ALL],
+    ["unrelated keys change nothing", { model: "gpt-5", features: { web_search: true } }, ALL],
+    ["a scalar where a table is expected changes nothing", { features: "odd" }, ALL],
+  ];
+  for (const [name, config, expected] of cases) {
+    test(name, () => {
+      expect(leanOverrides(config)).toEqual(expected);
+    });
+  }
+
+  test("every key of the profile says why it is there", () => {
+    for (const [key, value, why] of LEAN_PROFILE) {
+      expect(key).toMatch(/^[a-z_.]+$/);
+      expect(value).toBe(false);
+      expect(why.length).toBeGreaterThan(10);
+    }
+  });
+
+  test("userSets follows dotted keys", () => {
+    expect(userSets({ a: { b: { c: 1 } } }, "a.b.c")).toBe(true);
+    expect(userSets({ a: { b: {} } }, "a.b.c")).toBe(false);
+  });
+});
+
+describe("readUserCodexConfig", () => {
+  const home = mkdtempSync(join(tmpdir(), "lean-home-"));
+  afterAll(() => rmSync(home, { recursive: true, force: true }));
+
+  test("reads $CODEX_HOME/config.toml with Bun's TOML parser", () => {
+    writeFileSync(join(home, "config.toml"), 'model = "m"\n[features]\nplugins = true\n[analytics]\nenabled = true\n');
+    const config = readUserCodexConfig({ CODEX_HOME: home });
+    expect(config).toEqual({ model: "m", features: { plugins: true }, analytics: { enabled: true } });
+    expect(leanOverrides(config)).toEqual(["features.remote_plugin=false", "features.apps=false", "features.shell_snapshot=false", "check_for_update_on_startup=false"]);
+  });
+
+  test("a missing or broken config.toml counts as empty", () => {
+    expect(readUserCodexConfig({ CODEX_HOME: join(home, "nowhere") })).toEqual({});
+    writeFileSync(join(home, "config.toml"), "this is = = not toml");
+    expect(readUserCodexConfig({ CODEX_HOME: home })).toEqual({});
+  });
+
+  test("without CODEX_HOME it is ~/.codex", () => {
+    const fakeHome = mkdtempSync(join(tmpdir(), "lean-user-"));
+    Bun.spawnSync(["mkdir", "-p", join(fakeHome, ".codex")]);
+    writeFileSync(join(fakeHome, ".codex", "config.toml"), "check_for_update_on_startup = true\n");
+    expect(readUserCodexConfig({ HOME: fakeHome })).toEqual({ check_for_update_on_startup: true });
+    rmSync(fakeHome, { recursive: true, force: true });
+  });
+});

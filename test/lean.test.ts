@@ -1,0 +1,83 @@
+/** The lean profile reaches the real codex, respects the user's config.toml, and --no-lean passes nothing. */
+import { describe, expect, test } from "bun:test";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Config } from "../src/config";
+import { codexProcessesUnder } from "./fixtures/processes";
+import { readSse, sseReader } from "./fixtures/sse";
+import { startTestServer, type TestServer } from "./fixtures/test-server";
+import { agentTexts, doneOf } from "./fixtures/turns";
+import { waitFor } from "./fixtures/wait-for";
+
+const LEAN = [
+  "features.plugins=false",
+  "features.remote_plugin=false",
+  "features.apps=false",
+  "features.shell_snapshot=false",
+  "analytics.enabled=false",
+  "check_for_update_on_startup=false",
+];
+
+/** The `--config` values of the codex process that runs one turn, less the SDK's own `approval_policy`. */
+async function configOfCodex(server: TestServer): Promise<string[]> {
+  const stream = sseReader(await server.send({ type: "user_message", message: "sleep 60000 never", id: "inspect" }));
+  await stream.until((f) => f.event === "turn.started");
+  const [pid] = await waitFor("codex", () => {
+    const found = codexProcessesUnder(process.pid);
+    return found.length > 0 ? found : undefined;
+  });
+  const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+  await fetch(`${server.url}/runs/inspect`, { method: "DELETE" });
+  expect(doneOf((await stream.rest()).frames).status).toBe("cancelled");
+  const config = argv.flatMap((arg, i) => (arg === "--config" ? [argv[i + 1] as string] : []));
+  expect(config.at(-1)).toBe('approval_policy="never"');
+  return config.slice(0, -1);
+}
+
+/** The user's own config.toml lines: root keys go first and tables last, as TOML needs. */
+type UserToml = { root?: string; tables?: string };
+
+async function withServer(overrides: Partial<Config>, user: UserToml, check: (server: TestServer) => Promise<void>) {
+  const server = startTestServer(overrides);
+  const path = join(server.home.dir, "config.toml");
+  writeFileSync(path, `${user.root ?? ""}\n${readFileSync(path, "utf8")}\n${user.tables ?? ""}`);
+  try {
+    await check(server);
+  } finally {
+    await server.close();
+  }
+}
+
+describe("the lean profile", () => {
+  test("is on by default: codex gets every override, and does not sync plugins", () =>
+    withServer({}, {}, async (server) => {
+      const config = await configOfCodex(server);
+      for (const override of LEAN) expect(config).toContain(override);
+      expect(existsSync(join(server.home.dir, ".tmp", "plugins.sync.lock"))).toBe(false);
+    }));
+
+  test("turns still work with it: a command runs in the work_dir", () =>
+    withServer({}, {}, async (server) => {
+      const { frames } = await readSse(await server.send({ type: "user_message", message: "run pwd", work_dir: "/tmp" }));
+      expect(agentTexts(frames)).toEqual(["ran: /tmp"]);
+    }));
+
+  test("a key set in config.toml is not overridden", () =>
+    withServer({}, { root: "check_for_update_on_startup = true", tables: "[features]\nplugins = true\n[analytics]\nenabled = true" }, async (server) => {
+      const config = await configOfCodex(server);
+      expect(config).toEqual(["features.remote_plugin=false", "features.apps=false", "features.shell_snapshot=false"]);
+    }));
+
+  test("--no-lean passes nothing, and codex syncs its plugins as usual", () =>
+    withServer({ leanCodex: false }, {}, async (server) => {
+      expect(await configOfCodex(server)).toEqual([]);
+      await waitFor("codex's plugin sync", () => existsSync(join(server.home.dir, ".tmp", "plugins.sync.lock")), 5_000);
+    }));
+
+  test("--codex-config overrides come last, after the profile", () =>
+    withServer({ codexConfigOverrides: ['model_reasoning_effort="low"', "features.plugins=true"] }, {}, async (server) => {
+      const config = await configOfCodex(server);
+      expect(config.slice(-2)).toEqual(['model_reasoning_effort="low"', "features.plugins=true"]);
+      expect(config.slice(0, LEAN.length)).toEqual(LEAN);
+    }));
+});
