@@ -1,6 +1,7 @@
 /** The lean profile reaches the real codex, respects the user's config.toml, and --no-lean passes nothing. */
 import { describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../src/config";
 import { codexProcessesUnder } from "./fixtures/processes";
@@ -60,6 +61,27 @@ describe("the lean profile", () => {
     withServer({}, {}, async (server) => {
       const { frames } = await readSse(await server.send({ type: "user_message", message: "run pwd", work_dir: "/tmp" }));
       expect(agentTexts(frames)).toEqual(["ran: /tmp"]);
+    }));
+
+  test("file edits still work: an apply_patch becomes a file_change and a file", () =>
+    withServer({}, {}, async (server) => {
+      const dir = mkdtempSync(join(tmpdir(), "lean-edit-"));
+      try {
+        const patch = "apply_patch <<'EOF'\n*** Begin Patch\n*** Add File: hello.txt\n+hello from a patch\n*** End Patch\nEOF";
+        const { frames } = await readSse(await server.send({ type: "user_message", message: `run ${patch}`, work_dir: dir }));
+        const change = frames.find((f) => f.event === "item.completed" && JSON.parse(f.data).item.type === "file_change");
+        expect(JSON.parse(change?.data ?? "{}").item).toMatchObject({ changes: [{ path: join(dir, "hello.txt"), kind: "add" }], status: "completed" });
+        expect(readFileSync(join(dir, "hello.txt"), "utf8")).toBe("hello from a patch\n");
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }));
+
+  test("commands get the login shell's PATH (no shell snapshot needed)", () =>
+    withServer({}, {}, async (server) => {
+      const login = Bun.spawnSync(["bash", "-lc", "echo $PATH"], { env: process.env }).stdout.toString().trim();
+      const { frames } = await readSse(await server.send({ type: "user_message", message: "run echo $PATH" }));
+      expect(agentTexts(frames)).toEqual([`ran: ${login}`]);
     }));
 
   test("a key set in config.toml is not overridden", () =>
