@@ -3,24 +3,16 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LEAN_PROFILE, leanOverrides, readUserCodexConfig, userSets } from "../src/engine/lean-profile";
-
-const ALL = [
-  "features.plugins=false",
-  "features.remote_plugin=false",
-  "features.apps=false",
-  "features.shell_snapshot=false",
-  "analytics.enabled=false",
-  "check_for_update_on_startup=false",
-];
+import { LEAN_OVERRIDES } from "./fixtures/lean-overrides";
 
 describe("leanOverrides", () => {
   const cases: Array<[string, Record<string, unknown>, string[]]> = [
-    ["an empty config gets the whole profile", {}, ALL],
-    ["a key the user set at the root is left alone", { features: { plugins: true } }, ALL.filter((o) => !o.startsWith("features.plugins="))],
-    ["so is one set to the same value", { analytics: { enabled: false } }, ALL.filter((o) => !o.startsWith("analytics."))],
-    ["profile tables do not count (codex 0.163 no longer reads them)", { profiles: { work: { features: { apps: true } } } }, ALL],
-    ["unrelated keys change nothing", { model: "gpt-5", features: { web_search: true } }, ALL],
-    ["a scalar where a table is expected changes nothing", { features: "odd" }, ALL],
+    ["an empty config gets the whole profile", {}, LEAN_OVERRIDES],
+    ["a key the user set at the root is left alone", { features: { plugins: true } }, LEAN_OVERRIDES.filter((o) => !o.startsWith("features.plugins="))],
+    ["so is one set to the same value", { analytics: { enabled: false } }, LEAN_OVERRIDES.filter((o) => !o.startsWith("analytics."))],
+    ["profile tables do not count (codex 0.163 no longer reads them)", { profiles: { work: { features: { apps: true } } } }, LEAN_OVERRIDES],
+    ["unrelated keys change nothing", { model: "gpt-5", features: { web_search: true } }, LEAN_OVERRIDES],
+    ["a scalar where a table is expected changes nothing", { features: "odd" }, LEAN_OVERRIDES],
   ];
   for (const [name, config, expected] of cases) {
     test(name, () => {

@@ -4,20 +4,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../src/config";
+import { LEAN_OVERRIDES } from "./fixtures/lean-overrides";
 import { codexProcessesUnder } from "./fixtures/processes";
 import { readSse, sseReader } from "./fixtures/sse";
 import { startTestServer, type TestServer } from "./fixtures/test-server";
 import { agentTexts, doneOf } from "./fixtures/turns";
 import { waitFor } from "./fixtures/wait-for";
-
-const LEAN = [
-  "features.plugins=false",
-  "features.remote_plugin=false",
-  "features.apps=false",
-  "features.shell_snapshot=false",
-  "analytics.enabled=false",
-  "check_for_update_on_startup=false",
-];
 
 /** The `--config` values of the codex process that runs one turn, less the SDK's own `approval_policy`. */
 async function configOfCodex(server: TestServer): Promise<string[]> {
@@ -53,7 +45,7 @@ describe("the lean profile", () => {
   test("is on by default: codex gets every override, and does not sync plugins", () =>
     withServer({}, {}, async (server) => {
       const config = await configOfCodex(server);
-      for (const override of LEAN) expect(config).toContain(override);
+      for (const override of LEAN_OVERRIDES) expect(config).toContain(override);
       expect(existsSync(join(server.home.dir, ".tmp", "plugins.sync.lock"))).toBe(false);
     }));
 
@@ -100,6 +92,6 @@ describe("the lean profile", () => {
     withServer({ codexConfigOverrides: ['model_reasoning_effort="low"', "features.plugins=true"] }, {}, async (server) => {
       const config = await configOfCodex(server);
       expect(config.slice(-2)).toEqual(['model_reasoning_effort="low"', "features.plugins=true"]);
-      expect(config.slice(0, LEAN.length)).toEqual(LEAN);
+      expect(config.slice(0, LEAN_OVERRIDES.length)).toEqual(LEAN_OVERRIDES);
     }));
 });
