@@ -32,6 +32,7 @@ export async function sseForwarding({ events, rounds }: { events: number; rounds
       workspaceRoot: undefined,
       authToken: undefined,
       allowedOrigins: [],
+      bypassApprovalsAndSandbox: true,
     },
     runs,
     log,

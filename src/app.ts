@@ -12,7 +12,14 @@ import { REQUEST_ID } from "./schemas";
 export type AppDeps = {
   config: Pick<
     Config,
-    "host" | "maxBodyBytes" | "heartbeatMs" | "defaultWorkDir" | "workspaceRoot" | "authToken" | "allowedOrigins"
+    | "host"
+    | "maxBodyBytes"
+    | "heartbeatMs"
+    | "defaultWorkDir"
+    | "workspaceRoot"
+    | "authToken"
+    | "allowedOrigins"
+    | "bypassApprovalsAndSandbox"
   >;
   runs: RunRegistry;
   log: Logger;

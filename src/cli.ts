@@ -69,6 +69,18 @@ export const args = {
     valueHint: "SECONDS",
     description: "On SIGTERM/SIGINT, how long running turns may finish before they are cancelled",
   },
+  "reattach-grace": {
+    type: "string",
+    default: "0",
+    valueHint: "SECONDS",
+    description: "Keep a turn whose client disconnected running this long, so that a client can reattach (GET /runs/{id}/events); 0 cancels it at once",
+  },
+  "run-retention": {
+    type: "string",
+    default: String(DEFAULTS.runRetentionSeconds),
+    valueHint: "SECONDS",
+    description: "How long a finished run can still be listed (GET /runs) and replayed",
+  },
   lean: {
     type: "boolean",
     default: true,
@@ -280,6 +292,8 @@ export function buildConfig(
       workspaceRoot,
       shutdownTimeoutMs: parseSeconds("shutdown-timeout", parsed["shutdown-timeout"]),
       idleTimeoutSeconds: parsePositiveInteger("idle-timeout", parsed["idle-timeout"], 255),
+      reattachGraceMs: parsed["reattach-grace"].trim() === "0" ? 0 : parseSeconds("reattach-grace", parsed["reattach-grace"]),
+      runRetentionMs: parseSeconds("run-retention", parsed["run-retention"]),
       leanCodex: parsed.lean,
       codexConfigOverrides: codexConfig.map(parseCodexOverride),
     },

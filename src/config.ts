@@ -32,6 +32,10 @@ export type Config = {
   shutdownTimeoutMs: number;
   /** A connection that sends nothing for this long is closed (SSE streams excepted). */
   idleTimeoutSeconds: number;
+  /** How long a turn whose clients all went away goes on, waiting for one to reattach; 0: cancel at once. */
+  reattachGraceMs: number;
+  /** How long a finished run can still be listed and replayed. */
+  runRetentionMs: number;
   /** Switch off codex features a headless server never uses (see engine/lean-profile.ts). */
   leanCodex: boolean;
   /** `KEY=VALUE` codex config overrides from `--codex-config`, in order. */
@@ -44,6 +48,7 @@ export const DEFAULTS = {
   heartbeatMs: 15_000,
   firstEventTimeoutMs: 60_000,
   shutdownTimeoutSeconds: 30,
+  runRetentionSeconds: 600,
   idleTimeoutSeconds: 10,
 } as const;
 

@@ -1,6 +1,7 @@
 import { statSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { z } from "zod";
+import { REASONING_EFFORTS, REQUEST_SANDBOXES } from "./engine/types";
 
 export const MESSAGE_TYPES = ["user_message", "user_confirm", "user_cancel", "user_edit"] as const;
 
@@ -21,11 +22,19 @@ export const workDirSchema = z.string().superRefine((path, ctx) => {
   else if (!isDirectory(path)) ctx.addIssue({ code: "custom", message: "must be an existing directory" });
 });
 
+export const threadIdSchema = z.string().regex(/^[A-Za-z0-9-]{1,64}$/, "must be a codex thread id (letters, digits and '-')");
+
 export const userMessageSchema = z.strictObject({
   type: z.literal("user_message"),
   message: z.string().refine((text) => text.trim().length > 0, "must not be empty"),
   work_dir: workDirSchema.optional(),
   id: requestIdSchema.optional(),
+  thread_id: threadIdSchema.optional(),
+  model: z.string().regex(/^[A-Za-z0-9._:/-]{1,100}$/, "must be a model name").optional(),
+  reasoning_effort: z.enum(REASONING_EFFORTS).optional(),
+  sandbox: z.enum(REQUEST_SANDBOXES).optional(),
+  output_schema: z.record(z.string(), z.unknown()).optional(),
+  images: z.array(z.string().refine(isAbsolute, "must be an absolute path")).max(16).optional(),
 });
 
 export const userCancelSchema = z.strictObject({
@@ -34,12 +43,21 @@ export const userCancelSchema = z.strictObject({
   message: z.string().optional(),
 });
 
-/** Types the protocol names but this server does not serve yet: recognised, then refused. */
-const unsupportedMessageSchema = z.looseObject({
-  type: z.enum(["user_confirm", "user_edit"]),
+export const userEditSchema = z.strictObject({
+  type: z.literal("user_edit"),
+  id: requestIdSchema,
+  message: z.string().refine((text) => text.trim().length > 0, "must not be empty"),
 });
 
-export const messageRequestSchema = z.discriminatedUnion("type", [userMessageSchema, userCancelSchema, unsupportedMessageSchema]);
+/** Recognised so that it gets its explanation (there is never an approval to answer), whatever its fields. */
+const userConfirmSchema = z.looseObject({ type: z.literal("user_confirm") });
+
+export const messageRequestSchema = z.discriminatedUnion("type", [
+  userMessageSchema,
+  userCancelSchema,
+  userEditSchema,
+  userConfirmSchema,
+]);
 export type MessageRequest = z.infer<typeof messageRequestSchema>;
 
 /** `work_dir: must be an absolute path; message: ...`: every problem, each named by its field. */

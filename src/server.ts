@@ -50,6 +50,8 @@ export function startServer(config: Config, log: Logger): RunningServer {
   const runs = new RunRegistry(engine, log, {
     maxConcurrent: config.maxConcurrentTurns,
     turnTimeoutMs: config.turnTimeoutMs,
+    reattachGraceMs: config.reattachGraceMs,
+    retentionMs: config.runRetentionMs,
   });
   const app = createApp({ config, runs, log });
 

@@ -1,4 +1,4 @@
-import { realpathSync } from "node:fs";
+import { realpathSync, statSync } from "node:fs";
 import { isAbsolute, relative } from "node:path";
 
 /** Whether `path` is `root` or lies below it; both must already be real paths. */
@@ -19,4 +19,14 @@ export function resolveWorkDir(
   if (policy.workspaceRoot === undefined) return path;
   const real = realpathSync(path);
   return isInside(real, policy.workspaceRoot) ? real : undefined;
+}
+
+/** An image a turn may send: an existing file whose real path lies inside `root`. */
+export function resolveImage(path: string, root: string): string | undefined {
+  try {
+    const real = realpathSync(path);
+    return statSync(real).isFile() && isInside(real, realpathSync(root)) ? real : undefined;
+  } catch {
+    return undefined;
+  }
 }

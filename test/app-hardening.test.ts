@@ -229,14 +229,14 @@ describe("cancelling a turn", () => {
     expect(await viaDelete.json()).toEqual(expected);
   });
 
-  test("user_cancel needs a valid id; GET /runs/{id} is not there yet", async () => {
+  test("user_cancel needs a valid id; other methods on /runs/{id} get 405", async () => {
     const { app, post } = setup(echo());
     const noId = await post({ type: "user_cancel" });
     expect(noId.status).toBe(422);
     expect(await noId.json()).toEqual({ error: { code: "invalid_request", message: "id: Invalid input: expected string, received undefined" } });
-    const get = await app.request("/runs/x");
-    expect(get.status).toBe(405);
-    expect(get.headers.get("allow")).toBe("DELETE");
+    const put = await app.request("/runs/x", { method: "PUT" });
+    expect(put.status).toBe(405);
+    expect(put.headers.get("allow")).toBe("GET, DELETE");
   });
 });
 

@@ -53,7 +53,7 @@ describe("unknown paths and methods", () => {
   test.each([
     ["GET", "/"],
     ["GET", "/messages/extra"],
-    ["POST", "/runs"],
+    ["POST", "/nowhere"],
   ])("%s %s -> 404", async (method, path) => {
     const res = await setup(echo()).app.request(path, { method });
     expect(res.status).toBe(404);
@@ -88,8 +88,13 @@ describe("POST /messages rejects bad input before codex starts", () => {
     ["id too long", { body: { type: "user_message", message: "hi", id: "x".repeat(129) } }, 422, "invalid_request", "id: must be 1 to 128 letters, digits, '.', '_', ':' or '-'"],
     ["unknown field", { body: { type: "user_message", message: "hi", thread: "t" } }, 422, "invalid_request", "thread: unknown field"],
     ["several problems", { body: { type: "user_message", message: "", work_dir: "x" } }, 422, "invalid_request", "message: must not be empty; work_dir: must be an absolute path"],
-    ["user_confirm", { body: { type: "user_confirm", id: "r1", decision: "approve" } }, 501, "not_implemented", "user_confirm is not supported by this server yet; send user_message."],
-    ["user_edit", { body: { type: "user_edit", id: "r1", message: "x" } }, 501, "not_implemented", "user_edit is not supported by this server yet; send user_message."],
+    ["user_confirm", { body: { type: "user_confirm", id: "r1", decision: "approve" } }, 409, "no_approvals", "This server runs codex non-interactively (approval policy never, or codex's sandbox), so there is never an approval to answer. Commands the sandbox refuses fail; to let them run, start the server with --dangerously-bypass-approvals-and-sandbox true."],
+    ["user_edit of a run that is not going", { body: { type: "user_edit", id: "r1", message: "x" } }, 404, "run_not_found", "No turn with id r1 is running."],
+    ["user_edit without a message", { body: { type: "user_edit", id: "r1" } }, 422, "invalid_request", "message: Invalid input: expected string, received undefined"],
+    ["a thread id that is no codex thread id", { body: { type: "user_message", message: "hi", thread_id: "../x" } }, 422, "invalid_request", "thread_id: must be a codex thread id (letters, digits and '-')"],
+    ["an unknown reasoning effort", { body: { type: "user_message", message: "hi", reasoning_effort: "max" } }, 422, "invalid_request", 'reasoning_effort: Invalid option: expected one of "minimal"|"low"|"medium"|"high"|"xhigh"'],
+    ["a sandbox looser than a request may ask", { body: { type: "user_message", message: "hi", sandbox: "danger-full-access" } }, 422, "invalid_request", 'sandbox: Invalid option: expected one of "read-only"|"workspace-write"'],
+    ["a relative image path", { body: { type: "user_message", message: "hi", images: ["a.png"] } }, 422, "invalid_request", "images.0: must be an absolute path"],
     ["body over the limit", { body: { type: "user_message", message: "x".repeat(2000) } }, 413, "payload_too_large", "The request body is larger than 1024 bytes."],
   ];
 
@@ -154,7 +159,7 @@ describe("POST /messages streams the turn", () => {
         `data: {"type":"turn.completed","usage":${usage}}\n` +
         "id: 4\n\n" +
         "event: done\n" +
-        `data: {"status":"completed","thread_id":"thread-1","request_id":"req-7","usage":${usage},"error":null}\n` +
+        `data: {"status":"completed","thread_id":"thread-1","request_id":"req-7","usage":${usage},"error":null,"final_response":"hello","replaces":null}\n` +
         "id: 5\n\n",
     );
     expect(engine.calls.map(({ input, workDir }) => ({ input, workDir }))).toEqual([{ input: "say hello", workDir: "/tmp" }]);
@@ -182,6 +187,8 @@ describe("POST /messages streams the turn", () => {
       request_id: "r",
       usage: null,
       error: "codex crashed",
+      final_response: null,
+      replaces: null,
     });
   });
 

@@ -162,6 +162,8 @@ describe("buildConfig", () => {
       workspaceRoot: undefined,
       shutdownTimeoutMs: 30_000,
       idleTimeoutSeconds: 10,
+      reattachGraceMs: 0,
+      runRetentionMs: 600_000,
       leanCodex: true,
       codexConfigOverrides: [],
     });

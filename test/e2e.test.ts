@@ -48,7 +48,15 @@ describe("a turn through the real server and codex", () => {
     expect(threadId).toMatch(/^[0-9a-f-]{36}$/);
     const usage = json(frames.at(-2)).usage;
     expect(usage).toMatchObject({ input_tokens: 10, output_tokens: 5 });
-    expect(json(frames.at(-1))).toEqual({ status: "completed", thread_id: threadId, request_id: "full-turn-1", usage, error: null });
+    expect(json(frames.at(-1))).toEqual({
+      status: "completed",
+      thread_id: threadId,
+      request_id: "full-turn-1",
+      usage,
+      error: null,
+      final_response: "hello there",
+      replaces: null,
+    });
     expect(server.model.requests.at(-1)?.prompts).toEqual(["say hello there"]);
   });
 
@@ -158,7 +166,9 @@ describe("bad input never reaches the model", () => {
     ["work_dir that does not exist", { body: '{"type":"user_message","message":"run id","work_dir":"/nope/x"}', headers: { "content-type": "application/json" } }, 422],
     ["header injection in id", { body: '{"type":"user_message","message":"hi","id":"x\\r\\nset-cookie: a"}', headers: { "content-type": "application/json" } }, 422],
     ["unknown type", { body: '{"type":"exec","message":"rm -rf /"}', headers: { "content-type": "application/json" } }, 422],
-    ["user_edit (not yet)", { body: '{"type":"user_edit","id":"x","message":"y"}', headers: { "content-type": "application/json" } }, 501],
+    ["user_edit of nothing", { body: '{"type":"user_edit","id":"x","message":"y"}', headers: { "content-type": "application/json" } }, 404],
+    ["user_confirm", { body: '{"type":"user_confirm","id":"x","decision":"approve"}', headers: { "content-type": "application/json" } }, 409],
+    ["resuming an unknown thread", { body: '{"type":"user_message","message":"count","thread_id":"01a213a3-0000-0000-0000-000000000000"}', headers: { "content-type": "application/json" } }, 404],
     ["user_cancel of nothing", { body: '{"type":"user_cancel","id":"x"}', headers: { "content-type": "application/json" } }, 404],
     ["body over 1 MiB", { body: JSON.stringify({ type: "user_message", message: "x".repeat(1024 * 1024) }), headers: { "content-type": "application/json" } }, 413],
     ["GET /messages", { method: "GET" }, 405],

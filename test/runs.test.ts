@@ -1,20 +1,25 @@
 import { describe, expect, test } from "bun:test";
 import type { Engine, ThreadEvent } from "../src/engine/types";
 import { createLogger } from "../src/log";
-import { type RegistryOptions, RunIdInUseError, RunLimitError, RunRegistry, RunsClosedError } from "../src/runs/registry";
-import type { DoneData, RunEvent } from "../src/runs/run";
+import { EventLog, type RunEvent } from "../src/runs/event-log";
+import { type RegistryOptions, RunIdInUseError, RunLimitError, RunRegistry, RunsClosedError, ThreadBusyError } from "../src/runs/registry";
+import type { DoneData, Run } from "../src/runs/run";
 import { completedTurn, fakeEngine, hangingTurn, USAGE } from "./fixtures/fake-engine";
+import { waitFor } from "./fixtures/wait-for";
 
 const quiet = createLogger("off");
 const turn = { input: "hi", workDir: "/tmp" };
 const registry = (engine: Engine, options: Partial<RegistryOptions> = {}) =>
   new RunRegistry(engine, quiet, { maxConcurrent: 10, turnTimeoutMs: undefined, ...options });
+const forever = () => new AbortController().signal;
 
 async function collect(events: AsyncIterable<RunEvent>): Promise<RunEvent[]> {
   const all: RunEvent[] = [];
   for await (const event of events) all.push(event);
   return all;
 }
+
+const all = (run: Run) => collect(run.watch(0, forever()));
 
 function doneOf(events: RunEvent[]): DoneData {
   const last = events.at(-1);
@@ -30,7 +35,7 @@ describe("a run's done status", () => {
     throw new Error("Codex Exec exited with code 1");
   };
   const cases: Array<[string, () => AsyncIterable<ThreadEvent>, Partial<DoneData>]> = [
-    ["turn.completed -> completed, with usage", () => completedTurn("hi", "t"), { status: "completed", usage: USAGE, error: null }],
+    ["turn.completed -> completed, with usage and the last message", () => completedTurn("hi", "t"), { status: "completed", usage: USAGE, error: null, final_response: "hi" }],
     ["turn.failed, then codex exits 1 -> failed with the model's reason", failedTurn, { status: "failed", usage: null, error: "boom" }],
     [
       "a throw before any outcome -> error",
@@ -49,44 +54,46 @@ describe("a run's done status", () => {
     ],
   ];
 
-  test.each(cases)("%s", async (_, script, expected) => {
-    const { events } = registry(fakeEngine(script)).start("r1", turn);
-    const all = await collect(events);
-    expect(all.map((event) => event.id)).toEqual(all.map((_, index) => index + 1));
-    expect(doneOf(all)).toEqual({ status: "error", thread_id: "t", request_id: "r1", usage: null, error: null, ...expected });
+  for (const [name, script, expected] of cases) {
+    test(name, async () => {
+      const events = await all(registry(fakeEngine(script)).start("r1", turn));
+      expect(events.map((event) => event.id)).toEqual(events.map((_, index) => index + 1));
+      expect(doneOf(events)).toEqual({
+        status: "error",
+        thread_id: "t",
+        request_id: "r1",
+        usage: null,
+        error: null,
+        final_response: null,
+        replaces: null,
+        ...expected,
+      });
+    });
+  }
+
+  test("with an output schema, final_response is the JSON of the last message", async () => {
+    const run = registry(fakeEngine(() => completedTurn('{"answer":42}'))).start("json", { ...turn, options: { outputSchema: { type: "object" } } });
+    expect(doneOf(await all(run)).final_response).toEqual({ answer: 42 });
   });
 
-  test.each(["cancelled", "timeout"] as const)("stopped as %s -> %s", async (reason) => {
-    const runs = registry(fakeEngine(hangingTurn));
-    const { run, events } = runs.start("r2", turn);
-    const iterator = events[Symbol.asyncIterator]();
-    expect((await iterator.next()).value?.event).toBe("thread.started");
-    run.stop(reason);
-    run.stop("cancelled");
-    const rest: RunEvent[] = [];
-    for (let next = await iterator.next(); !next.done; next = await iterator.next()) rest.push(next.value);
-    expect(doneOf(rest)).toMatchObject({ status: reason, thread_id: "thread-hang", error: `turn ${reason}` });
-    expect(runs.size).toBe(0);
-  });
+  for (const reason of ["cancelled", "timeout"] as const) {
+    test(`stopped as ${reason} -> ${reason}`, async () => {
+      const runs = registry(fakeEngine(hangingTurn));
+      const run = runs.start("r2", turn);
+      const watching = all(run);
+      await waitFor("thread.started", () => run.threadId === "thread-hang");
+      run.stop(reason);
+      run.stop("cancelled");
+      expect(doneOf(await watching)).toMatchObject({ status: reason, thread_id: "thread-hang", error: `turn ${reason}` });
+      expect(runs.size).toBe(0);
+    });
+  }
 
   test("a turn that completed before the stop stays completed", async () => {
-    const { run, events } = registry(fakeEngine(() => completedTurn("hi"))).start("r3", turn);
-    const all: RunEvent[] = [];
-    for await (const event of events) {
-      all.push(event);
-      if (event.event === "turn.completed") run.stop("cancelled");
-    }
-    expect(doneOf(all).status).toBe("completed");
-  });
-
-  test("a run stopped before it began never starts the engine", async () => {
-    const engine = fakeEngine(() => completedTurn("hi"));
-    const { run, events } = registry(engine).start("r4", turn);
+    const run = registry(fakeEngine(() => completedTurn("hi"))).start("r3", turn);
+    await run.finished;
     run.stop("cancelled");
-    const all = await collect(events);
-    expect(all).toHaveLength(1);
-    expect(doneOf(all)).toMatchObject({ status: "cancelled", thread_id: null });
-    expect(engine.calls).toHaveLength(0);
+    expect(doneOf(await all(run)).status).toBe("completed");
   });
 
   test("logs one line when the turn ends", async () => {
@@ -97,9 +104,91 @@ describe("a run's done status", () => {
       turnTimeoutMs: undefined,
       now: () => (clock += 250),
     });
-    await collect(runs.start("r5", turn).events);
+    await runs.start("r5", turn).finished;
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/ INFO {2}turn finished request_id=r5 thread_id=t-1 status=completed duration_ms=250\n$/);
+  });
+});
+
+describe("watching a run", () => {
+  test("a late watcher gets every event, and one with Last-Event-ID only the later ones", async () => {
+    const run = registry(fakeEngine(() => completedTurn("hi"))).start("w", turn);
+    await run.finished;
+    const everything = await all(run);
+    expect(everything.map((e) => e.event)).toEqual(["thread.started", "turn.started", "item.completed", "turn.completed", "done"]);
+    expect(await collect(run.watch(3, forever()))).toEqual(everything.slice(3));
+    expect(await collect(run.watch(5, forever()))).toEqual([]);
+  });
+
+  test("several watchers see the same live events", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const run = registry(
+      fakeEngine(async function* () {
+        yield { type: "thread.started", thread_id: "t" } satisfies ThreadEvent;
+        await gate;
+        yield* completedTurn("late", "t");
+      }),
+    ).start("many", turn);
+    const watchers = [all(run), all(run), all(run)];
+    release();
+    const seen = await Promise.all(watchers);
+    expect(seen[1]).toEqual(seen[0] as RunEvent[]);
+    expect(seen[2]).toEqual(seen[0] as RunEvent[]);
+    expect(doneOf(seen[0] as RunEvent[]).status).toBe("completed");
+  });
+
+  test("grace 0: when the last watcher leaves, the run is cancelled at once", async () => {
+    const run = registry(fakeEngine(hangingTurn)).start("g0", turn);
+    const leave = new AbortController();
+    const watching = collect(run.watch(0, leave.signal));
+    await waitFor("thread.started", () => run.threadId !== null);
+    leave.abort();
+    await watching;
+    await run.finished;
+    expect(run.summary().status).toBe("cancelled");
+  });
+
+  test("grace N: a watcher that comes back in time keeps the run going", async () => {
+    const engine = fakeEngine(hangingTurn);
+    const run = registry(engine, { reattachGraceMs: 80 }).start("gN", turn);
+    const leave = new AbortController();
+    const first = collect(run.watch(0, leave.signal));
+    await waitFor("thread.started", () => run.threadId !== null);
+    leave.abort();
+    await first;
+    const again = collect(run.watch(1, forever()));
+    await Bun.sleep(160);
+    expect(run.running).toBe(true);
+    run.stop("cancelled");
+    expect(doneOf(await again)).toMatchObject({ status: "cancelled" });
+  });
+
+  test("grace N: nobody comes back, the run is cancelled after it", async () => {
+    const run = registry(fakeEngine(hangingTurn), { reattachGraceMs: 50 }).start("gone", turn);
+    const leave = new AbortController();
+    const watching = collect(run.watch(0, leave.signal));
+    await waitFor("thread.started", () => run.threadId !== null);
+    const left = performance.now();
+    leave.abort();
+    await watching;
+    await run.finished;
+    expect(performance.now() - left).toBeGreaterThanOrEqual(45);
+    expect(run.summary().status).toBe("cancelled");
+  });
+});
+
+describe("EventLog", () => {
+  test("past its caps it drops the oldest events, keeping the last", async () => {
+    const log = new EventLog({ maxEvents: 3, maxBytes: 1_000 });
+    for (let id = 1; id <= 5; id++) log.append({ id, event: "e", data: "x" });
+    log.close();
+    expect((await collect(log.read(0, forever()))).map((e) => e.id)).toEqual([3, 4, 5]);
+    const small = new EventLog({ maxEvents: 100, maxBytes: 10 });
+    small.append({ id: 1, event: "e", data: "12345678" });
+    small.append({ id: 2, event: "done", data: "123456789012" });
+    small.close();
+    expect((await collect(small.read(0, forever()))).map((e) => e.id)).toEqual([2]);
   });
 });
 
@@ -108,55 +197,79 @@ describe("RunRegistry", () => {
     const runs = registry(fakeEngine(() => completedTurn("hi")));
     const first = runs.start("same", turn);
     expect(() => runs.start("same", turn)).toThrow(new RunIdInUseError("same"));
-    await collect(first.events);
-    await collect(runs.start("same", turn).events);
+    await first.finished;
+    await runs.start("same", turn).finished;
+  });
+
+  test("a thread runs one turn at a time", async () => {
+    const runs = registry(fakeEngine(hangingTurn));
+    const first = runs.start("a", { ...turn, threadId: "thread-hang" });
+    expect(() => runs.start("b", { ...turn, threadId: "thread-hang" })).toThrow(new ThreadBusyError("thread-hang", "a"));
+    first.stop("cancelled");
+    await first.finished;
+    runs.start("b", { ...turn, threadId: "thread-hang" }).stop("cancelled");
+  });
+
+  test("finished runs are listed until the retention ends", async () => {
+    const runs = registry(fakeEngine(() => completedTurn("hi")), { retentionMs: 40 });
+    await runs.start("kept", turn).finished;
+    expect(runs.list().map((run) => run.summary())).toEqual([
+      {
+        id: "kept",
+        thread_id: "thread-1",
+        status: "completed",
+        started_at: expect.any(String),
+        finished_at: expect.any(String),
+        usage: USAGE,
+        replaces: null,
+      },
+    ]);
+    await waitFor("the retention to end", () => runs.get("kept") === undefined, 2_000);
   });
 
   test("stopAll cancels every run, and whenIdle resolves when they are gone", async () => {
     const runs = registry(fakeEngine(hangingTurn));
-    const streams = ["a", "b", "c"].map((id) => collect(runs.start(id, turn).events));
+    const started = ["a", "b", "c"].map((id) => runs.start(id, turn));
     expect(runs.size).toBe(3);
     expect(await runs.whenIdle(20)).toBe(false);
     const idle = runs.whenIdle(5_000);
     runs.stopAll("cancelled");
     expect(await idle).toBe(true);
-    for (const events of await Promise.all(streams)) expect(doneOf(events).status).toBe("cancelled");
-    expect(await runs.whenIdle(0)).toBe(true);
+    for (const run of started) expect(run.summary().status).toBe("cancelled");
   });
 
   test("close refuses new runs and lets the running ones finish", async () => {
     const runs = registry(fakeEngine(hangingTurn));
-    const { run, events } = runs.start("a", turn);
-    const stream = collect(events);
+    const run = runs.start("a", turn);
     runs.close();
     expect(() => runs.start("b", turn)).toThrow(new RunsClosedError());
     expect(runs.size).toBe(1);
     run.stop("cancelled");
-    expect(doneOf(await stream).status).toBe("cancelled");
+    await run.finished;
   });
 
   test("at most maxConcurrent runs at once; a finished one makes room", async () => {
     const runs = registry(fakeEngine(hangingTurn), { maxConcurrent: 2 });
     const first = runs.start("a", turn);
-    const stream = collect(first.events);
     runs.start("b", turn);
     expect(() => runs.start("c", turn)).toThrow(new RunLimitError(2));
-    first.run.stop("cancelled");
-    await stream;
-    expect(runs.start("c", turn).run.id).toBe("c");
+    first.stop("cancelled");
+    await first.finished;
+    expect(runs.start("c", turn).id).toBe("c");
+    runs.stopAll("cancelled");
   });
 
-  test("cancel stops a run by id, and says whether there was one", async () => {
+  test("cancel stops a running run by id, and says whether there was one", async () => {
     const runs = registry(fakeEngine(hangingTurn));
-    const stream = collect(runs.start("a", turn).events);
+    const run = runs.start("a", turn);
     expect(runs.cancel("nope")).toBe(false);
     expect(runs.cancel("a")).toBe(true);
-    expect(doneOf(await stream).status).toBe("cancelled");
+    await run.finished;
+    expect(runs.cancel("a")).toBe(false);
   });
 
   test("a turn past the turn timeout ends with status timeout", async () => {
-    const runs = registry(fakeEngine(hangingTurn), { turnTimeoutMs: 30 });
-    const events = await collect(runs.start("slow", turn).events);
-    expect(doneOf(events)).toMatchObject({ status: "timeout", error: "turn timeout" });
+    const run = registry(fakeEngine(hangingTurn), { turnTimeoutMs: 30 }).start("slow", turn);
+    expect(doneOf(await all(run))).toMatchObject({ status: "timeout", error: "turn timeout" });
   });
 });

@@ -1,5 +1,6 @@
-import { delimiter } from "node:path";
-import { Codex, type ThreadOptions } from "@openai/codex-sdk";
+import { delimiter, join } from "node:path";
+import { homedir } from "node:os";
+import { Codex, type Input, type ThreadOptions } from "@openai/codex-sdk";
 import { assertExecutable, type CodexBinary } from "./codex-binary";
 import { leanOverrides, readUserCodexConfig } from "./lean-profile";
 import { type Engine, EngineError, type ThreadEvent, type TurnRequest } from "./types";
@@ -72,7 +73,16 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
     : {};
 
   return {
-    async *runTurn({ input, workDir, signal }: TurnRequest): AsyncGenerator<ThreadEvent> {
+    threadExists(threadId: string): boolean {
+      // codex keeps each thread as sessions/YYYY/MM/DD/rollout-<time>-<thread id>.jsonl.
+      const sessions = join(options.env.CODEX_HOME || join(options.env.HOME || homedir(), ".codex"), "sessions");
+      try {
+        for (const _ of new Bun.Glob(`**/rollout-*-${threadId}.jsonl`).scanSync({ cwd: sessions, onlyFiles: true })) return true;
+      } catch {}
+      return false;
+    },
+
+    async *runTurn({ input, workDir, threadId, options: turn = {}, signal }: TurnRequest): AsyncGenerator<ThreadEvent> {
       assertExecutable(options.codex.path);
       const stop = new AbortController();
       const abort = () => stop.abort();
@@ -87,8 +97,19 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
           configOverrides: [...lean, ...options.configOverrides],
         });
         // The work_dir is checked by the server, and a turn may run in any directory, repo or not.
-        const thread = codex.startThread({ ...threadOptions, workingDirectory: workDir, skipGitRepoCheck: true });
-        const { events } = await thread.runStreamed(input, { signal: stop.signal });
+        const perThread: ThreadOptions = {
+          ...threadOptions,
+          ...(turn.sandbox && { sandboxMode: turn.sandbox }),
+          ...(turn.model && { model: turn.model }),
+          ...(turn.reasoningEffort && { modelReasoningEffort: turn.reasoningEffort }),
+          workingDirectory: workDir,
+          skipGitRepoCheck: true,
+        };
+        const thread = threadId ? codex.resumeThread(threadId, perThread) : codex.startThread(perThread);
+        const prompt: Input = turn.images?.length
+          ? [{ type: "text", text: input }, ...turn.images.map((path) => ({ type: "local_image" as const, path }))]
+          : input;
+        const { events } = await thread.runStreamed(prompt, { signal: stop.signal, outputSchema: turn.outputSchema });
         yield* withFirstEventDeadline(events, options.firstEventTimeoutMs, abort);
       } finally {
         signal.removeEventListener("abort", abort);

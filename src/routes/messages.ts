@@ -1,12 +1,16 @@
 import { zValidator } from "@hono/zod-validator";
-import type { Hono, MiddlewareHandler } from "hono";
+import type { Context, Hono, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { AppDeps, AppEnv } from "../app";
 import { ApiError } from "../errors";
-import { RunIdInUseError, RunLimitError, RunsClosedError } from "../runs/registry";
-import { describeIssues, messageRequestSchema } from "../schemas";
+import { RunIdInUseError, RunLimitError, RunsClosedError, ThreadBusyError } from "../runs/registry";
+import type { Run, TurnInput } from "../runs/run";
+import { describeIssues, messageRequestSchema, type userMessageSchema } from "../schemas";
 import { streamRun } from "../sse/stream-run";
-import { resolveWorkDir } from "../work-dir";
+import { resolveImage, resolveWorkDir } from "../work-dir";
+import type { z } from "zod";
+
+type UserMessage = z.infer<typeof userMessageSchema>;
 import { cancelRun } from "./cancel";
 import { methodNotAllowed } from "./method-not-allowed";
 
@@ -29,10 +33,69 @@ const requireJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next();
 };
 
+const NO_APPROVALS =
+  "This server runs codex non-interactively (approval policy never, or codex's sandbox), so there is never an approval to answer. " +
+  "Commands the sandbox refuses fail; to let them run, start the server with --dangerously-bypass-approvals-and-sandbox true.";
+
+/** The registry's refusals, as the client sees them. */
+function startRefused(err: unknown): never {
+  if (err instanceof RunIdInUseError) throw new ApiError(409, "id_in_use", err.message);
+  if (err instanceof ThreadBusyError) throw new ApiError(409, "thread_busy", err.message);
+  if (err instanceof RunLimitError) throw new ApiError(429, "too_many_turns", err.message, { "retry-after": "5" });
+  if (err instanceof RunsClosedError) throw new ApiError(503, "shutting_down", err.message, { "retry-after": "5" });
+  throw err;
+}
+
 export function messageRoutes(app: Hono<AppEnv>, { config, runs }: AppDeps): void {
   const tooLarge = () => {
     throw new ApiError(413, "payload_too_large", `The request body is larger than ${config.maxBodyBytes} bytes.`);
   };
+
+  /** The request's own options, within the server's policy. */
+  function turnFor(body: UserMessage): TurnInput {
+    const workDir = resolveWorkDir(body.work_dir, config);
+    if (workDir === undefined) {
+      throw new ApiError(403, "work_dir_forbidden", "work_dir: must be inside the server's workspace root.");
+    }
+    if (body.sandbox === "workspace-write" && !config.bypassApprovalsAndSandbox) {
+      throw new ApiError(
+        403,
+        "sandbox_forbidden",
+        "sandbox: workspace-write would loosen the server's sandbox; this server allows only read-only.",
+      );
+    }
+    const images = body.images?.map((path) => {
+      const real = resolveImage(path, config.workspaceRoot ?? workDir);
+      if (real === undefined) {
+        throw new ApiError(403, "image_forbidden", `images: ${path} must be an existing file inside the work_dir or workspace root.`);
+      }
+      return real;
+    });
+    if (body.thread_id !== undefined && runs.threadExists(body.thread_id) === false) {
+      throw new ApiError(404, "thread_not_found", `No codex thread ${body.thread_id} is stored here.`);
+    }
+    return {
+      input: body.message,
+      workDir,
+      ...(body.thread_id && { threadId: body.thread_id }),
+      options: {
+        ...(body.model && { model: body.model }),
+        ...(body.reasoning_effort && { reasoningEffort: body.reasoning_effort }),
+        ...(body.sandbox && { sandbox: body.sandbox }),
+        ...(body.output_schema && { outputSchema: body.output_schema }),
+        ...(images && { images }),
+      },
+    };
+  }
+
+  const stream = (c: Context<AppEnv>, run: Run) => {
+    c.set("requestId", run.id);
+    c.header("x-request-id", run.id);
+    // A turn may be quiet for minutes; heartbeats keep it alive, not Bun's idle timer.
+    c.env?.timeout?.(c.req.raw, 0);
+    return streamRun(c, (clientGone) => run.watch(0, clientGone), { heartbeatMs: config.heartbeatMs });
+  };
+
   app
     .post(
       "/messages",
@@ -41,34 +104,33 @@ export function messageRoutes(app: Hono<AppEnv>, { config, runs }: AppDeps): voi
       zValidator("json", messageRequestSchema, (result) => {
         if (!result.success) throw new ApiError(422, "invalid_request", describeIssues(result.error));
       }),
-      (c) => {
+      async (c) => {
         const body = c.req.valid("json");
-        if (body.type === "user_cancel") return c.json(cancelRun(runs, body.id));
-        if (body.type !== "user_message") {
-          throw new ApiError(501, "not_implemented", `${body.type} is not supported by this server yet; send user_message.`);
+        switch (body.type) {
+          case "user_cancel":
+            return c.json(cancelRun(runs, body.id));
+          case "user_confirm":
+            throw new ApiError(409, "no_approvals", NO_APPROVALS);
+          case "user_edit": {
+            const old = runs.get(body.id);
+            if (!old?.running) throw new ApiError(404, "run_not_found", `No turn with id ${body.id} is running.`);
+            old.stop("cancelled");
+            await old.finished;
+            try {
+              return stream(c, runs.start(c.get("requestId"), { ...old.turn, input: body.message, ...(old.threadId && { threadId: old.threadId }), replaces: old.id }));
+            } catch (err) {
+              startRefused(err);
+            }
+          }
+          case "user_message": {
+            const turn = turnFor(body);
+            try {
+              return stream(c, runs.start(body.id ?? c.get("requestId"), turn));
+            } catch (err) {
+              startRefused(err);
+            }
+          }
         }
-        const requestId = body.id ?? c.get("requestId");
-        c.set("requestId", requestId);
-        const workDir = resolveWorkDir(body.work_dir, config);
-        if (workDir === undefined) {
-          throw new ApiError(403, "work_dir_forbidden", "work_dir: must be inside the server's workspace root.");
-        }
-        let started: ReturnType<typeof runs.start>;
-        try {
-          started = runs.start(requestId, { input: body.message, workDir });
-        } catch (err) {
-          if (err instanceof RunIdInUseError) throw new ApiError(409, "id_in_use", err.message);
-          if (err instanceof RunLimitError) throw new ApiError(429, "too_many_turns", err.message, { "retry-after": "5" });
-          if (err instanceof RunsClosedError) throw new ApiError(503, "shutting_down", err.message, { "retry-after": "5" });
-          throw err;
-        }
-        // A turn may be quiet for minutes; heartbeats keep it alive, not Bun's idle timer.
-        c.env?.timeout?.(c.req.raw, 0);
-        c.header("x-request-id", requestId);
-        return streamRun(c, started.events, {
-          heartbeatMs: config.heartbeatMs,
-          onClientGone: () => started.run.stop("cancelled"),
-        });
       },
     )
     .all("/messages", methodNotAllowed("POST"));

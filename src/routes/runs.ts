@@ -1,10 +1,28 @@
 import type { Hono } from "hono";
 import type { AppDeps, AppEnv } from "../app";
+import { ApiError } from "../errors";
+import type { Run } from "../runs/run";
+import { lastEventId, streamRun } from "../sse/stream-run";
 import { cancelRun } from "./cancel";
 import { methodNotAllowed } from "./method-not-allowed";
 
-export function runRoutes(app: Hono<AppEnv>, { runs }: AppDeps): void {
+export function runRoutes(app: Hono<AppEnv>, { config, runs }: AppDeps): void {
+  const find = (id: string): Run => {
+    const run = runs.get(id);
+    if (!run) throw new ApiError(404, "run_not_found", `No turn with id ${id} is running or recently finished.`);
+    return run;
+  };
   app
+    .get("/runs", (c) => c.json({ runs: runs.list().map((run) => run.summary()) }))
+    .all("/runs", methodNotAllowed("GET"))
+    .get("/runs/:id", (c) => c.json(find(c.req.param("id")).summary()))
     .delete("/runs/:id", (c) => c.json(cancelRun(runs, c.req.param("id"))))
-    .all("/runs/:id", methodNotAllowed("DELETE"));
+    .all("/runs/:id", methodNotAllowed("GET", "DELETE"))
+    .get("/runs/:id/events", (c) => {
+      const run = find(c.req.param("id"));
+      const after = lastEventId(c.req.header("last-event-id"));
+      c.env?.timeout?.(c.req.raw, 0);
+      return streamRun(c, (clientGone) => run.watch(after, clientGone), { heartbeatMs: config.heartbeatMs });
+    })
+    .all("/runs/:id/events", methodNotAllowed("GET"));
 }

@@ -1,10 +1,16 @@
 import type { Engine } from "../engine/types";
 import type { Logger } from "../log";
-import { Run, type RunEvent, type StopReason, type TurnInput } from "./run";
+import { Run, type RunOptions, type StopReason, type TurnInput } from "./run";
 
 export class RunIdInUseError extends Error {
   constructor(readonly id: string) {
     super(`a turn with id ${id} is already running`);
+  }
+}
+
+export class ThreadBusyError extends Error {
+  constructor(readonly threadId: string, readonly runId: string) {
+    super(`thread ${threadId} is running turn ${runId}; a thread runs one turn at a time`);
   }
 }
 
@@ -20,16 +26,24 @@ export class RunLimitError extends Error {
   }
 }
 
-export type RegistryOptions = {
+export type RegistryOptions = Partial<Omit<RunOptions, "now">> & {
   maxConcurrent: number;
   /** A run still going after this long is stopped with reason `timeout`. */
   turnTimeoutMs: number | undefined;
+  /** How long a finished run can still be listed and replayed. */
+  retentionMs?: number;
   now?: () => number;
 };
 
-/** The turns in flight: found by id, bounded in number, and stopped together at shutdown. */
+const RUN_DEFAULTS = { reattachGraceMs: 0, retentionMs: 600_000, maxEvents: 10_000, maxBytes: 16 * 1024 * 1024 };
+
+/**
+ * The runs by id: the running ones, bounded in number and one per thread, and finished ones for
+ * the retention period. Stopped together at shutdown.
+ */
 export class RunRegistry {
-  private readonly active = new Map<string, Run>();
+  private readonly runs = new Map<string, Run>();
+  private readonly running = new Set<Run>();
   private readonly idleWaiters = new Set<() => void>();
   private closed = false;
 
@@ -39,39 +53,60 @@ export class RunRegistry {
     private readonly options: RegistryOptions,
   ) {}
 
+  /** Runs going on now. */
   get size(): number {
-    return this.active.size;
+    return this.running.size;
   }
 
-  /** Registers a run; it leaves the registry when its event stream ends or is abandoned. */
-  start(id: string, turn: TurnInput): { run: Run; events: AsyncGenerator<RunEvent> } {
+  start(id: string, turn: TurnInput): Run {
     if (this.closed) throw new RunsClosedError();
-    if (this.active.has(id)) throw new RunIdInUseError(id);
-    if (this.active.size >= this.options.maxConcurrent) throw new RunLimitError(this.options.maxConcurrent);
-    const run = new Run(id, this.engine, turn, this.log, this.options.now ?? (() => performance.now()));
-    this.active.set(id, run);
-    const { turnTimeoutMs } = this.options;
-    const timer = turnTimeoutMs === undefined ? undefined : setTimeout(() => run.stop("timeout"), turnTimeoutMs);
-    const release = () => {
-      clearTimeout(timer);
-      this.active.delete(id);
-      if (this.active.size === 0) for (const wake of this.idleWaiters) wake();
-    };
-    async function* tracked() {
-      try {
-        yield* run.events();
-      } finally {
-        release();
-      }
+    if (this.runs.get(id)?.running) throw new RunIdInUseError(id);
+    if (turn.threadId !== undefined) {
+      const busy = [...this.running].find((run) => run.threadId === turn.threadId);
+      if (busy) throw new ThreadBusyError(turn.threadId, busy.id);
     }
-    return { run, events: tracked() };
+    if (this.running.size >= this.options.maxConcurrent) throw new RunLimitError(this.options.maxConcurrent);
+    const { reattachGraceMs, maxEvents, maxBytes, retentionMs } = { ...RUN_DEFAULTS, ...this.options };
+    const run = new Run(id, this.engine, turn, this.log, {
+      reattachGraceMs,
+      maxEvents,
+      maxBytes,
+      now: this.options.now ?? (() => performance.now()),
+    });
+    this.runs.set(id, run);
+    this.running.add(run);
+    const { turnTimeoutMs } = this.options;
+    const timeout = turnTimeoutMs === undefined ? undefined : setTimeout(() => run.stop("timeout"), turnTimeoutMs);
+    void run.finished.then(() => {
+      clearTimeout(timeout);
+      this.running.delete(run);
+      if (this.running.size === 0) for (const wake of this.idleWaiters) wake();
+      setTimeout(() => {
+        if (this.runs.get(id) === run) this.runs.delete(id);
+      }, retentionMs).unref();
+    });
+    return run;
   }
 
-  /** Stops the run with this id; false when no such run is going. */
+  /** Whether codex can continue this thread; undefined when the engine cannot tell. */
+  threadExists(threadId: string): boolean | undefined {
+    return this.engine.threadExists?.(threadId);
+  }
+
+  get(id: string): Run | undefined {
+    return this.runs.get(id);
+  }
+
+  list(): Run[] {
+    return [...this.runs.values()];
+  }
+
+  /** Stops the running run with this id; false when no such run is going. */
   cancel(id: string): boolean {
-    const run = this.active.get(id);
-    run?.stop("cancelled");
-    return run !== undefined;
+    const run = this.runs.get(id);
+    if (!run?.running) return false;
+    run.stop("cancelled");
+    return true;
   }
 
   /** Refuses new runs from now on; the running ones go on. */
@@ -80,12 +115,12 @@ export class RunRegistry {
   }
 
   stopAll(reason: StopReason): void {
-    for (const run of this.active.values()) run.stop(reason);
+    for (const run of this.running) run.stop(reason);
   }
 
-  /** Resolves true once no run is left, or false when `timeoutMs` passes first. */
+  /** Resolves true once no run is going, or false when `timeoutMs` passes first. */
   whenIdle(timeoutMs: number): Promise<boolean> {
-    if (this.active.size === 0) return Promise.resolve(true);
+    if (this.running.size === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
       const finish = (idle: boolean) => {
         clearTimeout(timer);

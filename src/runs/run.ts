@@ -1,11 +1,10 @@
-import type { Engine, Usage } from "../engine/types";
+import type { Engine, TurnOptions, Usage } from "../engine/types";
 import type { Logger } from "../log";
+import { EventLog, type EventLogLimits, type RunEvent } from "./event-log";
 
+export type { RunEvent };
 export type RunStatus = "completed" | "failed" | "cancelled" | "timeout" | "error";
 export type StopReason = "cancelled" | "timeout";
-
-/** One frame of a run's stream: a codex thread event, or the final `done`. */
-export type RunEvent = { id: number; event: string; data: string };
 
 export type DoneData = {
   status: RunStatus;
@@ -14,29 +13,83 @@ export type DoneData = {
   usage: Usage | null;
   /** Why the turn did not complete; null when it did. */
   error: string | null;
+  /** The last agent message: its text, or with an output schema the JSON it holds. */
+  final_response: unknown;
+  /** The run this one replaced (`user_edit`), if any. */
+  replaces: string | null;
 };
 
-export type TurnInput = { input: string; workDir: string };
+export type RunSummary = {
+  id: string;
+  thread_id: string | null;
+  status: "running" | RunStatus;
+  started_at: string;
+  finished_at: string | null;
+  usage: Usage | null;
+  replaces: string | null;
+};
+
+export type TurnInput = {
+  input: string;
+  workDir: string;
+  /** Continue this codex thread instead of starting one. */
+  threadId?: string;
+  options?: TurnOptions;
+  replaces?: string;
+};
+
+export type RunOptions = EventLogLimits & {
+  /** How long a run with no client watching goes on before it is cancelled; 0: at once. */
+  reattachGraceMs: number;
+  now: () => number;
+};
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+function finalResponse(text: string | null, structured: boolean): unknown {
+  if (text === null || !structured) return text;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
 /**
- * One turn: drives the engine, numbers its events, and always ends with exactly one `done`,
+ * One turn. It drives the engine on its own, keeps its numbered events in a bounded log that any
+ * number of clients can watch (and replay from an id), and always ends with exactly one `done`,
  * whatever happened to codex. It knows neither HTTP nor codex.
  */
 export class Run {
   private readonly controller = new AbortController();
   private stopReason: StopReason | undefined;
+  private readonly events: EventLog;
+  private watchers = 0;
+  private graceTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly startedAt = new Date();
+  private finishedAt: Date | undefined;
+  private outcome: DoneData | undefined;
+  threadId: string | null;
+  /** Resolves once `done` is in the log. */
+  readonly finished: Promise<void>;
 
   constructor(
     readonly id: string,
     private readonly engine: Engine,
-    private readonly turn: TurnInput,
+    readonly turn: TurnInput,
     private readonly log: Logger,
-    private readonly now: () => number,
-  ) {}
+    private readonly options: RunOptions,
+  ) {
+    this.events = new EventLog(options);
+    this.threadId = turn.threadId ?? null;
+    this.finished = this.drive();
+  }
+
+  get running(): boolean {
+    return this.outcome === undefined;
+  }
 
   /** Ends the turn early; the first reason given is the one `done` reports. */
   stop(reason: StopReason): void {
@@ -44,41 +97,87 @@ export class Run {
     this.controller.abort();
   }
 
-  async *events(): AsyncGenerator<RunEvent> {
-    const startedAt = this.now();
+  /**
+   * The events after `afterId`, then live ones until `done`. While nobody watches a running run,
+   * it is cancelled after the reattach grace.
+   */
+  async *watch(afterId: number, signal: AbortSignal): AsyncGenerator<RunEvent> {
+    this.watchers++;
+    clearTimeout(this.graceTimer);
+    try {
+      yield* this.events.read(afterId, signal);
+    } finally {
+      this.watchers--;
+      if (this.watchers === 0 && this.running) this.startGrace();
+    }
+  }
+
+  private startGrace(): void {
+    if (this.options.reattachGraceMs === 0) return this.stop("cancelled");
+    this.graceTimer = setTimeout(() => {
+      if (this.watchers === 0) this.stop("cancelled");
+    }, this.options.reattachGraceMs);
+  }
+
+  summary(): RunSummary {
+    return {
+      id: this.id,
+      thread_id: this.threadId,
+      status: this.outcome?.status ?? "running",
+      started_at: this.startedAt.toISOString(),
+      finished_at: this.finishedAt?.toISOString() ?? null,
+      usage: this.outcome?.usage ?? null,
+      replaces: this.turn.replaces ?? null,
+    };
+  }
+
+  private async drive(): Promise<void> {
+    const startedAt = this.options.now();
     let sequence = 0;
-    let threadId: string | null = null;
     let usage: Usage | null = null;
-    let outcome: { status: RunStatus; error: string | null } | undefined;
+    let lastMessage: string | null = null;
+    let result: { status: RunStatus; error: string | null } | undefined;
     try {
       // A turn stopped before it began never starts codex.
       const events = this.controller.signal.aborted
         ? []
         : this.engine.runTurn({ ...this.turn, signal: this.controller.signal });
       for await (const event of events) {
-        if (event.type === "thread.started") threadId = event.thread_id;
+        if (event.type === "thread.started") this.threadId = event.thread_id;
+        else if (event.type === "item.completed" && event.item.type === "agent_message") lastMessage = event.item.text;
         else if (event.type === "turn.completed") {
           usage = event.usage;
-          outcome = { status: "completed", error: null };
-        } else if (event.type === "turn.failed") outcome = { status: "failed", error: event.error.message };
-        yield { id: ++sequence, event: event.type, data: JSON.stringify(event) };
+          result = { status: "completed", error: null };
+        } else if (event.type === "turn.failed") result = { status: "failed", error: event.error.message };
+        this.events.append({ id: ++sequence, event: event.type, data: JSON.stringify(event) });
       }
     } catch (err) {
-      // codex exits non-zero after reporting turn.failed, so a known outcome outlives the throw.
-      if (!outcome && !this.stopReason) outcome = { status: "error", error: messageOf(err) };
+      // codex exits non-zero after reporting turn.failed, so a known result outlives the throw.
+      if (!result && !this.stopReason) result = { status: "error", error: messageOf(err) };
     }
-    if (this.stopReason && outcome?.status !== "completed") {
-      outcome = { status: this.stopReason, error: `turn ${this.stopReason}` };
+    if (this.stopReason && result?.status !== "completed") {
+      result = { status: this.stopReason, error: `turn ${this.stopReason}` };
     }
-    outcome ??= { status: "error", error: "codex ended without finishing the turn" };
-    const done: DoneData = { status: outcome.status, thread_id: threadId, request_id: this.id, usage, error: outcome.error };
+    result ??= { status: "error", error: "codex ended without finishing the turn" };
+    clearTimeout(this.graceTimer);
+    this.finishedAt = new Date();
+    this.outcome = {
+      status: result.status,
+      thread_id: this.threadId,
+      request_id: this.id,
+      usage,
+      error: result.error,
+      final_response: finalResponse(lastMessage, this.turn.options?.outputSchema !== undefined),
+      replaces: this.turn.replaces ?? null,
+    };
     this.log.info("turn finished", {
       request_id: this.id,
-      thread_id: threadId ?? undefined,
-      status: outcome.status,
-      duration_ms: Math.round(this.now() - startedAt),
-      error: outcome.error ?? undefined,
+      thread_id: this.threadId ?? undefined,
+      status: result.status,
+      duration_ms: Math.round(this.options.now() - startedAt),
+      error: result.error ?? undefined,
     });
-    yield { id: ++sequence, event: "done", data: JSON.stringify(done) };
+    this.events.append({ id: ++sequence, event: "done", data: JSON.stringify(this.outcome) });
+    this.events.close();
   }
 }

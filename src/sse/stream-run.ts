@@ -1,33 +1,37 @@
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
-import type { RunEvent } from "../runs/run";
+import type { RunEvent } from "../runs/event-log";
 
 export const HEARTBEAT = ": keep-alive\n\n";
 
-export type StreamOptions = {
-  heartbeatMs: number;
-  /** Called once when the client goes away before the stream ended. */
-  onClientGone: () => void;
-};
-
 /**
- * Sends each run event as one SSE frame (`event:`, `data:`, `id:`), with a comment line as
- * heartbeat so that proxies and clients keep a quiet turn open. `events` must never throw: Hono's
- * error callback would append its own plain-text `error` event after our final `done`.
+ * Sends a run's events as SSE frames (`event:`, `data:`, `id:`), with a comment line as heartbeat
+ * so that proxies and clients keep a quiet turn open. `watch` gets a signal that aborts when the
+ * client goes away, and must never throw: Hono's error callback would append its own plain-text
+ * `error` event after our final `done`.
  */
-export function streamRun(c: Context, events: AsyncIterable<RunEvent>, options: StreamOptions): Response {
+export function streamRun(
+  c: Context,
+  watch: (clientGone: AbortSignal) => AsyncIterable<RunEvent>,
+  { heartbeatMs }: { heartbeatMs: number },
+): Response {
   c.header("x-accel-buffering", "no");
   return streamSSE(c, async (stream) => {
-    stream.onAbort(options.onClientGone);
-    const heartbeat = setInterval(() => void stream.write(HEARTBEAT), options.heartbeatMs);
+    const clientGone = new AbortController();
+    stream.onAbort(() => clientGone.abort());
+    const heartbeat = setInterval(() => void stream.write(HEARTBEAT), heartbeatMs);
     try {
-      // After a disconnect, writes fail silently; the events are still drained so that the run
-      // can end and clean up.
-      for await (const { id, event, data } of events) {
+      for await (const { id, event, data } of watch(clientGone.signal)) {
         await stream.writeSSE({ id: String(id), event, data });
       }
     } finally {
       clearInterval(heartbeat);
     }
   });
+}
+
+/** `Last-Event-ID: n` → n; anything else → 0 (from the start). */
+export function lastEventId(header: string | undefined): number {
+  const value = Number(header?.trim());
+  return Number.isSafeInteger(value) && value > 0 ? value : 0;
 }
