@@ -5,24 +5,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../src/config";
 import { LEAN_OVERRIDES } from "./fixtures/lean-overrides";
-import { codexProcessesUnder } from "./fixtures/processes";
-import { readSse, sseReader } from "./fixtures/sse";
+import { codexArgvDuringTurn, configOptions } from "./fixtures/codex-argv";
+import { readSse } from "./fixtures/sse";
 import { startTestServer, type TestServer } from "./fixtures/test-server";
-import { agentTexts, doneOf } from "./fixtures/turns";
+import { agentTexts } from "./fixtures/turns";
 import { waitFor } from "./fixtures/wait-for";
 
 /** The `--config` values of the codex process that runs one turn, less the SDK's own `approval_policy`. */
 async function configOfCodex(server: TestServer): Promise<string[]> {
-  const stream = sseReader(await server.send({ type: "user_message", message: "sleep 60000 never", id: "inspect" }));
-  await stream.until((f) => f.event === "turn.started");
-  const [pid] = await waitFor("codex", () => {
-    const found = codexProcessesUnder(process.pid);
-    return found.length > 0 ? found : undefined;
-  });
-  const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-  await fetch(`${server.url}/runs/inspect`, { method: "DELETE" });
-  expect(doneOf((await stream.rest()).frames).status).toBe("cancelled");
-  const config = argv.flatMap((arg, i) => (arg === "--config" ? [argv[i + 1] as string] : []));
+  const config = configOptions(await codexArgvDuringTurn(server));
   expect(config.at(-1)).toBe('approval_policy="never"');
   return config.slice(0, -1);
 }
