@@ -247,9 +247,10 @@ describe("banner", () => {
       expect(line.length).toBe(lines[0]?.length as number);
     }
     expect(text).toContain("│  Server listening on: http://[::1]:8081 ");
-    expect(text).toContain("GET    /health");
-    expect(text).toContain("POST   /messages");
-    expect(text).toContain("DELETE /runs/{id}");
+    expect(text).toContain("GET    /health ");
+    expect(text).toContain("POST   /messages ");
+    expect(text).toContain("GET    /runs/{id}/events ");
+    expect(text).toContain("DELETE /runs/{id} ");
     expect(text).toContain("codex-cli 0.163.0");
     expect(text).toContain("Mode: bypass OFF");
     expect(text).toContain("Auth: none");
