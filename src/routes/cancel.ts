@@ -1,8 +1,12 @@
 import { ApiError } from "../errors";
 import type { RunRegistry } from "../runs/registry";
 
+export function notRunning(id: string): ApiError {
+  return new ApiError(404, "run_not_found", `No turn with id ${id} is running.`);
+}
+
 /** Shared by `user_cancel` and `DELETE /runs/{id}`: the answer is sent once the stop is under way. */
 export function cancelRun(runs: RunRegistry, id: string): { cancelled: string } {
-  if (!runs.cancel(id)) throw new ApiError(404, "run_not_found", `No turn with id ${id} is running.`);
+  if (!runs.cancel(id)) throw notRunning(id);
   return { cancelled: id };
 }

@@ -11,7 +11,7 @@ import { resolveImage, resolveWorkDir } from "../work-dir";
 import type { z } from "zod";
 
 type UserMessage = z.infer<typeof userMessageSchema>;
-import { cancelRun } from "./cancel";
+import { cancelRun, notRunning } from "./cancel";
 import { methodNotAllowed } from "./method-not-allowed";
 
 const JSON_CONTENT_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
@@ -113,11 +113,14 @@ export function messageRoutes(app: Hono<AppEnv>, { config, runs }: AppDeps): voi
             throw new ApiError(409, "no_approvals", NO_APPROVALS);
           case "user_edit": {
             const old = runs.get(body.id);
-            if (!old?.running) throw new ApiError(404, "run_not_found", `No turn with id ${body.id} is running.`);
+            if (!old?.running) throw notRunning(body.id);
             old.stop("cancelled");
+            // The thread runs one turn at a time: the edited turn starts once the old one is over.
             await old.finished;
+            const edited: TurnInput = { ...old.turn, input: body.message, replaces: old.id };
+            if (old.threadId) edited.threadId = old.threadId;
             try {
-              return stream(c, runs.start(c.get("requestId"), { ...old.turn, input: body.message, ...(old.threadId && { threadId: old.threadId }), replaces: old.id }));
+              return stream(c, runs.start(c.get("requestId"), edited));
             } catch (err) {
               startRefused(err);
             }
