@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
-import { homedir } from "node:os";
 import { join } from "node:path";
+import { codexHome } from "./codex-home";
 
 /**
  * What `codex exec` does on every start or exit that a headless server has no use for. None of
@@ -43,9 +43,8 @@ export function leanOverrides(userConfig: Table): string[] {
 
 /** `$CODEX_HOME/config.toml` as codex reads it; a missing or broken one counts as empty (codex reports the latter). */
 export function readUserCodexConfig(env: Record<string, string>): Table {
-  const home = env.CODEX_HOME || join(env.HOME || homedir(), ".codex");
   try {
-    const parsed: unknown = Bun.TOML.parse(readFileSync(join(home, "config.toml"), "utf8"));
+    const parsed: unknown = Bun.TOML.parse(readFileSync(join(codexHome(env), "config.toml"), "utf8"));
     return isTable(parsed) ? parsed : {};
   } catch {
     return {};

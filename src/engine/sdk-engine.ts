@@ -1,7 +1,7 @@
 import { delimiter, join } from "node:path";
-import { homedir } from "node:os";
 import { Codex, type Input, type ThreadOptions } from "@openai/codex-sdk";
 import { assertExecutable, type CodexBinary } from "./codex-binary";
+import { codexHome } from "./codex-home";
 import { leanOverrides, readUserCodexConfig } from "./lean-profile";
 import { type Engine, EngineError, type ThreadEvent, type TurnRequest } from "./types";
 
@@ -75,7 +75,7 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
   return {
     threadExists(threadId: string): boolean {
       // codex keeps each thread as sessions/YYYY/MM/DD/rollout-<time>-<thread id>.jsonl.
-      const sessions = join(options.env.CODEX_HOME || join(options.env.HOME || homedir(), ".codex"), "sessions");
+      const sessions = join(codexHome(options.env), "sessions");
       try {
         for (const _ of new Bun.Glob(`**/rollout-*-${threadId}.jsonl`).scanSync({ cwd: sessions, onlyFiles: true })) return true;
       } catch {}
