@@ -227,6 +227,12 @@ describe("RunRegistry", () => {
     await waitFor("the retention to end", () => runs.get("kept") === undefined, 2_000);
   });
 
+  test("at most maxRetained finished runs are kept, the oldest dropped first", async () => {
+    const runs = registry(fakeEngine(() => completedTurn("hi")), { maxRetained: 2 });
+    for (const id of ["r1", "r2", "r3"]) await runs.start(id, turn).finished;
+    expect(runs.list().map((run) => run.id)).toEqual(["r2", "r3"]);
+  });
+
   test("stopAll cancels every run, and whenIdle resolves when they are gone", async () => {
     const runs = registry(fakeEngine(hangingTurn));
     const started = ["a", "b", "c"].map((id) => runs.start(id, turn));

@@ -32,10 +32,18 @@ export type RegistryOptions = Partial<Omit<RunOptions, "now">> & {
   turnTimeoutMs: number | undefined;
   /** How long a finished run can still be listed and replayed. */
   retentionMs?: number;
+  /** At most this many finished runs are kept; past it the oldest go first. */
+  maxRetained?: number;
   now?: () => number;
 };
 
-const RUN_DEFAULTS = { reattachGraceMs: 0, retentionMs: 600_000, maxEvents: 10_000, maxBytes: 16 * 1024 * 1024 };
+const RUN_DEFAULTS = {
+  reattachGraceMs: 0,
+  retentionMs: 600_000,
+  maxRetained: 1_000,
+  maxEvents: 10_000,
+  maxBytes: 16 * 1024 * 1024,
+};
 
 /**
  * The runs by id: the running ones, bounded in number and one per thread, and finished ones for
@@ -66,7 +74,7 @@ export class RunRegistry {
       if (busy) throw new ThreadBusyError(turn.threadId, busy.id);
     }
     if (this.running.size >= this.options.maxConcurrent) throw new RunLimitError(this.options.maxConcurrent);
-    const { reattachGraceMs, maxEvents, maxBytes, retentionMs } = { ...RUN_DEFAULTS, ...this.options };
+    const { reattachGraceMs, maxEvents, maxBytes, retentionMs, maxRetained } = { ...RUN_DEFAULTS, ...this.options };
     const run = new Run(id, this.engine, turn, this.log, {
       reattachGraceMs,
       maxEvents,
@@ -81,6 +89,7 @@ export class RunRegistry {
       clearTimeout(timeout);
       this.running.delete(run);
       if (this.running.size === 0) for (const wake of this.idleWaiters) wake();
+      this.dropOldestFinished(maxRetained);
       setTimeout(() => {
         if (this.runs.get(id) === run) this.runs.delete(id);
       }, retentionMs).unref();
@@ -91,6 +100,18 @@ export class RunRegistry {
   /** Whether codex can continue this thread; undefined when the engine cannot tell. */
   threadExists(threadId: string): boolean | undefined {
     return this.engine.threadExists?.(threadId);
+  }
+
+  /** Keeps the memory of finished runs bounded, whatever the retention: oldest first (a Map keeps insertion order). */
+  private dropOldestFinished(maxRetained: number): void {
+    let finished = this.runs.size - this.running.size;
+    for (const [id, run] of this.runs) {
+      if (finished <= maxRetained) return;
+      if (!run.running) {
+        this.runs.delete(id);
+        finished--;
+      }
+    }
   }
 
   get(id: string): Run | undefined {
