@@ -52,7 +52,7 @@ export async function sseForwarding({ events, rounds }: { events: number; rounds
       const seconds = (performance.now() - started) / 1000;
       bytes = body.byteLength;
       const text = new TextDecoder().decode(body);
-      if (!text.endsWith('"error":null}\nid: ' + String(events + 3) + "\n\n")) throw new Error("the stream did not end with done");
+      if (!text.endsWith(`"replaces":null}\nid: ${events + 3}\n\n`)) throw new Error("the stream did not end with done");
       rates.push((events + 3) / seconds);
     }
   } finally {

@@ -4,6 +4,7 @@
  * machine's speed hits both alike.
  */
 import { Codex } from "@openai/codex-sdk";
+import { leanOverrides, readUserCodexConfig } from "../src/engine/lean-profile";
 import { createCodexHome } from "../test/fixtures/codex-home";
 import { startMockModel } from "../test/fixtures/mock-model";
 import { postMessage } from "../test/fixtures/turns";
@@ -49,7 +50,8 @@ export async function turnOverhead({ turns }: { turns: number }): Promise<string
   const home = createCodexHome(model.url);
   const env = { ...(process.env as Record<string, string>), ...home.env, RUST_LOG: "info" };
   const server = await startServerProcess(["bun", "src/cli.ts", "-a", "127.0.0.1:0"], env);
-  const codex = new Codex({ env });
+  // The same codex configuration on both sides: the server's default lean profile.
+  const codex = new Codex({ env, configOverrides: leanOverrides(readUserCodexConfig(env)) });
   const workDir = "/tmp";
   const a: Timing[] = [];
   const b: Timing[] = [];
@@ -76,7 +78,7 @@ export async function turnOverhead({ turns }: { turns: number }): Promise<string
     return [name, round(ma), round(mb), round(mb - ma), round(mb / ma, 3)];
   };
   return [
-    `Turn overhead: ${turns} interleaved \`say hi\` turns each, medians.`,
+    `Turn overhead: ${turns} interleaved \`say hi\` turns each, both with the lean profile, medians.`,
     "",
     table(
       ["", "(a) SDK, no HTTP (ms)", "(b) through the server (ms)", "b − a (ms)", "b / a"],

@@ -179,16 +179,37 @@ describe("watching a run", () => {
 });
 
 describe("EventLog", () => {
-  test("past its caps it drops the oldest events, keeping the last", async () => {
+  test("with nobody reading, past its caps it drops the oldest events, keeping the last", async () => {
     const log = new EventLog({ maxEvents: 3, maxBytes: 1_000 });
-    for (let id = 1; id <= 5; id++) log.append({ id, event: "e", data: "x" });
+    for (let id = 1; id <= 5; id++) await log.append({ id, event: "e", data: "x" });
     log.close();
     expect((await collect(log.read(0, forever()))).map((e) => e.id)).toEqual([3, 4, 5]);
     const small = new EventLog({ maxEvents: 100, maxBytes: 10 });
-    small.append({ id: 1, event: "e", data: "12345678" });
-    small.append({ id: 2, event: "done", data: "123456789012" });
+    await small.append({ id: 1, event: "e", data: "12345678" });
+    await small.append({ id: 2, event: "done", data: "123456789012" });
     small.close();
     expect((await collect(small.read(0, forever()))).map((e) => e.id)).toEqual([2]);
+  });
+
+  test("a live reader that lags never loses an event: the writer waits for it", async () => {
+    const log = new EventLog({ maxEvents: 3, maxBytes: 1_000 });
+    const reader = log.read(0, forever());
+    const firstRead = reader.next();
+    await log.append({ id: 1, event: "e", data: "x" });
+    expect((await firstRead).value).toEqual({ id: 1, event: "e", data: "x" });
+    let written = 1;
+    const writer = (async () => {
+      for (let id = 2; id <= 10; id++) {
+        await log.append({ id, event: "e", data: "x" });
+        written = id;
+      }
+      log.close();
+    })();
+    await Bun.sleep(20);
+    expect(written).toBe(3);
+    const rest = await collect(reader);
+    await writer;
+    expect(rest.map((e) => e.id)).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10]);
   });
 });
 

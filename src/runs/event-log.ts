@@ -5,24 +5,31 @@ export type EventLogLimits = { maxEvents: number; maxBytes: number };
 
 /**
  * A run's events, kept for replay and followed live by any number of readers. Bounded: past
- * `maxEvents` or `maxBytes`, the oldest events are dropped (a reader that asks for them starts at
- * the oldest one kept); the last event, `done`, is always kept.
+ * `maxEvents` or `maxBytes`, the oldest events are dropped, but only once every live reader has
+ * read them; while a reader lags that far behind, `append` waits for it (backpressure, as a
+ * client reading codex's stream directly would give). A later reader that asks for dropped
+ * events starts at the oldest one kept. The last event, `done`, is always kept.
  */
 export class EventLog {
   private readonly events: RunEvent[] = [];
   private bytes = 0;
   private closed = false;
   private readonly wakers = new Set<() => void>();
+  /** The last id each live reader has been given. */
+  private readonly positions = new Map<symbol, number>();
+  private readonly progressWaiters = new Set<() => void>();
 
   constructor(private readonly limits: EventLogLimits) {}
 
-  append(event: RunEvent): void {
+  async append(event: RunEvent): Promise<void> {
     this.events.push(event);
     this.bytes += event.data.length;
-    while (this.events.length > 1 && (this.events.length > this.limits.maxEvents || this.bytes > this.limits.maxBytes)) {
-      this.bytes -= (this.events.shift() as RunEvent).data.length;
-    }
+    this.trim();
     this.wake();
+    while (this.overCap()) {
+      await new Promise<void>((resolve) => this.progressWaiters.add(resolve));
+      this.trim();
+    }
   }
 
   /** No event follows; readers end once they have read everything. */
@@ -31,8 +38,15 @@ export class EventLog {
     this.wake();
   }
 
-  get size(): number {
-    return this.events.length;
+  private overCap(): boolean {
+    return this.events.length > 1 && (this.events.length > this.limits.maxEvents || this.bytes > this.limits.maxBytes);
+  }
+
+  private trim(): void {
+    const slowest = Math.min(...this.positions.values());
+    while (this.overCap() && (this.events[0] as RunEvent).id <= slowest) {
+      this.bytes -= (this.events.shift() as RunEvent).data.length;
+    }
   }
 
   private wake(): void {
@@ -40,28 +54,42 @@ export class EventLog {
     this.wakers.clear();
   }
 
+  private progressed(): void {
+    for (const resolve of this.progressWaiters) resolve();
+    this.progressWaiters.clear();
+  }
+
   /** Every event after `afterId`, then each new one as it comes, until the log closes or `signal` aborts. */
   async *read(afterId: number, signal: AbortSignal): AsyncGenerator<RunEvent> {
+    const reader = Symbol("reader");
     let last = afterId;
-    while (!signal.aborted) {
-      const next = this.events.filter((event) => event.id > last);
-      for (const event of next) {
-        if (signal.aborted) return;
-        last = event.id;
-        yield event;
-      }
-      // Only once a fresh look finds nothing new: more may have come while the reader was away.
-      if (next.length === 0) {
-        if (this.closed) return;
-        await new Promise<void>((resolve) => {
-          const onAbort = () => resolve();
-          signal.addEventListener("abort", onAbort, { once: true });
-          this.wakers.add(() => {
-            signal.removeEventListener("abort", onAbort);
-            resolve();
+    this.positions.set(reader, last);
+    try {
+      while (!signal.aborted) {
+        const next = this.events.filter((event) => event.id > last);
+        for (const event of next) {
+          if (signal.aborted) return;
+          yield event;
+          last = event.id;
+          this.positions.set(reader, last);
+          this.progressed();
+        }
+        // Only once a fresh look finds nothing new: more may have come while the reader was away.
+        if (next.length === 0) {
+          if (this.closed) return;
+          await new Promise<void>((resolve) => {
+            const onAbort = () => resolve();
+            signal.addEventListener("abort", onAbort, { once: true });
+            this.wakers.add(() => {
+              signal.removeEventListener("abort", onAbort);
+              resolve();
+            });
           });
-        });
+        }
       }
+    } finally {
+      this.positions.delete(reader);
+      this.progressed();
     }
   }
 }

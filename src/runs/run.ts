@@ -149,7 +149,7 @@ export class Run {
           usage = event.usage;
           result = { status: "completed", error: null };
         } else if (event.type === "turn.failed") result = { status: "failed", error: event.error.message };
-        this.events.append({ id: ++sequence, event: event.type, data: JSON.stringify(event) });
+        await this.events.append({ id: ++sequence, event: event.type, data: JSON.stringify(event) });
       }
     } catch (err) {
       // codex exits non-zero after reporting turn.failed, so a known result outlives the throw.
@@ -177,7 +177,7 @@ export class Run {
       duration_ms: Math.round(this.options.now() - startedAt),
       error: result.error ?? undefined,
     });
-    this.events.append({ id: ++sequence, event: "done", data: JSON.stringify(this.outcome) });
+    await this.events.append({ id: ++sequence, event: "done", data: JSON.stringify(this.outcome) });
     this.events.close();
   }
 }
