@@ -49,12 +49,25 @@ export async function scale({ concurrency, sequential }: { concurrency: number[]
       rows.push([c, `${result.filter(Boolean).length}/${c}`, round(wall, 2), mib(peak), await leftovers(server)]);
     }
     if (sequential > 0) {
-      const before = procStatusBytes(server.pid, "VmRSS");
-      const started = performance.now();
-      let completed = 0;
-      for (let i = 0; i < sequential; i++) if (await turn(server.url)) completed++;
-      const after = procStatusBytes(server.pid, "VmRSS");
-      sequentialLine = `${sequential} sequential turns: ${completed} completed in ${round((performance.now() - started) / 1000)} s; server RSS ${mib(before)} MiB before, ${mib(after)} MiB after (${after >= before ? "+" : ""}${mib(after - before)} MiB); codex left: ${await leftovers(server)}.`;
+      // A server that forgets finished runs after 1 s, so that what stays in memory is not the
+      // runs kept for replay (up to 1,000, by design) but whatever a turn might leak.
+      const forgetful = await startServerProcess(["bun", "src/cli.ts", "-a", "127.0.0.1:0", "--run-retention", "1"], env);
+      try {
+        await turn(forgetful.url);
+        const before = procStatusBytes(forgetful.pid, "VmRSS");
+        const started = performance.now();
+        let completed = 0;
+        const checkpoints: number[] = [];
+        for (let i = 1; i <= sequential; i++) {
+          if (await turn(forgetful.url)) completed++;
+          if (i % Math.max(1, Math.floor(sequential / 4)) === 0) checkpoints.push(mib(procStatusBytes(forgetful.pid, "VmRSS")));
+        }
+        await Bun.sleep(1_500);
+        const after = procStatusBytes(forgetful.pid, "VmRSS");
+        sequentialLine = `${sequential} sequential turns (\`--run-retention 1\`): ${completed} completed in ${round((performance.now() - started) / 1000)} s; server RSS ${mib(before)} MiB before, then ${checkpoints.join(" / ")} MiB at each quarter, ${mib(after)} MiB after (${after >= before ? "+" : ""}${mib(after - before)} MiB); codex left: ${await leftovers(forgetful)}.`;
+      } finally {
+        await forgetful.stop();
+      }
     }
   } finally {
     await server.stop();
