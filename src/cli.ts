@@ -2,12 +2,14 @@
 import { readFileSync, realpathSync, statSync } from "node:fs";
 import { isIP } from "node:net";
 import { totalmem } from "node:os";
+import { dirname } from "node:path";
 import { type ArgsDef, defineCommand, type ParsedArgs, runMain } from "citty";
 import pkg from "../package.json" with { type: "json" };
 import { type Config, DEFAULTS, defaultMaxConcurrentTurns, LOG_LEVELS, type LogLevel } from "./config";
+import { locateCodex, probeCodex } from "./engine/codex-binary";
 import { EngineError } from "./engine/types";
 import { isLoopbackHost } from "./middleware/access";
-import { createLogger } from "./log";
+import { createLogger, LOG_FORMATS, type LogFormat } from "./log";
 import { handleSignals, ListenError, startServer } from "./server";
 
 const BYPASS_FLAG = "dangerously-bypass-approvals-and-sandbox";
@@ -26,6 +28,12 @@ export const args = {
     valueHint: "true|false",
     description:
       "Run codex with sandbox danger-full-access and approval policy never; false keeps codex's own sandbox defaults",
+  },
+  "log-format": {
+    type: "string",
+    default: "text",
+    valueHint: "text|json",
+    description: "Log lines on stderr as text, or as one JSON object a line (level from RUST_LOG)",
   },
   "max-body-bytes": {
     type: "string",
@@ -158,6 +166,14 @@ export function normalizeOptionalBoolean(argv: readonly string[], name: string):
   return out;
 }
 
+export function parseLogFormat(text: string): LogFormat {
+  const format = text.trim().toLowerCase();
+  if (!(LOG_FORMATS as readonly string[]).includes(format)) {
+    throw new ConfigError(`invalid value "${text}" for --log-format: expected text or json`);
+  }
+  return format as LogFormat;
+}
+
 export function parseByteSize(name: string, text: string): number {
   const match = /^(\d+)\s*([km]i?b?)?$/i.exec(text.trim());
   const unit = match?.[2]?.[0]?.toLowerCase();
@@ -278,6 +294,7 @@ export function buildConfig(
       bypassApprovalsAndSandbox: parseBoolean(BYPASS_FLAG, parsed[BYPASS_FLAG]),
       maxBodyBytes: parseByteSize("max-body-bytes", parsed["max-body-bytes"]),
       logLevel: level,
+      logFormat: parseLogFormat(parsed["log-format"]),
       defaultWorkDir: workspaceRoot ?? cwd,
       codexPath: parsed["codex-path"] || env.CODEX_PATH || undefined,
       codexEnv,
@@ -369,7 +386,7 @@ export const command = defineCommand({
       throw err;
     }
     const { config, warnings } = built;
-    const log = createLogger(config.logLevel);
+    const log = createLogger(config.logLevel, undefined, undefined, config.logFormat);
     for (const warning of warnings) log.warn(warning);
     try {
       const running = startServer(config, log);
@@ -384,6 +401,25 @@ export const command = defineCommand({
   },
 });
 
+/**
+ * `--version`: this server's version and that of the codex it would run, found as at start-up.
+ * Exit code 1 when no working codex is found, so that a deployment check can rely on it.
+ */
+function printVersions(argv: string[]): never {
+  const explicitPath = collectRepeated(argv, "codex-path").at(-1) || process.env.CODEX_PATH || undefined;
+  process.stdout.write(`sse-http-server ${pkg.version}\n`);
+  try {
+    const codex = locateCodex({ explicitPath, pathEnv: process.env.PATH, executableDir: dirname(process.execPath) });
+    process.stdout.write(`${probeCodex(codex)} (${codex.path})\n`);
+    process.exit(0);
+  } catch (err) {
+    if (err instanceof EngineError) fail(err.message, 1);
+    throw err;
+  }
+}
+
 if (import.meta.main) {
-  void runMain(command, { rawArgs: normalizeOptionalBoolean(process.argv.slice(2), BYPASS_FLAG) });
+  const argv = normalizeOptionalBoolean(process.argv.slice(2), BYPASS_FLAG);
+  if (argv.includes("--version") || argv.includes("-v")) printVersions(argv);
+  void runMain(command, { rawArgs: argv });
 }

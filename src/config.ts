@@ -9,6 +9,7 @@ export type Config = {
   bypassApprovalsAndSandbox: boolean;
   maxBodyBytes: number;
   logLevel: LogLevel;
+  logFormat: "text" | "json";
   /** Where a turn runs when the request names no `work_dir`. */
   defaultWorkDir: string;
   /** An explicit codex binary (`--codex-path` or `CODEX_PATH`); otherwise it is looked up. */

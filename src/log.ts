@@ -28,6 +28,14 @@ export function formatLine(time: Date, level: string, message: string, fields: L
   return `${line}\n`;
 }
 
+export const LOG_FORMATS = ["text", "json"] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+/** One JSON object a line, for log collectors: time, level, msg, then the same fields as text. */
+export function formatJsonLine(time: Date, level: string, message: string, fields: LogFields = {}): string {
+  return `${JSON.stringify({ time: time.toISOString(), level, msg: message, ...fields })}\n`;
+}
+
 /** How long a log line may wait to be written with the lines that follow it. */
 export const LOG_FLUSH_MS = 20;
 
@@ -61,13 +69,15 @@ export function createLogger(
   level: LogLevel,
   write: (line: string) => void = batchedStderr(),
   now: () => Date = () => new Date(),
+  format: LogFormat = "text",
 ): Logger {
+  const toLine = format === "json" ? formatJsonLine : formatLine;
   const threshold = LOG_LEVELS.indexOf(level);
   const enabled = (at: Exclude<LogLevel, "off">) => level !== "off" && LOG_LEVELS.indexOf(at) <= threshold;
   const method =
     (at: Exclude<LogLevel, "off">): LogMethod =>
     (message, fields) => {
-      if (enabled(at)) write(formatLine(now(), at, message, fields));
+      if (enabled(at)) write(toLine(now(), at, message, fields));
     };
   return {
     level,

@@ -15,6 +15,7 @@ import {
   parseByteSize,
   parseCodexOverride,
   parseDirectory,
+  parseLogFormat,
   parseLogLevel,
   parseOrigins,
   parsePositiveInteger,
@@ -152,6 +153,7 @@ describe("buildConfig", () => {
       bypassApprovalsAndSandbox: true,
       maxBodyBytes: 1048576,
       logLevel: "info",
+      logFormat: "text",
       defaultWorkDir: "/srv",
       codexPath: undefined,
       codexEnv: { PATH: "/bin" },
@@ -267,6 +269,20 @@ describe("banner", () => {
   test("warns loudly when anyone who reaches the port can run commands", () => {
     const text = banner("http://0.0.0.0:8081", "codex-cli 0.163.0", { host: "0.0.0.0", authToken: undefined, bypassApprovalsAndSandbox: true });
     expect(text).toContain(EXPOSED_WARNING);
+  });
+});
+
+describe("parseLogFormat", () => {
+  test.each([
+    ["text", "text"],
+    ["json", "json"],
+    ["JSON", "json"],
+  ])("%p -> %p", (text, format) => {
+    expect(parseLogFormat(text)).toBe(format as never);
+  });
+
+  test("anything else is an error", () => {
+    expect(() => parseLogFormat("xml")).toThrow(new ConfigError('invalid value "xml" for --log-format: expected text or json'));
   });
 });
 

@@ -40,6 +40,20 @@ describe("flags that end the process", () => {
     });
   }
 
+  test("--version prints the server's and codex's versions", async () => {
+    const { code, stdout, stderr } = await runCli(["--version"]);
+    expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
+    expect(stdout).toMatch(/^sse-http-server \d+\.\d+\.\d+\ncodex-cli \d+\.\d+\.\d+ \(\/\S+\/codex\)\n$/);
+  });
+
+  test("--version without a codex: the server's version, one error line, exit code 1", async () => {
+    const missing = join(scripted.scratch, "no-codex-here");
+    const { code, stdout, stderr } = await runCli(["--version", "--codex-path", missing]);
+    expect(code).toBe(1);
+    expect(stdout).toMatch(/^sse-http-server \d+\.\d+\.\d+\n$/);
+    expect(stderr).toBe(`error: codex binary ${missing} is missing or not executable\n`);
+  });
+
   test("a port in use: one line, exit code 1", async () => {
     const taken = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("taken") });
     try {
@@ -133,6 +147,29 @@ describe("a running server", () => {
       }
     });
   }
+
+  test("--log-format json: one object a line, with level, time, request id and thread id", async () => {
+    const cli = await startCli(["-a", "127.0.0.1:0", "--log-format", "json"], scripted.home.env);
+    try {
+      const { frames } = await readSse(await postMessage(cli.url, { type: "user_message", message: "say logged", id: "json-log-1" }));
+      await waitFor("the turn's log line", () => cli.stderr().includes('"msg":"turn finished"'));
+      const lines = cli.stderr().trimEnd().split("\n").map((line) => JSON.parse(line));
+      expect(lines).toEqual([
+        { time: expect.stringMatching(/Z$/), level: "info", msg: "POST /messages", status: 200, duration_ms: expect.any(Number), request_id: "json-log-1" },
+        {
+          time: expect.stringMatching(/Z$/),
+          level: "info",
+          msg: "turn finished",
+          request_id: "json-log-1",
+          thread_id: JSON.parse(frames.at(-1)?.data ?? "{}").thread_id,
+          status: "completed",
+          duration_ms: expect.any(Number),
+        },
+      ]);
+    } finally {
+      expect(await cli.stop()).toBe(0);
+    }
+  });
 
   test("RUST_LOG=error keeps info lines out; RUST_LOG=debug adds debug lines", async () => {
     const quiet = await startCli(["-a", "127.0.0.1:0"], { ...scripted.home.env, RUST_LOG: "error" });
