@@ -5,6 +5,7 @@ import type { Logger } from "./log";
 import { browserGuard, corsForAllowedOrigins, isLoopbackHost, requireBearerToken } from "./middleware/access";
 import { healthRoutes } from "./routes/health";
 import { messageRoutes } from "./routes/messages";
+import { openApiRoutes } from "./routes/openapi";
 import { runRoutes } from "./routes/runs";
 import type { RunRegistry } from "./runs/registry";
 import { REQUEST_ID } from "./schemas";
@@ -63,7 +64,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   if (policy.allowedOrigins.size > 0) app.use(corsForAllowedOrigins(policy.allowedOrigins));
   healthRoutes(app);
-  // Registered after /health, which stays open to load balancers and probes.
+  openApiRoutes(app);
+  // Registered after /health and /openapi.json, which stay open to probes and tools.
   if (deps.config.authToken !== undefined) app.use(requireBearerToken(deps.config.authToken));
   messageRoutes(app, deps);
   runRoutes(app, deps);

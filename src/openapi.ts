@@ -1,0 +1,117 @@
+import { z } from "zod";
+import pkg from "../package.json" with { type: "json" };
+import { messageRequestSchema } from "./schemas";
+
+/** What the server answers, in zod like what it accepts, so that the document comes from one source. */
+export const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+export const healthSchema = z.object({ status: z.literal("ok") });
+export const cancelledSchema = z.object({ cancelled: z.string() });
+const usageSchema = z.object({
+  input_tokens: z.number(),
+  cached_input_tokens: z.number(),
+  cache_write_input_tokens: z.number(),
+  output_tokens: z.number(),
+  reasoning_output_tokens: z.number(),
+});
+const statusSchema = z.enum(["completed", "failed", "cancelled", "timeout", "error"]);
+export const runSummarySchema = z.object({
+  id: z.string(),
+  thread_id: z.string().nullable(),
+  status: z.union([z.literal("running"), statusSchema]),
+  started_at: z.string(),
+  finished_at: z.string().nullable(),
+  usage: usageSchema.nullable(),
+  replaces: z.string().nullable(),
+});
+export const runListSchema = z.object({ runs: z.array(runSummarySchema) });
+export const doneSchema = z.object({
+  status: statusSchema,
+  thread_id: z.string().nullable(),
+  request_id: z.string(),
+  usage: usageSchema.nullable(),
+  error: z.string().nullable(),
+  final_response: z.unknown().describe("The last agent message: its text, or the parsed JSON when output_schema was given."),
+  replaces: z.string().nullable(),
+});
+
+const json = (schema: z.ZodType) => z.toJSONSchema(schema, { unrepresentable: "any" });
+const content = (ref: string) => ({ "application/json": { schema: { $ref: `#/components/schemas/${ref}` } } });
+const errors = (description: string) => ({ description, content: content("Error") });
+const eventStream = {
+  description:
+    "Server-Sent Events: one frame per codex thread event (`event:` its type, `data:` the @openai/codex-sdk ThreadEvent as JSON, `id:` its number in the run), `: keep-alive` comments every 15 s, and always a last `event: done` whose data is a Done.",
+  content: { "text/event-stream": { schema: { type: "string" } } },
+};
+const runId = { name: "id", in: "path", required: true, schema: { type: "string" } };
+
+/** OpenAPI 3.1 for every route, built once from the zod schemas. */
+export const openApiDocument = {
+  openapi: "3.1.0",
+  info: {
+    title: "codex-http-server",
+    version: pkg.version,
+    description: "Runs OpenAI Codex turns and streams their events as Server-Sent Events.",
+  },
+  security: [{ bearer: [] }, {}],
+  components: {
+    securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "Required when the server runs with --auth-token." } },
+    schemas: {
+      MessageRequest: json(messageRequestSchema),
+      Error: json(errorSchema),
+      Health: json(healthSchema),
+      Cancelled: json(cancelledSchema),
+      RunSummary: json(runSummarySchema),
+      RunList: json(runListSchema),
+      Done: json(doneSchema),
+    },
+  },
+  paths: {
+    "/health": {
+      get: { summary: "Health check", security: [], responses: { 200: { description: "The server is up", content: content("Health") } } },
+    },
+    "/messages": {
+      post: {
+        summary: "Run a turn (user_message, user_edit) as an SSE stream, or cancel one (user_cancel)",
+        requestBody: { required: true, content: content("MessageRequest") },
+        responses: {
+          200: { ...eventStream, content: { ...eventStream.content, ...content("Cancelled") } },
+          400: errors("invalid_json"),
+          401: errors("unauthorized"),
+          403: errors("forbidden_host, forbidden_origin, work_dir_forbidden, image_forbidden, sandbox_forbidden"),
+          404: errors("run_not_found, thread_not_found"),
+          409: errors("id_in_use, thread_busy, no_approvals"),
+          413: errors("payload_too_large"),
+          415: errors("unsupported_media_type"),
+          422: errors("invalid_request: the message names each field"),
+          429: errors("too_many_turns (Retry-After)"),
+          503: errors("shutting_down (Retry-After)"),
+        },
+      },
+    },
+    "/runs": {
+      get: { summary: "Running and recently finished runs", responses: { 200: { description: "The runs", content: content("RunList") } } },
+    },
+    "/runs/{id}": {
+      get: {
+        summary: "One run",
+        parameters: [runId],
+        responses: { 200: { description: "The run", content: content("RunSummary") }, 404: errors("run_not_found") },
+      },
+      delete: {
+        summary: "Cancel a running run",
+        parameters: [runId],
+        responses: { 200: { description: "Cancelling", content: content("Cancelled") }, 404: errors("run_not_found") },
+      },
+    },
+    "/runs/{id}/events": {
+      get: {
+        summary: "Replay a run's events, then follow it live until done",
+        parameters: [runId, { name: "Last-Event-ID", in: "header", required: false, schema: { type: "integer" }, description: "Send only the events after this id." }],
+        responses: { 200: eventStream, 404: errors("run_not_found") },
+      },
+    },
+    "/openapi.json": {
+      get: { summary: "This document", security: [], responses: { 200: { description: "OpenAPI 3.1", content: { "application/json": {} } } } },
+    },
+  },
+} as const;

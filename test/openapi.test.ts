@@ -1,0 +1,51 @@
+import { describe, expect, test } from "bun:test";
+import { cancelledSchema, doneSchema, errorSchema, healthSchema, runListSchema, runSummarySchema } from "../src/openapi";
+import { setup } from "./fixtures/app-setup";
+import { completedTurn, fakeEngine, hangingTurn } from "./fixtures/fake-engine";
+import { parseSse } from "./fixtures/sse";
+
+describe("GET /openapi.json", () => {
+  test("describes every route, open without the token", async () => {
+    const res = await setup(fakeEngine(() => completedTurn("hi")), { authToken: "t" }).app.request("/openapi.json");
+    expect(res.status).toBe(200);
+    type Variant = { properties: Record<string, unknown> & { type: { const: string } } };
+    const doc = (await res.json()) as { openapi: string; paths: Record<string, unknown>; components: { schemas: { MessageRequest: { oneOf: Variant[] } } } };
+    expect(doc.openapi).toBe("3.1.0");
+    expect(Object.keys(doc.paths)).toEqual(["/health", "/messages", "/runs", "/runs/{id}", "/runs/{id}/events", "/openapi.json"]);
+    const variants = doc.components.schemas.MessageRequest.oneOf;
+    expect(variants.map((variant) => variant.properties.type.const)).toEqual([
+      "user_message",
+      "user_cancel",
+      "user_edit",
+      "user_confirm",
+    ]);
+    expect(Object.keys(variants[0]?.properties ?? {})).toEqual([
+      "type", "message", "work_dir", "id", "thread_id", "model", "reasoning_effort", "sandbox", "output_schema", "images",
+    ]);
+  });
+});
+
+describe("what the server answers matches the document, field for field", () => {
+  test("health, a run's done, its summary, the run list, cancel and errors", async () => {
+    const { app, post, runs } = setup(fakeEngine(() => completedTurn("hi")));
+    expect(healthSchema.strict().parse(await (await app.request("/health")).json())).toEqual({ status: "ok" });
+
+    const frames = parseSse(await (await post({ type: "user_message", message: "hi", id: "doc-1" })).text()).frames;
+    doneSchema.strict().parse(JSON.parse(frames.at(-1)?.data ?? "{}"));
+    runSummarySchema.strict().parse(await (await app.request("/runs/doc-1")).json());
+    const list = runListSchema.strict().parse(await (await app.request("/runs")).json());
+    for (const run of list.runs) runSummarySchema.strict().parse(run);
+
+    errorSchema.strict().parse(await (await app.request("/runs/nope")).json());
+    expect(runs.size).toBe(0);
+  });
+
+  test("cancel", async () => {
+    const { app, post } = setup(fakeEngine(hangingTurn));
+    const stream = await post({ type: "user_message", message: "hi", id: "doc-2" });
+    const reader = (stream.body as ReadableStream<Uint8Array>).getReader();
+    await reader.read();
+    cancelledSchema.strict().parse(await (await app.request("/runs/doc-2", { method: "DELETE" })).json());
+    await reader.cancel();
+  });
+});
