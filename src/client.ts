@@ -1,0 +1,124 @@
+/**
+ * A typed client for codex-http-server: `sendMessage` runs a turn and yields its events as they
+ * come; when the connection drops before `done`, it reattaches with `Last-Event-ID` (the server
+ * must keep the turn going: `--reattach-grace`), so that every event arrives exactly once.
+ */
+import type { ThreadEvent } from "@openai/codex-sdk";
+import type { z } from "zod";
+import type { doneSchema, runSummarySchema } from "./openapi";
+import type { userMessageSchema } from "./schemas";
+
+export type { ThreadEvent };
+export type Done = z.infer<typeof doneSchema>;
+export type RunSummary = z.infer<typeof runSummarySchema>;
+export type UserMessage = Omit<z.input<typeof userMessageSchema>, "type">;
+
+/** One frame of a run: a codex thread event, or the final `done`. */
+export type ClientEvent = { id: number } & ({ type: ThreadEvent["type"]; data: ThreadEvent } | { type: "done"; data: Done });
+
+export class ServerError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export type ClientOptions = {
+  /** e.g. http://127.0.0.1:8081 */
+  baseUrl: string;
+  /** The server's --auth-token, if it has one. */
+  token?: string;
+  fetch?: typeof fetch;
+};
+
+export type SendOptions = {
+  signal?: AbortSignal;
+  /** How many times to reattach after the connection drops (default 5); 0 never reattaches. */
+  reconnects?: number;
+};
+
+/** Parses SSE frames out of a byte stream, as they complete; comment lines are skipped. */
+async function* frames(body: ReadableStream<Uint8Array>): AsyncGenerator<{ id: number; event: string; data: string }> {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for await (const chunk of body) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let end = buffer.indexOf("\n\n");
+    while (end >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const frame = { id: 0, event: "message", data: "" };
+      for (const line of block.split("\n")) {
+        if (line.startsWith("id: ")) frame.id = Number(line.slice(4));
+        else if (line.startsWith("event: ")) frame.event = line.slice(7);
+        else if (line.startsWith("data: ")) frame.data += line.slice(6);
+      }
+      if (frame.data !== "") yield frame;
+      end = buffer.indexOf("\n\n");
+    }
+  }
+}
+
+export class CodexServerClient {
+  private readonly fetch: typeof fetch;
+
+  constructor(private readonly options: ClientOptions) {
+    this.fetch = options.fetch ?? fetch;
+  }
+
+  private async request(path: string, init: RequestInit = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
+    if (this.options.token) headers.set("authorization", `Bearer ${this.options.token}`);
+    const res = await this.fetch(`${this.options.baseUrl}${path}`, { ...init, headers });
+    if (!res.ok) {
+      const body = (await res.json().catch(() => undefined)) as { error?: { code: string; message: string } } | undefined;
+      throw new ServerError(res.status, body?.error?.code ?? "http_error", body?.error?.message ?? res.statusText);
+    }
+    return res;
+  }
+
+  async health(): Promise<{ status: "ok" }> {
+    return (await this.request("/health")).json() as Promise<{ status: "ok" }>;
+  }
+
+  async run(id: string): Promise<RunSummary> {
+    return (await this.request(`/runs/${encodeURIComponent(id)}`)).json() as Promise<RunSummary>;
+  }
+
+  async cancel(id: string): Promise<{ cancelled: string }> {
+    return (await this.request(`/runs/${encodeURIComponent(id)}`, { method: "DELETE" })).json() as Promise<{ cancelled: string }>;
+  }
+
+  /** Runs a turn; yields each event once, `done` last, reattaching after a dropped connection. */
+  async *sendMessage(message: UserMessage, { signal, reconnects = 5 }: SendOptions = {}): AsyncGenerator<ClientEvent> {
+    const id = message.id ?? crypto.randomUUID();
+    let res = await this.request("/messages", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ type: "user_message", ...message, id }),
+      ...(signal && { signal }),
+    });
+    let last = 0;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        for await (const frame of frames(res.body as ReadableStream<Uint8Array>)) {
+          if (frame.id <= last) continue;
+          last = frame.id;
+          const event = { id: frame.id, type: frame.event, data: JSON.parse(frame.data) } as ClientEvent;
+          yield event;
+          if (event.type === "done") return;
+        }
+      } catch (err) {
+        if (signal?.aborted) throw err;
+      }
+      if (attempt >= reconnects) throw new ServerError(0, "stream_ended", `the stream of turn ${id} ended before done`);
+      res = await this.request(`/runs/${encodeURIComponent(id)}/events`, {
+        headers: { "last-event-id": String(last) },
+        ...(signal && { signal }),
+      });
+    }
+  }
+}
