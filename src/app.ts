@@ -2,9 +2,11 @@ import { Hono } from "hono";
 import type { Config } from "./config";
 import { ApiError, errorResponse, toApiError } from "./errors";
 import type { Logger } from "./log";
+import type { Metrics } from "./metrics";
 import { browserGuard, corsForAllowedOrigins, isLoopbackHost, requireBearerToken } from "./middleware/access";
 import { healthRoutes } from "./routes/health";
 import { messageRoutes } from "./routes/messages";
+import { metricsRoutes } from "./routes/metrics";
 import { openApiRoutes } from "./routes/openapi";
 import { runRoutes } from "./routes/runs";
 import type { RunRegistry } from "./runs/registry";
@@ -24,6 +26,8 @@ export type AppDeps = {
   >;
   runs: RunRegistry;
   log: Logger;
+  /** Counters for /metrics; without them the route is not there. */
+  metrics?: Metrics;
   now?: () => number;
   newId?: () => string;
 };
@@ -53,6 +57,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     const refused = refuseBrowserRequest(c);
     if (refused) c.res = errorResponse(c, refused);
     else await next();
+    deps.metrics?.httpRequest(c.req.method, c.req.path, c.res.status);
     if (deps.log.enabled("info")) {
       deps.log.info(`${c.req.method} ${c.req.path}`, {
         status: c.res.status,
@@ -69,6 +74,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   if (deps.config.authToken !== undefined) app.use(requireBearerToken(deps.config.authToken));
   messageRoutes(app, deps);
   runRoutes(app, deps);
+  if (deps.metrics) metricsRoutes(app, deps.metrics);
 
   app.notFound((c) => errorResponse(c, new ApiError(404, "not_found", `There is no ${c.req.path} here.`)));
   app.onError((err, c) => {

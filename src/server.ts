@@ -5,6 +5,7 @@ import type { Config } from "./config";
 import { locateCodex, probeCodex } from "./engine/codex-binary";
 import { createSdkEngine, isChildPipeError } from "./engine/sdk-engine";
 import type { Logger } from "./log";
+import { createMetrics } from "./metrics";
 import { RunRegistry } from "./runs/registry";
 
 /** How long turns get to end once cancelled at shutdown. */
@@ -47,13 +48,19 @@ export function startServer(config: Config, log: Logger): RunningServer {
     lean: config.leanCodex,
     configOverrides: config.codexConfigOverrides,
   });
-  const runs = new RunRegistry(engine, log, {
+  // The gauges read the registry when scraped, after it exists.
+  const metrics = createMetrics({
+    activeTurns: () => runs.size,
+    activeCodexProcesses: () => engine.activeProcesses?.() ?? 0,
+  });
+  const runs: RunRegistry = new RunRegistry(engine, log, {
+    observer: metrics,
     maxConcurrent: config.maxConcurrentTurns,
     turnTimeoutMs: config.turnTimeoutMs,
     reattachGraceMs: config.reattachGraceMs,
     retentionMs: config.runRetentionMs,
   });
-  const app = createApp({ config, runs, log });
+  const app = createApp({ config, runs, log, metrics });
 
   let server: Server<undefined>;
   try {

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { cancelledSchema, doneSchema, errorSchema, healthSchema, runListSchema, runSummarySchema } from "../src/openapi";
+import { validate } from "@readme/openapi-parser";
+import { cancelledSchema, doneSchema, errorSchema, healthSchema, openApiDocument, runListSchema, runSummarySchema } from "../src/openapi";
 import { setup } from "./fixtures/app-setup";
 import { completedTurn, fakeEngine, hangingTurn } from "./fixtures/fake-engine";
 import { parseSse } from "./fixtures/sse";
@@ -23,6 +24,13 @@ describe("GET /openapi.json", () => {
       "type", "message", "work_dir", "id", "thread_id", "model", "reasoning_effort", "sandbox", "output_schema", "images",
     ]);
   });
+});
+
+test("validates as OpenAPI 3.1 with a maintained validator, which does reject a broken copy", async () => {
+  expect(await validate(structuredClone(openApiDocument) as never)).toEqual({ valid: true, warnings: [], specification: "OpenAPI" });
+  const broken = structuredClone(openApiDocument) as Record<string, unknown>;
+  delete broken.info;
+  expect(((await validate(broken as never)) as { valid: boolean }).valid).toBe(false);
 });
 
 describe("what the server answers matches the document, field for field", () => {

@@ -68,11 +68,14 @@ export function isChildPipeError(err: unknown): boolean {
 /** One `codex exec` process per turn, through @openai/codex-sdk. */
 export function createSdkEngine(options: SdkEngineOptions): Engine {
   const env = withPathDirs(options.env, options.codex.pathDirs);
+  let active = 0;
   const threadOptions: ThreadOptions = options.bypassApprovalsAndSandbox
     ? { sandboxMode: "danger-full-access", approvalPolicy: "never" }
     : {};
 
   return {
+    activeProcesses: () => active,
+
     threadExists(threadId: string): boolean {
       // codex keeps each thread as sessions/YYYY/MM/DD/rollout-<time>-<thread id>.jsonl.
       const sessions = join(codexHome(options.env), "sessions");
@@ -84,6 +87,7 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
 
     async *runTurn({ input, workDir, threadId, options: turn = {}, signal }: TurnRequest): AsyncGenerator<ThreadEvent> {
       assertExecutable(options.codex.path);
+      active++;
       const stop = new AbortController();
       const abort = () => stop.abort();
       signal.addEventListener("abort", abort, { once: true });
@@ -112,6 +116,8 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
         const { events } = await thread.runStreamed(prompt, { signal: stop.signal, outputSchema: turn.outputSchema });
         yield* withFirstEventDeadline(events, options.firstEventTimeoutMs, abort);
       } finally {
+        // The SDK has reaped codex by the time its event stream ends.
+        active--;
         signal.removeEventListener("abort", abort);
       }
     },

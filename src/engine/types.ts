@@ -32,6 +32,8 @@ export interface Engine {
   runTurn(request: TurnRequest): AsyncIterable<ThreadEvent>;
   /** Whether a thread can be continued; engines that cannot tell leave it out. */
   threadExists?(threadId: string): boolean;
+  /** codex processes running now, for /metrics. */
+  activeProcesses?(): number;
 }
 
 /** codex could not run the turn at all (missing binary, crash, no output): not the model's fault. */

@@ -46,7 +46,7 @@ function startRefused(err: unknown): never {
   throw err;
 }
 
-export function messageRoutes(app: Hono<AppEnv>, { config, runs }: AppDeps): void {
+export function messageRoutes(app: Hono<AppEnv>, { config, runs, metrics }: AppDeps): void {
   const tooLarge = () => {
     throw new ApiError(413, "payload_too_large", `The request body is larger than ${config.maxBodyBytes} bytes.`);
   };
@@ -93,7 +93,10 @@ export function messageRoutes(app: Hono<AppEnv>, { config, runs }: AppDeps): voi
     c.header("x-request-id", run.id);
     // A turn may be quiet for minutes; heartbeats keep it alive, not Bun's idle timer.
     c.env?.timeout?.(c.req.raw, 0);
-    return streamRun(c, (clientGone) => run.watch(0, clientGone), { heartbeatMs: config.heartbeatMs });
+    return streamRun(c, (clientGone) => run.watch(0, clientGone), {
+      heartbeatMs: config.heartbeatMs,
+      ...(metrics && { onEventSent: metrics.sseEventSent }),
+    });
   };
 
   app

@@ -6,7 +6,7 @@ import { lastEventId, streamRun } from "../sse/stream-run";
 import { cancelRun } from "./cancel";
 import { methodNotAllowed } from "./method-not-allowed";
 
-export function runRoutes(app: Hono<AppEnv>, { config, runs }: AppDeps): void {
+export function runRoutes(app: Hono<AppEnv>, { config, runs, metrics }: AppDeps): void {
   const find = (id: string): Run => {
     const run = runs.get(id);
     if (!run) throw new ApiError(404, "run_not_found", `No turn with id ${id} is running or recently finished.`);
@@ -22,7 +22,10 @@ export function runRoutes(app: Hono<AppEnv>, { config, runs }: AppDeps): void {
       const run = find(c.req.param("id"));
       const after = lastEventId(c.req.header("last-event-id"));
       c.env?.timeout?.(c.req.raw, 0);
-      return streamRun(c, (clientGone) => run.watch(after, clientGone), { heartbeatMs: config.heartbeatMs });
+      return streamRun(c, (clientGone) => run.watch(after, clientGone), {
+        heartbeatMs: config.heartbeatMs,
+        ...(metrics && { onEventSent: metrics.sseEventSent }),
+      });
     })
     .all("/runs/:id/events", methodNotAllowed("GET"));
 }

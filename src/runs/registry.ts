@@ -80,6 +80,7 @@ export class RunRegistry {
       maxEvents,
       maxBytes,
       now: this.options.now ?? (() => performance.now()),
+      ...(this.options.observer && { observer: this.options.observer }),
     });
     this.runs.set(id, run);
     this.running.add(run);

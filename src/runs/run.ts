@@ -1,5 +1,6 @@
 import type { Engine, TurnOptions, Usage } from "../engine/types";
 import type { Logger } from "../log";
+import type { RunObserver } from "../metrics";
 import { EventLog, type EventLogLimits, type RunEvent } from "./event-log";
 
 export type { RunEvent };
@@ -42,6 +43,7 @@ export type RunOptions = EventLogLimits & {
   /** How long a run with no client watching goes on before it is cancelled; 0: at once. */
   reattachGraceMs: number;
   now: () => number;
+  observer?: RunObserver;
 };
 
 function messageOf(err: unknown): string {
@@ -133,6 +135,8 @@ export class Run {
 
   private async drive(): Promise<void> {
     const startedAt = this.options.now();
+    const seconds = () => (this.options.now() - startedAt) / 1000;
+    this.options.observer?.started();
     let sequence = 0;
     let usage: Usage | null = null;
     let lastMessage: string | null = null;
@@ -143,6 +147,7 @@ export class Run {
         ? []
         : this.engine.runTurn({ ...this.turn, signal: this.controller.signal });
       for await (const event of events) {
+        if (sequence === 0) this.options.observer?.firstEvent(seconds());
         if (event.type === "thread.started") this.threadId = event.thread_id;
         else if (event.type === "item.completed" && event.item.type === "agent_message") lastMessage = event.item.text;
         else if (event.type === "turn.completed") {
@@ -170,6 +175,7 @@ export class Run {
       final_response: finalResponse(lastMessage, this.turn.options?.outputSchema !== undefined),
       replaces: this.turn.replaces ?? null,
     };
+    this.options.observer?.finished(result.status, seconds());
     this.log.info("turn finished", {
       request_id: this.id,
       thread_id: this.threadId ?? undefined,

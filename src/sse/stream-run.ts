@@ -13,7 +13,7 @@ export const HEARTBEAT = ": keep-alive\n\n";
 export function streamRun(
   c: Context,
   watch: (clientGone: AbortSignal) => AsyncIterable<RunEvent>,
-  { heartbeatMs }: { heartbeatMs: number },
+  { heartbeatMs, onEventSent }: { heartbeatMs: number; onEventSent?: () => void },
 ): Response {
   c.header("x-accel-buffering", "no");
   return streamSSE(c, async (stream) => {
@@ -23,6 +23,7 @@ export function streamRun(
     try {
       for await (const { id, event, data } of watch(clientGone.signal)) {
         await stream.writeSSE({ id: String(id), event, data });
+        onEventSent?.();
       }
     } finally {
       clearInterval(heartbeat);

@@ -1,0 +1,48 @@
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/** What a run reports about itself; the runs layer knows this interface, not Prometheus. */
+export type RunObserver = {
+  started(): void;
+  firstEvent(seconds: number): void;
+  finished(status: string, seconds: number): void;
+};
+
+export type Metrics = RunObserver & {
+  registry: Registry;
+  httpRequest(method: string, path: string, status: number): void;
+  sseEventSent(): void;
+};
+
+/** Paths as route patterns, so that run ids do not become label values. */
+export function routeLabel(path: string): string {
+  if (["/health", "/messages", "/runs", "/openapi.json", "/metrics"].includes(path)) return path;
+  if (/^\/runs\/[^/]+$/.test(path)) return "/runs/{id}";
+  if (/^\/runs\/[^/]+\/events$/.test(path)) return "/runs/{id}/events";
+  return "other";
+}
+
+const TURN_SECONDS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
+
+export function createMetrics(gauges: { activeTurns: () => number; activeCodexProcesses: () => number }): Metrics {
+  const registry = new Registry();
+  const registers = [registry];
+  const http = new Counter({ name: "codex_http_requests_total", help: "HTTP requests by route and status", labelNames: ["method", "route", "status"], registers });
+  const started = new Counter({ name: "codex_turns_started_total", help: "Turns started", registers });
+  const finished = new Counter({ name: "codex_turns_finished_total", help: "Turns finished, by done status", labelNames: ["status"], registers });
+  const sse = new Counter({ name: "codex_sse_events_sent_total", help: "SSE event frames written to clients", registers });
+  const duration = new Histogram({ name: "codex_turn_duration_seconds", help: "Turn duration, start to done", buckets: TURN_SECONDS, registers });
+  const firstEvent = new Histogram({ name: "codex_turn_first_event_seconds", help: "Time from a turn's start to codex's first event", buckets: TURN_SECONDS, registers });
+  new Gauge({ name: "codex_turns_active", help: "Turns running now", registers, collect() { this.set(gauges.activeTurns()); } });
+  new Gauge({ name: "codex_processes_active", help: "codex processes running now", registers, collect() { this.set(gauges.activeCodexProcesses()); } });
+  return {
+    registry,
+    httpRequest: (method, path, status) => http.inc({ method, route: routeLabel(path), status: String(status) }),
+    sseEventSent: () => sse.inc(),
+    started: () => started.inc(),
+    firstEvent: (seconds) => firstEvent.observe(seconds),
+    finished: (status, seconds) => {
+      finished.inc({ status });
+      duration.observe(seconds);
+    },
+  };
+}
