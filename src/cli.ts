@@ -347,6 +347,7 @@ export function banner(
     "  GET    /runs/{id}/events   replay and follow a turn (Last-Event-ID)",
     "  DELETE /runs/{id}          cancel a running turn",
     "  GET    /openapi.json       OpenAPI 3.1 description",
+    "  GET    /metrics            Prometheus metrics",
     "",
     mode,
     config.authToken === undefined ? "Auth: none" : "Auth: bearer token required",

@@ -99,6 +99,7 @@ describe("a running server", () => {
         "  GET    /runs/{id}/events   replay and follow a turn (Last-Event-ID)",
         "  DELETE /runs/{id}          cancel a running turn",
         "  GET    /openapi.json       OpenAPI 3.1 description",
+        "  GET    /metrics            Prometheus metrics",
         "",
         "Mode: bypass ON (sandbox danger-full-access, approvals never)",
         "Auth: none",
