@@ -27,6 +27,7 @@ export function createMetrics(gauges: { activeTurns: () => number; activeCodexPr
   const registry = new Registry();
   const registers = [registry];
   const http = new Counter({ name: "codex_http_requests_total", help: "HTTP requests by route and status", labelNames: ["method", "route", "status"], registers });
+  const httpCounters = new Map<string, { inc(): void }>();
   const started = new Counter({ name: "codex_turns_started_total", help: "Turns started", registers });
   const finished = new Counter({ name: "codex_turns_finished_total", help: "Turns finished, by done status", labelNames: ["status"], registers });
   const sse = new Counter({ name: "codex_sse_events_sent_total", help: "SSE event frames written to clients", registers });
@@ -36,7 +37,17 @@ export function createMetrics(gauges: { activeTurns: () => number; activeCodexPr
   new Gauge({ name: "codex_processes_active", help: "codex processes running now", registers, collect() { this.set(gauges.activeCodexProcesses()); } });
   return {
     registry,
-    httpRequest: (method, path, status) => http.inc({ method, route: routeLabel(path), status: String(status) }),
+    httpRequest: (method, path, status) => {
+      // prom-client builds a key from the labels on every inc; each request would pay for it.
+      const route = routeLabel(path);
+      const key = `${method} ${route} ${status}`;
+      let counter = httpCounters.get(key);
+      if (!counter) {
+        counter = http.labels(method, route, String(status));
+        if (httpCounters.size < 1_000) httpCounters.set(key, counter);
+      }
+      counter.inc();
+    },
     sseEventSent: () => sse.inc(),
     started: () => started.inc(),
     firstEvent: (seconds) => firstEvent.observe(seconds),
