@@ -39,42 +39,34 @@ test("without a codex it can find, it stops at start-up with one line", async ()
   );
 });
 
-/** Starts the executable from / and waits for its banner. */
-async function startCompiled(extraEnv: Record<string, string> = {}) {
+/**
+ * Starts the executable from /, runs one turn of `message` and expects `answer`, then stops it
+ * with SIGTERM, which must exit 0.
+ */
+async function expectTurnFromRoot(extraEnv: Record<string, string>, message: string, answer: string) {
   const child = Bun.spawn([join(dir, "sse-http-server"), "-a", "127.0.0.1:0"], { cwd: "/", env: { ...env(), ...extraEnv }, stdout: "pipe", stderr: "pipe" });
-  let banner = "";
-  void (async () => {
-    for await (const chunk of child.stdout) banner += new TextDecoder().decode(chunk);
-  })();
-  const url = await waitFor("the banner", () => /Server listening on: (http:\/\/\S+)/.exec(banner)?.[1], 15_000);
-  return { child, url };
+  try {
+    let banner = "";
+    void (async () => {
+      for await (const chunk of child.stdout) banner += new TextDecoder().decode(chunk);
+    })();
+    const url = await waitFor("the banner", () => /Server listening on: (http:\/\/\S+)/.exec(banner)?.[1], 15_000);
+    const { frames } = await readSse(await postMessage(url, { type: "user_message", message }));
+    expect(agentTexts(frames)).toEqual([answer]);
+    expect(doneOf(frames).status).toBe("completed");
+    child.kill("SIGTERM");
+    expect(await child.exited).toBe(0);
+  } finally {
+    child.kill("SIGKILL");
+  }
 }
 
-test("with CODEX_PATH, started from /, it serves a real offline turn", async () => {
-  const codex = locateCodex({ explicitPath: undefined, pathEnv: "", executableDir: root });
-  const { child, url } = await startCompiled({ CODEX_PATH: codex.path });
-  try {
-    const { frames } = await readSse(await postMessage(url, { type: "user_message", message: "say compiled" }));
-    expect(agentTexts(frames)).toEqual(["compiled"]);
-    expect(doneOf(frames).status).toBe("completed");
-    child.kill("SIGTERM");
-    expect(await child.exited).toBe(0);
-  } finally {
-    child.kill("SIGKILL");
-  }
-}, 60_000);
+const bundledCodex = () => locateCodex({ explicitPath: undefined, pathEnv: "", executableDir: root }).path;
 
-test("with codex beside it, started from /, it serves a full turn", async () => {
-  const codex = locateCodex({ explicitPath: undefined, pathEnv: "", executableDir: root });
-  symlinkSync(codex.path, join(dir, "codex"));
-  const { child, url } = await startCompiled();
-  try {
-    const { frames } = await readSse(await postMessage(url, { type: "user_message", message: "run pwd" }));
-    expect(agentTexts(frames)).toEqual(["ran: /"]);
-    expect(doneOf(frames).status).toBe("completed");
-    child.kill("SIGTERM");
-    expect(await child.exited).toBe(0);
-  } finally {
-    child.kill("SIGKILL");
-  }
+test("with CODEX_PATH, started from /, it serves a real offline turn", () =>
+  expectTurnFromRoot({ CODEX_PATH: bundledCodex() }, "say compiled", "compiled"), 60_000);
+
+test("with codex beside it, started from /, it serves a full turn", () => {
+  symlinkSync(bundledCodex(), join(dir, "codex"));
+  return expectTurnFromRoot({}, "run pwd", "ran: /");
 }, 60_000);
