@@ -5,12 +5,11 @@
  */
 import type { ThreadEvent } from "@openai/codex-sdk";
 import type { z } from "zod";
-import type { doneSchema, runSummarySchema } from "./openapi";
-import type { userMessageSchema } from "./schemas";
+import type { DoneData, RunSummary, userMessageSchema } from "./schemas";
 
 export type { ThreadEvent };
-export type Done = z.infer<typeof doneSchema>;
-export type RunSummary = z.infer<typeof runSummarySchema>;
+export type Done = DoneData;
+export type { RunSummary };
 export type UserMessage = Omit<z.input<typeof userMessageSchema>, "type">;
 
 /** One frame of a run: a codex thread event, or the final `done`. */

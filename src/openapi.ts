@@ -1,38 +1,14 @@
 import { z } from "zod";
 import pkg from "../package.json" with { type: "json" };
-import { messageRequestSchema } from "./schemas";
-
-/** What the server answers, in zod like what it accepts, so that the document comes from one source. */
-export const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
-export const healthSchema = z.object({ status: z.literal("ok") });
-export const cancelledSchema = z.object({ cancelled: z.string() });
-const usageSchema = z.object({
-  input_tokens: z.number(),
-  cached_input_tokens: z.number(),
-  cache_write_input_tokens: z.number(),
-  output_tokens: z.number(),
-  reasoning_output_tokens: z.number(),
-});
-const statusSchema = z.enum(["completed", "failed", "cancelled", "timeout", "error"]);
-export const runSummarySchema = z.object({
-  id: z.string(),
-  thread_id: z.string().nullable(),
-  status: z.union([z.literal("running"), statusSchema]),
-  started_at: z.string(),
-  finished_at: z.string().nullable(),
-  usage: usageSchema.nullable(),
-  replaces: z.string().nullable(),
-});
-export const runListSchema = z.object({ runs: z.array(runSummarySchema) });
-export const doneSchema = z.object({
-  status: statusSchema,
-  thread_id: z.string().nullable(),
-  request_id: z.string(),
-  usage: usageSchema.nullable(),
-  error: z.string().nullable(),
-  final_response: z.unknown().describe("The last agent message: its text, or the parsed JSON when output_schema was given."),
-  replaces: z.string().nullable(),
-});
+import {
+  cancelledSchema,
+  doneSchema,
+  errorSchema,
+  healthSchema,
+  messageRequestSchema,
+  runListSchema,
+  runSummarySchema,
+} from "./schemas";
 
 const json = (schema: z.ZodType) => z.toJSONSchema(schema, { unrepresentable: "any" });
 const content = (ref: string) => ({ "application/json": { schema: { $ref: `#/components/schemas/${ref}` } } });

@@ -72,3 +72,43 @@ export function describeIssues(error: z.core.$ZodError): string {
     })
     .join("; ");
 }
+
+/**
+ * What the server answers, in zod like what it accepts: the OpenAPI document and the runs'
+ * TypeScript types both come from here.
+ */
+export const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+export const healthSchema = z.object({ status: z.literal("ok") });
+export const cancelledSchema = z.object({ cancelled: z.string() });
+export const usageSchema = z.object({
+  input_tokens: z.number(),
+  cached_input_tokens: z.number(),
+  cache_write_input_tokens: z.number(),
+  output_tokens: z.number(),
+  reasoning_output_tokens: z.number(),
+});
+export const runStatusSchema = z.enum(["completed", "failed", "cancelled", "timeout", "error"]);
+export const runSummarySchema = z.object({
+  id: z.string(),
+  thread_id: z.string().nullable(),
+  status: z.union([z.literal("running"), runStatusSchema]),
+  started_at: z.string(),
+  finished_at: z.string().nullable(),
+  usage: usageSchema.nullable(),
+  replaces: z.string().nullable(),
+});
+export const runListSchema = z.object({ runs: z.array(runSummarySchema) });
+export const doneSchema = z.object({
+  status: runStatusSchema,
+  thread_id: z.string().nullable(),
+  request_id: z.string(),
+  usage: usageSchema.nullable(),
+  error: z.string().nullable(),
+  final_response: z.unknown().describe("The last agent message: its text, or the parsed JSON when output_schema was given."),
+  replaces: z.string().nullable(),
+});
+
+export type Usage = z.infer<typeof usageSchema>;
+export type RunStatus = z.infer<typeof runStatusSchema>;
+export type RunSummary = z.infer<typeof runSummarySchema>;
+export type DoneData = z.infer<typeof doneSchema>;

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { validate } from "@readme/openapi-parser";
-import { cancelledSchema, doneSchema, errorSchema, healthSchema, openApiDocument, runListSchema, runSummarySchema } from "../src/openapi";
+import { openApiDocument } from "../src/openapi";
+import { cancelledSchema, doneSchema, errorSchema, healthSchema, runListSchema, runSummarySchema } from "../src/schemas";
 import { setup } from "./fixtures/app-setup";
 import { completedTurn, fakeEngine, hangingTurn } from "./fixtures/fake-engine";
 import { parseSse } from "./fixtures/sse";

@@ -1,7 +1,7 @@
-import type { ThreadEvent, Usage } from "@openai/codex-sdk";
+import type { ThreadEvent } from "@openai/codex-sdk";
 
 /** The SDK's event shapes are the contract of every engine, whatever runs codex underneath. */
-export type { ThreadEvent, Usage };
+export type { ThreadEvent };
 
 export const REASONING_EFFORTS = ["minimal", "low", "medium", "high", "xhigh"] as const;
 /** Sandboxes a request may ask for: never looser than the server's own. */

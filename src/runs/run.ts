@@ -1,34 +1,12 @@
-import type { Engine, TurnOptions, Usage } from "../engine/types";
+import type { Engine, TurnOptions } from "../engine/types";
 import type { Logger } from "../log";
 import type { RunObserver } from "../metrics";
+import type { DoneData, RunStatus, RunSummary, Usage } from "../schemas";
 import { EventLog, type EventLogLimits, type RunEvent } from "./event-log";
 
 export type { RunEvent };
-export type RunStatus = "completed" | "failed" | "cancelled" | "timeout" | "error";
 export type StopReason = "cancelled" | "timeout";
-
-export type DoneData = {
-  status: RunStatus;
-  thread_id: string | null;
-  request_id: string;
-  usage: Usage | null;
-  /** Why the turn did not complete; null when it did. */
-  error: string | null;
-  /** The last agent message: its text, or with an output schema the JSON it holds. */
-  final_response: unknown;
-  /** The run this one replaced (`user_edit`), if any. */
-  replaces: string | null;
-};
-
-export type RunSummary = {
-  id: string;
-  thread_id: string | null;
-  status: "running" | RunStatus;
-  started_at: string;
-  finished_at: string | null;
-  usage: Usage | null;
-  replaces: string | null;
-};
+export type { DoneData, RunStatus, RunSummary };
 
 export type TurnInput = {
   input: string;
