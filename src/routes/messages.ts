@@ -6,13 +6,13 @@ import { ApiError } from "../errors";
 import { RunIdInUseError, RunLimitError, RunsClosedError, ThreadBusyError } from "../runs/registry";
 import type { Run, TurnInput } from "../runs/run";
 import { describeIssues, messageRequestSchema, type userMessageSchema } from "../schemas";
-import { streamRun } from "../sse/stream-run";
 import { resolveImage, resolveWorkDir } from "../work-dir";
 import type { z } from "zod";
 
 type UserMessage = z.infer<typeof userMessageSchema>;
 import { cancelRun, notRunning } from "./cancel";
 import { methodNotAllowed } from "./method-not-allowed";
+import { streamRunEvents } from "./stream-run-events";
 
 const JSON_CONTENT_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
@@ -46,7 +46,8 @@ function startRefused(err: unknown): never {
   throw err;
 }
 
-export function messageRoutes(app: Hono<AppEnv>, { config, runs, metrics }: AppDeps): void {
+export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
+  const { config, runs } = deps;
   const tooLarge = () => {
     throw new ApiError(413, "payload_too_large", `The request body is larger than ${config.maxBodyBytes} bytes.`);
   };
@@ -91,12 +92,7 @@ export function messageRoutes(app: Hono<AppEnv>, { config, runs, metrics }: AppD
   const stream = (c: Context<AppEnv>, run: Run) => {
     c.set("requestId", run.id);
     c.header("x-request-id", run.id);
-    // A turn may be quiet for minutes; heartbeats keep it alive, not Bun's idle timer.
-    c.env?.timeout?.(c.req.raw, 0);
-    return streamRun(c, (clientGone) => run.watch(0, clientGone), {
-      heartbeatMs: config.heartbeatMs,
-      ...(metrics && { onEventSent: metrics.sseEventSent }),
-    });
+    return streamRunEvents(c, run, 0, deps);
   };
 
   app

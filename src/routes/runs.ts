@@ -2,11 +2,13 @@ import type { Hono } from "hono";
 import type { AppDeps, AppEnv } from "../app";
 import { ApiError } from "../errors";
 import type { Run } from "../runs/run";
-import { lastEventId, streamRun } from "../sse/stream-run";
+import { lastEventId } from "../sse/stream-run";
 import { cancelRun } from "./cancel";
 import { methodNotAllowed } from "./method-not-allowed";
+import { streamRunEvents } from "./stream-run-events";
 
-export function runRoutes(app: Hono<AppEnv>, { config, runs, metrics }: AppDeps): void {
+export function runRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
+  const { runs } = deps;
   const find = (id: string): Run => {
     const run = runs.get(id);
     if (!run) throw new ApiError(404, "run_not_found", `No turn with id ${id} is running or recently finished.`);
@@ -20,12 +22,7 @@ export function runRoutes(app: Hono<AppEnv>, { config, runs, metrics }: AppDeps)
     .all("/runs/:id", methodNotAllowed("GET", "DELETE"))
     .get("/runs/:id/events", (c) => {
       const run = find(c.req.param("id"));
-      const after = lastEventId(c.req.header("last-event-id"));
-      c.env?.timeout?.(c.req.raw, 0);
-      return streamRun(c, (clientGone) => run.watch(after, clientGone), {
-        heartbeatMs: config.heartbeatMs,
-        ...(metrics && { onEventSent: metrics.sseEventSent }),
-      });
+      return streamRunEvents(c, run, lastEventId(c.req.header("last-event-id")), deps);
     })
     .all("/runs/:id/events", methodNotAllowed("GET"));
 }
