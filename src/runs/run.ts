@@ -113,7 +113,6 @@ export class Run {
 
   private async drive(): Promise<void> {
     const startedAt = this.options.now();
-    const seconds = () => (this.options.now() - startedAt) / 1000;
     this.options.observer?.started();
     let sequence = 0;
     let usage: Usage | null = null;
@@ -125,7 +124,7 @@ export class Run {
         ? []
         : this.engine.runTurn({ ...this.turn, signal: this.controller.signal });
       for await (const event of events) {
-        if (sequence === 0) this.options.observer?.firstEvent(seconds());
+        if (sequence === 0) this.options.observer?.firstEvent((this.options.now() - startedAt) / 1000);
         if (event.type === "thread.started") this.threadId = event.thread_id;
         else if (event.type === "item.completed" && event.item.type === "agent_message") lastMessage = event.item.text;
         else if (event.type === "turn.completed") {
@@ -153,12 +152,13 @@ export class Run {
       final_response: finalResponse(lastMessage, this.turn.options?.outputSchema !== undefined),
       replaces: this.turn.replaces ?? null,
     };
-    this.options.observer?.finished(result.status, seconds());
+    const elapsedMs = this.options.now() - startedAt;
+    this.options.observer?.finished(result.status, elapsedMs / 1000);
     this.log.info("turn finished", {
       request_id: this.id,
       thread_id: this.threadId ?? undefined,
       status: result.status,
-      duration_ms: Math.round(this.options.now() - startedAt),
+      duration_ms: Math.round(elapsedMs),
       error: result.error ?? undefined,
     });
     await this.events.append({ id: ++sequence, event: "done", data: JSON.stringify(this.outcome) });
