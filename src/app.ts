@@ -4,6 +4,7 @@ import { ApiError, errorResponse, toApiError } from "./errors";
 import type { Logger } from "./log";
 import type { Metrics } from "./metrics";
 import { browserGuard, corsForAllowedOrigins, isLoopbackHost, requireBearerToken } from "./middleware/access";
+import { consoleRoutes } from "./routes/console";
 import { healthRoutes } from "./routes/health";
 import { messageRoutes } from "./routes/messages";
 import { metricsRoutes } from "./routes/metrics";
@@ -23,6 +24,7 @@ export type AppDeps = {
     | "authToken"
     | "allowedOrigins"
     | "bypassApprovalsAndSandbox"
+    | "webConsole"
   >;
   runs: RunRegistry;
   log: Logger;
@@ -70,7 +72,9 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   if (policy.allowedOrigins.size > 0) app.use(corsForAllowedOrigins(policy.allowedOrigins));
   healthRoutes(app);
   openApiRoutes(app);
-  // Registered after /health and /openapi.json, which stay open to probes and tools.
+  if (deps.config.webConsole) consoleRoutes(app);
+  // Registered after /health, /openapi.json and the console's page, which stay open to probes,
+  // tools and browsers; the page asks for the token itself.
   if (deps.config.authToken !== undefined) app.use(requireBearerToken(deps.config.authToken));
   messageRoutes(app, deps);
   runRoutes(app, deps);

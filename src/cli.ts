@@ -89,6 +89,12 @@ export const args = {
     valueHint: "SECONDS",
     description: "How long a finished run can still be listed (GET /runs) and replayed",
   },
+  console: {
+    type: "boolean",
+    default: true,
+    description: "Serve the web console at GET /",
+    negativeDescription: "Do not serve the web console (the API stays as it is)",
+  },
   lean: {
     type: "boolean",
     default: true,
@@ -311,6 +317,7 @@ export function buildConfig(
       idleTimeoutSeconds: parsePositiveInteger("idle-timeout", parsed["idle-timeout"], 255),
       reattachGraceMs: parsed["reattach-grace"].trim() === "0" ? 0 : parseSeconds("reattach-grace", parsed["reattach-grace"]),
       runRetentionMs: parseSeconds("run-retention", parsed["run-retention"]),
+      webConsole: parsed.console,
       leanCodex: parsed.lean,
       codexConfigOverrides: codexConfig.map(parseCodexOverride),
     },
@@ -329,7 +336,7 @@ export function isExposed(config: Pick<Config, "host" | "bypassApprovalsAndSandb
 export function banner(
   url: string,
   codexVersion: string,
-  config: Pick<Config, "host" | "bypassApprovalsAndSandbox" | "authToken">,
+  config: Pick<Config, "host" | "bypassApprovalsAndSandbox" | "authToken" | "webConsole">,
 ): string {
   const mode = config.bypassApprovalsAndSandbox
     ? "Mode: bypass ON (sandbox danger-full-access, approvals never)"
@@ -340,6 +347,7 @@ export function banner(
     `Server listening on: ${url}`,
     "",
     "Endpoints:",
+    ...(config.webConsole ? ["  GET    /                   web console"] : []),
     "  GET    /health             health check",
     "  POST   /messages           run a Codex turn, streamed as SSE",
     "  GET    /runs               running and recent turns",

@@ -37,6 +37,8 @@ export type Config = {
   reattachGraceMs: number;
   /** How long a finished run can still be listed and replayed. */
   runRetentionMs: number;
+  /** Serve the web console at GET /. */
+  webConsole: boolean;
   /** Switch off codex features a headless server never uses (see engine/lean-profile.ts). */
   leanCodex: boolean;
   /** `KEY=VALUE` codex config overrides from `--codex-config`, in order. */

@@ -166,6 +166,7 @@ describe("buildConfig", () => {
       idleTimeoutSeconds: 10,
       reattachGraceMs: 0,
       runRetentionMs: 600_000,
+      webConsole: true,
       leanCodex: true,
       codexConfigOverrides: [],
     });
@@ -237,7 +238,7 @@ describe("buildConfig", () => {
 });
 
 describe("banner", () => {
-  const local = { host: "::1", authToken: undefined };
+  const local = { host: "::1", authToken: undefined, webConsole: true };
 
   test("boxes the address, the endpoints, the mode and auth", () => {
     const text = banner("http://[::1]:8081", "codex-cli 0.163.0", { ...local, bypassApprovalsAndSandbox: false });
@@ -249,6 +250,7 @@ describe("banner", () => {
       expect(line.length).toBe(lines[0]?.length as number);
     }
     expect(text).toContain("│  Server listening on: http://[::1]:8081 ");
+    expect(text).toContain("GET    /                   web console");
     expect(text).toContain("GET    /health ");
     expect(text).toContain("POST   /messages ");
     expect(text).toContain("GET    /runs/{id}/events ");
@@ -260,14 +262,15 @@ describe("banner", () => {
   });
 
   test("says when approvals and sandbox are bypassed, and when a token is required", () => {
-    const text = banner("http://0.0.0.0:8081", "codex-cli 0.163.0", { host: "0.0.0.0", authToken: "t", bypassApprovalsAndSandbox: true });
+    const text = banner("http://0.0.0.0:8081", "codex-cli 0.163.0", { host: "0.0.0.0", authToken: "t", bypassApprovalsAndSandbox: true, webConsole: false });
+    expect(text).not.toContain("web console");
     expect(text).toContain("Mode: bypass ON (sandbox danger-full-access, approvals never)");
     expect(text).toContain("Auth: bearer token required");
     expect(text).not.toContain("WARNING");
   });
 
   test("warns loudly when anyone who reaches the port can run commands", () => {
-    const text = banner("http://0.0.0.0:8081", "codex-cli 0.163.0", { host: "0.0.0.0", authToken: undefined, bypassApprovalsAndSandbox: true });
+    const text = banner("http://0.0.0.0:8081", "codex-cli 0.163.0", { host: "0.0.0.0", authToken: undefined, bypassApprovalsAndSandbox: true, webConsole: true });
     expect(text).toContain(EXPOSED_WARNING);
   });
 });
@@ -314,6 +317,13 @@ describe("codex config flags", () => {
     expect(parse(["--no-lean"]).leanCodex).toBe(false);
     expect(parse(["--codex-config", "a=1", "--codex-config", "b=2"]).codexConfigOverrides).toEqual(["a=1", "b=2"]);
     expect(() => parse(["--codex-config", "bad"])).toThrow(ConfigError);
+  });
+
+  test("the web console is on by default; --no-console and --console false turn it off", () => {
+    const parse = (argv: string[]) => buildConfig(parseArgs(argv, args), {}, "/srv", 1024 ** 3, []).config.webConsole;
+    expect(parse([])).toBe(true);
+    expect(parse(["--no-console"])).toBe(false);
+    expect(parse(["--console=false"])).toBe(false);
   });
 });
 

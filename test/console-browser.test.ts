@@ -1,0 +1,282 @@
+/**
+ * The web console in a real browser (Debian's chromium through playwright-core), against the real
+ * server running the real codex with the scripted model.
+ */
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { mkdirSync, realpathSync } from "node:fs";
+import { join } from "node:path";
+import type { Browser, Page } from "playwright-core";
+import { findChromium, launchChromium, pageErrors } from "./fixtures/browser";
+import { codexProcessesUnder } from "./fixtures/processes";
+import { startTestServer, type TestServer } from "./fixtures/test-server";
+import { waitFor } from "./fixtures/wait-for";
+
+const ARTIFACTS = join(import.meta.dir, "..", "test-artifacts");
+// A browser and a codex turn per test: seconds each, more on a loaded CI machine.
+setDefaultTimeout(60_000);
+const chromiumPath = findChromium();
+if (!chromiumPath) {
+  // CI installs chromium (.ci/run), so there a missing browser is a failure, not a skip.
+  if (process.env.CI === "true") throw new Error("chromium is not installed: apt-get install chromium, or set CHROMIUM_PATH");
+  console.warn("console-browser.test.ts skipped: no chromium (apt-get install chromium, or set CHROMIUM_PATH)");
+}
+
+describe.skipIf(!chromiumPath)("web console in chromium", () => {
+  let browser: Browser;
+  let server: TestServer;
+  let page: Page;
+  let errors: string[];
+
+  beforeAll(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    browser = await launchChromium(chromiumPath as string);
+    // A reload reattaches only while the turn waits for a client.
+    server = startTestServer({ reattachGraceMs: 30_000 });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  async function openConsole(url = server.url, viewport = { width: 1000, height: 800 }): Promise<Page> {
+    page = await browser.newPage({ viewport });
+    errors = pageErrors(page);
+    await page.goto(`${url}/`);
+    return page;
+  }
+
+  async function closeConsole(): Promise<void> {
+    expect(errors).toEqual([]);
+    await page.close();
+  }
+
+  /** The last turn's `done` footer, once there is one. */
+  async function lastDone(): Promise<string> {
+    const footer = page.locator(".turn").last().locator("footer.done");
+    await footer.waitFor({ timeout: 20_000 });
+    return (await footer.locator(".badge").textContent()) ?? "";
+  }
+
+  test("Ctrl+Enter sends; the answer streams in as markdown; done shows status, tokens and duration", async () => {
+    await openConsole();
+    await page.getByLabel("Message").fill("say Hello from **codex**, see `README.md`");
+    await page.getByLabel("Message").press("Control+Enter");
+    expect(await lastDone()).toBe("completed");
+    const answer = page.locator(".turn .agent-message");
+    expect(await answer.textContent()).toBe("Hello from codex, see README.md");
+    expect(await answer.locator("strong").textContent()).toBe("codex");
+    expect(await answer.locator("code").textContent()).toBe("README.md");
+    expect(await page.locator(".turn .user-message .text").textContent()).toBe("say Hello from **codex**, see `README.md`");
+    expect(await page.locator("footer.done .usage").textContent()).toBe("10 tokens in · 5 out");
+    expect(await page.locator(".turn .item.error").count()).toBe(0);
+    // codex's own notice that it knows nothing about the scripted model: an error item, not fatal.
+    expect(await page.locator(".turn .item.warning .label").allTextContents()).toEqual(["Warning"]);
+    await waitFor("the duration", async () => /^\d+(\.\d)? (ms|s)$/.test((await page.locator("footer.done .duration").textContent()) ?? ""));
+    // The thread is offered for the next message.
+    const threadId = await page.locator("#thread-id").textContent();
+    expect(threadId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(await page.getByLabel("Continue thread").isChecked()).toBe(true);
+    expect(await page.getByLabel("Message").inputValue()).toBe("");
+    expect(await page.locator("#send").isEnabled()).toBe(true);
+    expect(await page.locator("#cancel").isHidden()).toBe(true);
+    await closeConsole();
+  });
+
+  test("a run turn shows the command, its exit code and its output (collapsed until opened)", async () => {
+    const workDir = realpathSync(server.home.dir);
+    await openConsole();
+    await page.getByLabel("Message").fill("run echo console-check && pwd");
+    await page.getByLabel("Work directory").fill(workDir);
+    await page.getByRole("button", { name: "Send" }).click();
+    expect(await lastDone()).toBe("completed");
+    const command = page.locator(".turn details.command");
+    expect(await command.locator("summary .cmd").textContent()).toContain("echo console-check && pwd");
+    expect(await command.locator("summary .badge").textContent()).toBe("exit 0");
+    const output = command.locator("pre.output");
+    expect(await output.isVisible()).toBe(false);
+    await command.locator("summary").click();
+    expect(await output.isVisible()).toBe(true);
+    expect(await output.textContent()).toBe(`console-check\n${workDir}\n`);
+    expect(await page.locator(".turn .agent-message").textContent()).toBe(`ran: console-check\n${workDir}`);
+    expect(await page.locator(".turn .work-dir code").textContent()).toBe(workDir);
+    await page.screenshot({ path: join(ARTIFACTS, "console-command.png"), fullPage: true });
+    await closeConsole();
+  });
+
+  test("Continue thread sends the next message on the same thread; New thread starts over", async () => {
+    await openConsole();
+    const message = page.getByLabel("Message");
+    await message.fill("say first");
+    await message.press("Control+Enter");
+    await lastDone();
+    const threadId = await page.locator("#thread-id").textContent();
+    await message.fill("count");
+    await message.press("Control+Enter");
+    await waitFor("the second turn's done", () => page.locator("footer.done").count().then((n) => n === 2));
+    // `count` answers how many user messages the model saw: the first turn's and this one.
+    expect(await page.locator(".turn").last().locator(".agent-message").textContent()).toBe("2");
+    expect(await page.locator("#thread-id").textContent()).toBe(threadId);
+    await page.getByRole("button", { name: "New thread" }).click();
+    expect(await page.locator("#thread-label").isHidden()).toBe(true);
+    await message.fill("count");
+    await message.press("Control+Enter");
+    await waitFor("the third turn's done", () => page.locator("footer.done").count().then((n) => n === 3));
+    expect(await page.locator(".turn").last().locator(".agent-message").textContent()).toBe("1");
+    expect(await page.locator("#thread-id").textContent()).not.toBe(threadId);
+    await closeConsole();
+  });
+
+  test("Cancel ends a slow turn as cancelled, and no codex is left", async () => {
+    await openConsole();
+    await page.getByLabel("Message").fill("sleep 60000 never said");
+    await page.getByRole("button", { name: "Send" }).click();
+    const cancel = page.getByRole("button", { name: "Cancel" });
+    await cancel.waitFor({ state: "visible" });
+    await waitFor("the run id", () => page.evaluate(() => sessionStorage.getItem("codex-http-server:active-run")));
+    await waitFor("codex running", () => codexProcessesUnder(process.pid).length > 0, 20_000);
+    await cancel.click();
+    expect(await lastDone()).toBe("cancelled");
+    expect(await page.locator(".turn .agent-message").count()).toBe(0);
+    expect(await cancel.isHidden()).toBe(true);
+    expect(await page.locator("#send").isEnabled()).toBe(true);
+    await waitFor("no codex left", () => codexProcessesUnder(process.pid).length === 0, 10_000);
+    await closeConsole();
+  });
+
+  test("a reload reattaches to the running turn and sees it finish", async () => {
+    await openConsole();
+    await page.getByLabel("Message").fill("sleep 1500 finished while reloading");
+    await page.getByRole("button", { name: "Send" }).click();
+    const saved = await waitFor("the run id", () => page.evaluate(() => sessionStorage.getItem("codex-http-server:active-run")));
+    const runId = (JSON.parse(saved) as { id: string }).id;
+    await page.reload();
+    expect(await lastDone()).toBe("completed");
+    expect(await page.locator(".turn").count()).toBe(1);
+    expect(await page.locator(".turn .user-message .text").textContent()).toBe("sleep 1500 finished while reloading");
+    expect(await page.locator(".turn .agent-message").textContent()).toBe("finished while reloading");
+    const run = (await (await fetch(`${server.url}/runs/${runId}`)).json()) as { status: string };
+    expect(run.status).toBe("completed");
+    expect(await page.evaluate(() => sessionStorage.getItem("codex-http-server:active-run"))).toBeNull();
+    await closeConsole();
+  });
+
+  test("a failed turn is shown in red: the reason, and done status failed", async () => {
+    await openConsole();
+    await page.getByLabel("Message").fill("unauthorized");
+    await page.getByRole("button", { name: "Send" }).click();
+    expect(await lastDone()).toBe("failed");
+    const failures = page.locator(".turn .item.error");
+    expect(await failures.locator(".label").allTextContents()).toEqual(["Error", "Turn failed"]);
+    expect(await failures.last().textContent()).toContain("401 Unauthorized: Incorrect API key provided.");
+    expect(await page.locator("footer.done .done-error").textContent()).toStartWith("unexpected status 401 Unauthorized");
+    await closeConsole();
+  });
+
+  test("a refused request is shown as an error, with the server's code and message", async () => {
+    await openConsole();
+    await page.getByLabel("Message").fill("say hi");
+    await page.getByLabel("Work directory").fill("relative/dir");
+    await page.getByRole("button", { name: "Send" }).click();
+    const error = page.locator(".turn .item.error");
+    await error.waitFor();
+    expect(await error.textContent()).toBe("invalid_request work_dir: must be an absolute path");
+    expect(await page.locator("#send").isEnabled()).toBe(true);
+    await closeConsole();
+  });
+
+  test("readable at 375 px: nothing overflows sideways; every control has a label", async () => {
+    await openConsole(server.url, { width: 375, height: 740 });
+    await page.getByLabel("Message").fill("run printf 'a-rather-long-line-of-output-that-must-wrap-instead-of-widening-the-page-%s' x");
+    await page.getByRole("button", { name: "Send" }).click();
+    expect(await lastDone()).toBe("completed");
+    await page.locator(".turn details.command summary").click();
+    // Strings, not functions: they run in the page, and this project's types know no DOM.
+    const widths = await page.evaluate<{ page: number; viewport: number }>(
+      "({ page: document.documentElement.scrollWidth, viewport: window.innerWidth })",
+    );
+    expect(widths.page).toBeLessThanOrEqual(widths.viewport);
+    const unlabelled = await page.evaluate<string[]>(`
+      [...document.querySelectorAll("input, textarea, button")]
+        .filter((control) => !(control.labels?.length || control.getAttribute("aria-label") || control.textContent.trim()))
+        .map((control) => control.outerHTML)
+    `);
+    expect(unlabelled).toEqual([]);
+    await page.screenshot({ path: join(ARTIFACTS, "console-375.png"), fullPage: true });
+    await closeConsole();
+  });
+
+  describe("with --auth-token", () => {
+    let secured: TestServer;
+    beforeAll(() => {
+      secured = startTestServer({ authToken: "console-token" });
+    });
+    afterAll(async () => {
+      await secured.close();
+    });
+
+    test("the page asks for the token once, keeps it in sessionStorage, never in the URL", async () => {
+      await openConsole(secured.url);
+      const dialog = page.getByRole("dialog", { name: "Access token" });
+      await page.getByLabel("Message").fill("say behind a token");
+      await page.getByRole("button", { name: "Send" }).click();
+      await dialog.waitFor();
+      await dialog.getByLabel("Token").fill("wrong-token");
+      await dialog.getByRole("button", { name: "Use token" }).click();
+      // A wrong token: asked again, saying why.
+      await waitFor("the second prompt", async () => (await page.locator("#token-reason").textContent())?.includes("did not accept"));
+      expect(await dialog.isVisible()).toBe(true);
+      await dialog.getByLabel("Token").fill("console-token");
+      await dialog.getByRole("button", { name: "Use token" }).click();
+      expect(await lastDone()).toBe("completed");
+      expect(await page.locator(".turn .agent-message").textContent()).toBe("behind a token");
+      expect(await dialog.isHidden()).toBe(true);
+      expect(page.url()).toBe(`${secured.url}/`);
+      expect(await page.evaluate(() => sessionStorage.getItem("codex-http-server:token"))).toBe("console-token");
+      // The next turn uses the kept token without asking.
+      await page.getByLabel("Message").fill("say again");
+      await page.getByLabel("Message").press("Control+Enter");
+      await waitFor("the second turn's done", () => page.locator("footer.done").count().then((n) => n === 2));
+      expect(await dialog.isHidden()).toBe(true);
+      await closeConsole();
+    });
+
+    test("cancelling the prompt leaves the turn unsent, shown as unauthorized", async () => {
+      await openConsole(secured.url);
+      await page.getByLabel("Message").fill("say never sent");
+      await page.getByRole("button", { name: "Send" }).click();
+      const dialog = page.getByRole("dialog", { name: "Access token" });
+      await dialog.waitFor();
+      await dialog.getByRole("button", { name: "Cancel" }).click();
+      const error = page.locator(".turn .item.error");
+      await error.waitFor();
+      expect(await error.textContent()).toBe("unauthorized No access token was given.");
+      expect(secured.model.requests.map((r) => r.prompts.at(-1))).not.toContain("say never sent");
+      await closeConsole();
+    });
+  });
+
+  test("screenshot of a finished thread, for the README", async () => {
+    // A model codex knows, so that its notice about the scripted model's unknown metadata stays out of the picture.
+    const known = startTestServer({ codexConfigOverrides: ['model="gpt-5.5"'] });
+    try {
+      await screenshotThread(known.url);
+    } finally {
+      await known.close();
+    }
+  });
+
+  async function screenshotThread(url: string): Promise<void> {
+    await openConsole(url, { width: 900, height: 1000 });
+    const message = page.getByLabel("Message");
+    await message.fill("run ls -1 /etc/apt");
+    await message.press("Control+Enter");
+    await lastDone();
+    await page.locator(".turn details.command summary").click();
+    await message.fill("say Listed **/etc/apt**:\n\n- `sources.list.d` holds the package sources\n- `trusted.gpg.d` holds the keys");
+    await message.press("Control+Enter");
+    await waitFor("the second turn's done", () => page.locator("footer.done").count().then((n) => n === 2));
+    expect(await page.locator(".turn .item.warning").count()).toBe(0);
+    await page.screenshot({ path: join(ARTIFACTS, "console.png") });
+    await closeConsole();
+  }
+});

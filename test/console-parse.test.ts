@@ -1,0 +1,90 @@
+import { describe, expect, test } from "bun:test";
+import { type Block, parseInline, parseMarkdown, safeHref } from "../src/console/markdown";
+import { type SseMessage, sseParser } from "../src/console/sse";
+
+describe("sseParser", () => {
+  const cases: Array<[string, string[], SseMessage[]]> = [
+    ["one event", ["event: done\ndata: {}\nid: 3\n\n"], [{ id: "3", event: "done", data: "{}" }]],
+    ["no event name is `message`", ["data: x\n\n"], [{ id: undefined, event: "message", data: "x" }]],
+    ["multi-line data joins with LF", ["data: a\ndata: b\n\n"], [{ id: undefined, event: "message", data: "a\nb" }]],
+    ["heartbeat comments are skipped", [": keep-alive\n\n", "data: x\n\n"], [{ id: undefined, event: "message", data: "x" }]],
+    ["split anywhere", ["ev", "ent: a\nda", "ta: 1\n", "\n"], [{ id: undefined, event: "a", data: "1" }]],
+    ["CRLF split between chunks", ["data: a\r", "\ndata: b\r\n\r\n"], [{ id: undefined, event: "message", data: "a\nb" }]],
+    // A trailing CR could still become CRLF, so "b" waits for the next chunk.
+    ["bare CR line ends", ["data: a\r\r", "data: b\r\r"], [{ id: undefined, event: "message", data: "a" }]],
+    ["only one space after the colon is dropped", ["data:  two\n\n"], [{ id: undefined, event: "message", data: " two" }]],
+    ["the id carries over to later events", ["id: 7\ndata: a\n\ndata: b\n\n"], [
+      { id: "7", event: "message", data: "a" },
+      { id: "7", event: "message", data: "b" },
+    ]],
+    ["an event name without data dispatches nothing", ["event: x\n\ndata: y\n\n"], [{ id: undefined, event: "message", data: "y" }]],
+    ["an unfinished event waits", ["data: a\n"], []],
+  ];
+  for (const [name, chunks, expected] of cases) {
+    test(name, () => {
+      const parse = sseParser();
+      expect(chunks.flatMap((chunk) => parse(chunk))).toEqual(expected);
+    });
+  }
+});
+
+describe("parseMarkdown", () => {
+  const text = (value: string) => ({ type: "text" as const, text: value });
+  const cases: Array<[string, string, Block[]]> = [
+    ["paragraphs split on blank lines, lines join", "one\ntwo\n\nthree", [
+      { type: "paragraph", children: [text("one\ntwo")] },
+      { type: "paragraph", children: [text("three")] },
+    ]],
+    ["headings", "## Title ##", [{ type: "heading", level: 2, children: [text("Title")] }]],
+    ["fenced code keeps its text verbatim", "```ts\nconst a = <b>;\n  x\n```\nafter", [
+      { type: "code", lang: "ts", text: "const a = <b>;\n  x" },
+      { type: "paragraph", children: [text("after")] },
+    ]],
+    ["an unclosed fence runs to the end", "~~~\nx", [{ type: "code", lang: "", text: "x" }]],
+    ["bullet list", "- a\n* b\n+ c", [{ type: "list", ordered: false, items: [[text("a")], [text("b")], [text("c")]] }]],
+    ["numbered list", "1. a\n2) b", [{ type: "list", ordered: true, items: [[text("a")], [text("b")]] }]],
+    ["quote", "> a\n> b", [{ type: "quote", children: [text("a\nb")] }]],
+    ["HTML stays text", "<img src=x onerror=alert(1)>", [{ type: "paragraph", children: [text("<img src=x onerror=alert(1)>")] }]],
+    ["a paragraph ends where a list starts", "intro\n- a", [
+      { type: "paragraph", children: [text("intro")] },
+      { type: "list", ordered: false, items: [[text("a")]] },
+    ]],
+  ];
+  for (const [name, source, expected] of cases) {
+    test(name, () => expect(parseMarkdown(source)).toEqual(expected));
+  }
+});
+
+describe("parseInline", () => {
+  const cases: Array<[string, string, unknown]> = [
+    ["code", "run `ls -la` now", [{ type: "text", text: "run " }, { type: "code", text: "ls -la" }, { type: "text", text: " now" }]],
+    ["code hides emphasis", "`**x**`", [{ type: "code", text: "**x**" }]],
+    ["strong and em", "**b** and *i*", [
+      { type: "strong", children: [{ type: "text", text: "b" }] },
+      { type: "text", text: " and " },
+      { type: "em", children: [{ type: "text", text: "i" }] },
+    ]],
+    ["snake_case is not emphasis", "a_b_c", [{ type: "text", text: "a_b_c" }]],
+    ["a lone star is text", "2 * 3", [{ type: "text", text: "2 * 3" }]],
+    ["http link", "[docs](https://example.com/a)", [{ type: "link", href: "https://example.com/a", children: [{ type: "text", text: "docs" }] }]],
+    ["javascript: link stays text", "[x](javascript:alert(1))", [{ type: "text", text: "[x](javascript:alert(1))" }]],
+  ];
+  for (const [name, source, expected] of cases) {
+    test(name, () => expect(parseInline(source)).toEqual(expected as ReturnType<typeof parseInline>));
+  }
+});
+
+describe("safeHref", () => {
+  const cases: Array<[string, string | undefined]> = [
+    ["https://a.example/x?y=1", "https://a.example/x?y=1"],
+    ["http://a.example", "http://a.example/"],
+    ["mailto:a@b.example", "mailto:a@b.example"],
+    ["javascript:alert(1)", undefined],
+    ["JaVaScRiPt:alert(1)", undefined],
+    ["data:text/html,<b>", undefined],
+    ["/relative", undefined],
+  ];
+  for (const [href, expected] of cases) {
+    test(`${href} → ${expected ?? "refused"}`, () => expect(safeHref(href)).toBe(expected));
+  }
+});
