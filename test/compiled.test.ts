@@ -53,6 +53,12 @@ async function expectTurnFromRoot(extraEnv: Record<string, string>, message: str
     const url = await waitFor("the banner", () => /Server listening on: (http:\/\/\S+)/.exec(banner)?.[1], 15_000);
     const { frames } = await readSse(await postMessage(url, { type: "user_message", message }));
     expect(agentTexts(frames)).toEqual([answer]);
+    // The web console is inside the executable, transpiled at build time.
+    const page = await fetch(`${url}/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<script type="module" src="/console/console.js"></script>');
+    const script = await (await fetch(`${url}/console/console.js`)).text();
+    expect(script).toContain('from "./markdown.js"');
     expect(doneOf(frames).status).toBe("completed");
     child.kill("SIGTERM");
     expect(await child.exited).toBe(0);
