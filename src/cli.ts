@@ -49,7 +49,7 @@ export const args = {
   "auth-token": {
     type: "string",
     valueHint: "TOKEN",
-    description: "Require Authorization: Bearer TOKEN on every route but /health (env CODEX_SERVER_AUTH_TOKEN, preferred: argv is visible to other users)",
+    description: "Require Authorization: Bearer TOKEN on the API; /health, /openapi.json and the console page stay open (env CODEX_SERVER_AUTH_TOKEN, preferred: argv is visible to other users)",
   },
   "allowed-origins": {
     type: "string",

@@ -92,6 +92,7 @@ describe("a running server", () => {
         `Server listening on: http://127.0.0.1:${port}`,
         "",
         "Endpoints:",
+        "  GET    /                   web console",
         "  GET    /health             health check",
         "  POST   /messages           run a Codex turn, streamed as SSE",
         "  GET    /runs               running and recent turns",
