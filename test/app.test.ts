@@ -51,7 +51,7 @@ describe("request ids and logging", () => {
 
 describe("unknown paths and methods", () => {
   test.each([
-    ["GET", "/"],
+    ["GET", "/console/missing.js"],
     ["GET", "/messages/extra"],
     ["POST", "/nowhere"],
   ])("%s %s -> 404", async (method, path) => {

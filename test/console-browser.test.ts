@@ -6,7 +6,10 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { mkdirSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
+import type { ThreadEvent } from "../src/engine/types";
+import { setup } from "./fixtures/app-setup";
 import { findChromium, launchChromium, pageErrors } from "./fixtures/browser";
+import { fakeEngine, USAGE } from "./fixtures/fake-engine";
 import { codexProcessesUnder } from "./fixtures/processes";
 import { startTestServer, type TestServer } from "./fixtures/test-server";
 import { waitFor } from "./fixtures/wait-for";
@@ -253,6 +256,96 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
       expect(secured.model.requests.map((r) => r.prompts.at(-1))).not.toContain("say never sent");
       await closeConsole();
     });
+  });
+
+  /** Every item type of the SDK, most of which the scripted model cannot make codex 0.163 produce. */
+  async function* everyItemType(): AsyncGenerator<ThreadEvent> {
+    yield { type: "thread.started", thread_id: "thread-all" };
+    yield { type: "turn.started" };
+    yield { type: "item.completed", item: { id: "r", type: "reasoning", text: "Looking at **the tests**" } };
+    const todo = (done: boolean[]) => ({
+      id: "t",
+      type: "todo_list" as const,
+      items: ["read the code", "fix the bug", "run the tests"].map((text, n) => ({ text, completed: done[n] ?? false })),
+    });
+    yield { type: "item.started", item: todo([true]) };
+    yield { type: "item.started", item: { id: "c", type: "command_execution", command: "make test", aggregated_output: "", status: "in_progress" } };
+    yield {
+      type: "item.completed",
+      item: { id: "c", type: "command_execution", command: "make test", aggregated_output: "1 failed\n", exit_code: 2, status: "failed" },
+    };
+    yield {
+      type: "item.completed",
+      item: {
+        id: "f",
+        type: "file_change",
+        status: "completed",
+        changes: [
+          { path: "src/new.ts", kind: "add" },
+          { path: "README.md", kind: "update" },
+          { path: "old.txt", kind: "delete" },
+        ],
+      },
+    };
+    yield { type: "item.updated", item: todo([true, true]) };
+    yield {
+      type: "item.completed",
+      item: { id: "m", type: "mcp_tool_call", server: "docs", tool: "search", arguments: {}, status: "completed", result: { content: [], structured_content: { hits: 3 } } },
+    };
+    yield { type: "item.completed", item: { id: "w", type: "web_search", query: "bun test timeout" } };
+    yield { type: "item.completed", item: { id: "e", type: "error", message: "retrying the model" } };
+    // An event this page does not know, as a newer server might send.
+    yield { type: "approval.requested" } as unknown as ThreadEvent;
+    yield { type: "item.completed", item: { id: "a", type: "agent_message", text: "Fixed. <script>window.pwned = 1</script>" } };
+    yield { type: "turn.completed", usage: USAGE };
+  }
+
+  test("renders every SDK item type; updates replace an item in place; HTML from the agent stays text", async () => {
+    const { app } = setup(fakeEngine(everyItemType), { host: "127.0.0.1" });
+    const fake = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch });
+    try {
+      await openConsole(`http://127.0.0.1:${fake.port}`);
+      await page.getByLabel("Message").fill("everything");
+      await page.getByLabel("Message").press("Control+Enter");
+      expect(await lastDone()).toBe("completed");
+      const turn = page.locator(".turn");
+      expect(await turn.locator(".events > *").evaluateAll((items) => items.map((item) => item.className))).toEqual([
+        "item reasoning",
+        "item todo-list",
+        "item command",
+        "item file-change",
+        "item tool-call",
+        "item web-search",
+        "item warning",
+        "item note",
+        "item agent-message",
+        "done completed",
+      ]);
+      const reasoning = turn.locator("details.reasoning");
+      expect(await reasoning.getAttribute("open")).toBeNull();
+      expect(await reasoning.locator("strong").textContent()).toBe("the tests");
+      expect(await turn.locator(".todo li").allTextContents()).toEqual(["read the code", "fix the bug", "run the tests"]);
+      expect(await turn.locator(".todo input").evaluateAll((boxes) => boxes.map((box) => (box as unknown as { checked: boolean }).checked))).toEqual([
+        true,
+        true,
+        false,
+      ]);
+      expect(await turn.locator(".command summary").textContent()).toBe("Commandmake testexit 2");
+      expect(await turn.locator(".command .badge").getAttribute("class")).toBe("badge bad");
+      expect(await turn.locator(".changes li").allTextContents()).toEqual(["add src/new.ts", "update README.md", "delete old.txt"]);
+      expect(await turn.locator(".tool-call summary").textContent()).toBe("Tooldocs.searchcompleted");
+      expect(await turn.locator(".tool-call pre").textContent()).toBe('{\n  "hits": 3\n}');
+      expect(await turn.locator(".web-search").textContent()).toBe("Web search bun test timeout");
+      expect(await turn.locator(".item.warning").textContent()).toBe("Warning retrying the model");
+      expect(await turn.locator(".item.note").textContent()).toBe("approval.requested");
+      expect(await turn.locator(".agent-message").textContent()).toBe("Fixed. <script>window.pwned = 1</script>");
+      expect(await page.evaluate("window.pwned")).toBeUndefined();
+      expect(await turn.locator("footer .usage").textContent()).toBe("10 tokens in (2 cached) · 5 out, 1 reasoning");
+      await page.screenshot({ path: join(ARTIFACTS, "console-all-items.png"), fullPage: true });
+      await closeConsole();
+    } finally {
+      await fake.stop(true);
+    }
   });
 
   test("screenshot of a finished thread, for the README", async () => {

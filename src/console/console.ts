@@ -219,7 +219,7 @@ function renderItem(item: ThreadItem, previous: Element | undefined): HTMLElemen
           box.checked = todo.completed;
           box.disabled = true;
           box.setAttribute("aria-label", todo.completed ? "done" : "to do");
-          return el("li", todo.completed ? "done" : undefined, box, " ", todo.text);
+          return el("li", todo.completed ? "is-done" : undefined, box, el("span", undefined, todo.text));
         }),
       );
       return el("div", "item todo-list", el("p", "item-title", el("span", "label", "Plan")), list);
