@@ -106,6 +106,20 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
     await closeConsole();
   });
 
+  test("codex's reasoning arrives collapsed, and opens on a click", async () => {
+    await openConsole();
+    await page.getByLabel("Message").fill("think about the tests");
+    await page.getByLabel("Message").press("Control+Enter");
+    expect(await lastDone()).toBe("completed");
+    const reasoning = page.locator(".turn details.reasoning");
+    expect(await reasoning.locator("summary").textContent()).toBe("Reasoning");
+    expect(await reasoning.locator("p").isVisible()).toBe(false);
+    await reasoning.locator("summary").click();
+    expect(await reasoning.locator("p").textContent()).toBe("Thinking about about the tests");
+    expect(await page.locator(".turn .agent-message").textContent()).toBe("about the tests");
+    await closeConsole();
+  });
+
   test("Continue thread sends the next message on the same thread; New thread starts over", async () => {
     await openConsole();
     const message = page.getByLabel("Message");
