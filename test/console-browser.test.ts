@@ -356,6 +356,8 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
       expect(await page.evaluate("window.pwned")).toBeUndefined();
       expect(await turn.locator("footer .usage").textContent()).toBe("10 tokens in (2 cached) · 5 out, 1 reasoning");
       await page.screenshot({ path: join(ARTIFACTS, "console-all-items.png"), fullPage: true });
+      await page.emulateMedia({ colorScheme: "dark" });
+      await page.screenshot({ path: join(ARTIFACTS, "console-all-items-dark.png"), fullPage: true });
       await closeConsole();
     } finally {
       await fake.stop(true);
