@@ -1,6 +1,7 @@
 /**
  * What a turn costs in codex itself: plain `codex exec` with codex's defaults, the server with the
- * lean profile, and the server with --no-lean; wall and CPU per turn, then 10 turns at once.
+ * lean profile (and without its lsb_release shim, where there is an lsb_release to shim), and the
+ * server with --no-lean; wall and CPU per turn, then 10 turns at once.
  */
 import { createCodexHome } from "../test/fixtures/codex-home";
 import { startMockModel } from "../test/fixtures/mock-model";
@@ -41,49 +42,50 @@ async function concurrentWall(run: () => Promise<unknown>, count: number): Promi
   return (performance.now() - started) / 1000;
 }
 
+type How = "plain" | "lean" | "noShim" | "full";
+
 export async function codexCost({ turns, concurrent }: { turns: number; concurrent: number }): Promise<string> {
   const model = startMockModel();
   const home = createCodexHome(model.url);
   const env = { ...(process.env as Record<string, string>), ...home.env, RUST_LOG: "warn" };
   const codex = locateCodex({ explicitPath: undefined, pathEnv: "", executableDir: ROOT }).path;
-  const lean = await startServerProcess(["bun", "src/cli.ts", "-a", "127.0.0.1:0"], env);
-  const full = await startServerProcess(["bun", "src/cli.ts", "-a", "127.0.0.1:0", "--no-lean"], env);
-  const costs: Record<"plain" | "lean" | "full", Cost[]> = { plain: [], lean: [], full: [] };
-  const walls: Record<"plain" | "lean" | "full", number> = { plain: 0, lean: 0, full: 0 };
+  const serve = (...flags: string[]) => startServerProcess(["bun", "src/cli.ts", "-a", "127.0.0.1:0", ...flags], env);
+  // Saying how commands get their environment (here: codex's default) switches the shim off.
+  const servers = {
+    lean: await serve(),
+    ...(Bun.which("lsb_release") && { noShim: await serve("--codex-config", 'shell_environment_policy.inherit="all"') }),
+    full: await serve("--no-lean"),
+  };
+  const hows = ["plain", ...Object.keys(servers)] as How[];
+  const turn = (how: How) => (how === "plain" ? plainTurn(codex, env) : serverTurn(servers[how] as ServerProcess));
+  const costs = Object.fromEntries(hows.map((how) => [how, [] as Cost[]])) as Record<How, Cost[]>;
+  const walls = {} as Record<How, number>;
   try {
-    await plainTurn(codex, env);
-    await serverTurn(lean);
-    await serverTurn(full);
+    for (const how of hows) await turn(how);
     for (let i = 0; i < turns; i++) {
-      costs.plain.push(await plainTurn(codex, env));
-      costs.lean.push(await serverTurn(lean));
-      costs.full.push(await serverTurn(full));
+      for (const how of hows) costs[how].push(await turn(how));
     }
-    walls.plain = await concurrentWall(() => plainTurn(codex, env), concurrent);
-    walls.lean = await concurrentWall(() => serverTurn(lean), concurrent);
-    walls.full = await concurrentWall(() => serverTurn(full), concurrent);
+    for (const how of hows) walls[how] = await concurrentWall(() => turn(how), concurrent);
   } finally {
-    await lean.stop();
-    await full.stop();
+    for (const server of Object.values(servers)) await server.stop();
     await model.stop();
     home.remove();
   }
   const base = { wall: median(costs.plain.map((c) => c.wallMs)), cpu: median(costs.plain.map((c) => c.cpuMs)) };
-  const row = (name: "plain" | "lean" | "full", label: string) => {
-    const wall = median(costs[name].map((c) => c.wallMs));
-    const cpu = median(costs[name].map((c) => c.cpuMs));
-    return [label, round(wall), round(wall / base.wall, 2), round(cpu), round(cpu / base.cpu, 2), round(walls[name], 2), round(walls[name] / walls.plain, 2)];
+  const labels: Record<How, string> = {
+    plain: "plain `codex exec`, codex defaults",
+    lean: "server, lean profile (default)",
+    noShim: "server, lean profile without the lsb_release shim",
+    full: "server, `--no-lean`",
+  };
+  const row = (how: How) => {
+    const wall = median(costs[how].map((c) => c.wallMs));
+    const cpu = median(costs[how].map((c) => c.cpuMs));
+    return [labels[how], round(wall), round(wall / base.wall, 2), round(cpu), round(cpu / base.cpu, 2), round(walls[how], 2), round(walls[how] / walls.plain, 2)];
   };
   return [
     `Codex cost: ${turns} interleaved \`say hi\` turns each (medians), then ${concurrent} at once. CPU: codex's (and, through the server, the server's too).`,
     "",
-    table(
-      ["how", "wall per turn (ms)", "× plain", "CPU per turn (ms)", "× plain", `${concurrent} at once, wall (s)`, "× plain"],
-      [
-        row("plain", "plain `codex exec`, codex defaults"),
-        row("lean", "server, lean profile (default)"),
-        row("full", "server, `--no-lean`"),
-      ],
-    ),
+    table(["how", "wall per turn (ms)", "× plain", "CPU per turn (ms)", "× plain", `${concurrent} at once, wall (s)`, "× plain"], hows.map(row)),
   ].join("\n");
 }

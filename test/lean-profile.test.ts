@@ -1,8 +1,16 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LEAN_PROFILE, leanOverrides, readUserCodexConfig, userSets } from "../src/engine/lean-profile";
+import {
+  LEAN_PROFILE,
+  leanOverrides,
+  readUserCodexConfig,
+  userSets,
+  userShapesCommandEnvironment,
+  withShimFirstOnPath,
+} from "../src/engine/lean-profile";
+import { createLsbReleaseShim } from "../src/engine/lsb-release-shim";
 import { LEAN_OVERRIDES } from "./fixtures/lean-overrides";
 
 describe("leanOverrides", () => {
@@ -57,5 +65,55 @@ describe("readUserCodexConfig", () => {
     writeFileSync(join(fakeHome, ".codex", "config.toml"), "check_for_update_on_startup = true\n");
     expect(readUserCodexConfig({ HOME: fakeHome })).toEqual({ check_for_update_on_startup: true });
     rmSync(fakeHome, { recursive: true, force: true });
+  });
+});
+
+describe("the commands' environment", () => {
+  test("userShapesCommandEnvironment: config.toml or an explicit override", () => {
+    expect(userShapesCommandEnvironment({}, [])).toBe(false);
+    expect(userShapesCommandEnvironment({ shell_environment_policy: { inherit: "core" } }, [])).toBe(true);
+    expect(userShapesCommandEnvironment({}, ['shell_environment_policy.inherit="none"'])).toBe(true);
+    expect(userShapesCommandEnvironment({ features: {} }, ['model="x"'])).toBe(false);
+  });
+
+  test("withShimFirstOnPath: codex sees the shim first, commands get the PATH as it was", () => {
+    expect(withShimFirstOnPath({ PATH: "/usr/bin:/bin", HOME: "/h" }, "/tmp/shim")).toEqual({
+      env: { PATH: "/tmp/shim:/usr/bin:/bin", HOME: "/h" },
+      overrides: ['shell_environment_policy.set.PATH="/usr/bin:/bin"'],
+    });
+    // Quotes and backslashes survive as TOML reads the value.
+    const odd = withShimFirstOnPath({ PATH: '/a "b"\\c' }, "/s").overrides[0] as string;
+    expect(Bun.TOML.parse(`v=${odd.slice(odd.indexOf("=") + 1)}`)).toEqual({ v: '/a "b"\\c' });
+  });
+});
+
+describe("createLsbReleaseShim", () => {
+  /** A directory with a fake `lsb_release` that prints `answer` for -a and its arguments otherwise. */
+  function fakeLsbRelease(answer: string): string {
+    const dir = mkdtempSync(join(tmpdir(), "fake-lsb-"));
+    writeFileSync(join(dir, "answer"), answer);
+    writeFileSync(join(dir, "lsb_release"), `#!/bin/sh\n[ "$1" = "-a" ] && exec cat "${dir}/answer"\necho "real $*"\n`, { mode: 0o755 });
+    return dir;
+  }
+
+  test("no lsb_release on PATH: nothing to shim", () => {
+    expect(createLsbReleaseShim("/nonexistent")).toBeUndefined();
+    expect(createLsbReleaseShim(undefined)).toBeUndefined();
+  });
+
+  test("answers -a exactly as the real one did, quotes and tabs included; anything else goes to the real one", () => {
+    const answer = "Distributor ID:\tOdd'Distro\"\nDescription:\tIt's $HOME `x`\n";
+    const fake = fakeLsbRelease(answer);
+    const shim = createLsbReleaseShim(fake);
+    try {
+      expect(shim).toBeDefined();
+      const run = (...args: string[]) => Bun.spawnSync([join(shim?.dir ?? "", "lsb_release"), ...args]).stdout.toString();
+      expect(run("-a")).toBe(answer);
+      expect(run("-is")).toBe("real -is\n");
+    } finally {
+      shim?.remove();
+      rmSync(fake, { recursive: true, force: true });
+    }
+    expect(existsSync(shim?.dir ?? "/")).toBe(false);
   });
 });

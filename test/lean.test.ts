@@ -2,20 +2,34 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { delimiter, join } from "node:path";
 import type { Config } from "../src/config";
 import { LEAN_OVERRIDES } from "./fixtures/lean-overrides";
-import { codexArgvDuringTurn, configOptions } from "./fixtures/codex-argv";
+import { codexDuringTurn, configOptions } from "./fixtures/codex-argv";
 import { readSse } from "./fixtures/sse";
 import { startTestServer, type TestServer } from "./fixtures/test-server";
 import { agentTexts } from "./fixtures/turns";
 import { waitFor } from "./fixtures/wait-for";
 
-/** The `--config` values of the codex process that runs one turn, less the SDK's own `approval_policy`. */
-async function configOfCodex(server: TestServer): Promise<string[]> {
-  const config = configOptions(await codexArgvDuringTurn(server));
-  expect(config.at(-1)).toBe('approval_policy="never"');
-  return config.slice(0, -1);
+const SHIM_PATH = "shell_environment_policy.set.PATH=";
+/** The server shims lsb_release for codex only where there is one (engine/lsb-release-shim.ts). */
+const hasLsbRelease = Bun.which("lsb_release") !== null;
+
+/**
+ * The `--config` values of the codex process that runs one turn, less the SDK's own
+ * `approval_policy`, with the commands' PATH that comes with the lsb_release shim apart.
+ */
+async function configOfCodex(server: TestServer): Promise<{ config: string[]; commandPath: string | undefined; codexPath: string }> {
+  const { argv, environ } = await codexDuringTurn(server);
+  const all = configOptions(argv);
+  expect(all.at(-1)).toBe('approval_policy="never"');
+  const shim = all.filter((option) => option.startsWith(SHIM_PATH));
+  expect(shim.length).toBeLessThanOrEqual(1);
+  return {
+    config: all.slice(0, -1).filter((option) => !option.startsWith(SHIM_PATH)),
+    commandPath: shim[0] === undefined ? undefined : JSON.parse(shim[0].slice(SHIM_PATH.length)),
+    codexPath: environ.PATH ?? "",
+  };
 }
 
 /** The user's own config.toml lines: root keys go first and tables last, as TOML needs. */
@@ -35,7 +49,7 @@ async function withServer(overrides: Partial<Config>, user: UserToml, check: (se
 describe("the lean profile", () => {
   test("is on by default: codex gets every override, and does not sync plugins", () =>
     withServer({}, {}, async (server) => {
-      const config = await configOfCodex(server);
+      const { config } = await configOfCodex(server);
       for (const override of LEAN_OVERRIDES) expect(config).toContain(override);
       expect(existsSync(join(server.home.dir, ".tmp", "plugins.sync.lock"))).toBe(false);
     }));
@@ -69,20 +83,62 @@ describe("the lean profile", () => {
 
   test("a key set in config.toml is not overridden", () =>
     withServer({}, { root: "check_for_update_on_startup = true", tables: "[features]\nplugins = true\n[analytics]\nenabled = true" }, async (server) => {
-      const config = await configOfCodex(server);
+      const { config } = await configOfCodex(server);
       expect(config).toEqual(["features.remote_plugin=false", "features.apps=false", "features.shell_snapshot=false"]);
     }));
 
   test("--no-lean passes nothing, and codex syncs its plugins as usual", () =>
     withServer({ leanCodex: false }, {}, async (server) => {
-      expect(await configOfCodex(server)).toEqual([]);
+      expect(await configOfCodex(server)).toMatchObject({ config: [], commandPath: undefined });
       await waitFor("codex's plugin sync", () => existsSync(join(server.home.dir, ".tmp", "plugins.sync.lock")), 5_000);
     }));
 
   test("--codex-config overrides come last, after the profile", () =>
     withServer({ codexConfigOverrides: ['model_reasoning_effort="low"', "features.plugins=true"] }, {}, async (server) => {
-      const config = await configOfCodex(server);
+      const { config } = await configOfCodex(server);
       expect(config.slice(-2)).toEqual(['model_reasoning_effort="low"', "features.plugins=true"]);
       expect(config.slice(0, LEAN_OVERRIDES.length)).toEqual(LEAN_OVERRIDES);
+    }));
+});
+
+describe.if(hasLsbRelease)("the lsb_release shim (this machine has lsb_release)", () => {
+  test("codex finds it first on its PATH; it answers -a as the real one does", () =>
+    withServer({}, {}, async (server) => {
+      const { commandPath, codexPath } = await configOfCodex(server);
+      const [shimDir = "", ...rest] = codexPath.split(delimiter);
+      // The commands codex runs get the PATH it would have had without the shim.
+      expect(commandPath).toBe(rest.join(delimiter));
+      const shim = join(shimDir, "lsb_release");
+      const answer = (path: string, ...args: string[]) => Bun.spawnSync([path, ...args]).stdout.toString();
+      expect(answer(shim, "-a")).toBe(answer("lsb_release", "-a"));
+      expect(answer(shim, "-is")).toBe(answer("lsb_release", "-is"));
+    }));
+
+  test("codex names the same OS in its User-Agent as without it", async () => {
+    let shimmed = "";
+    await withServer({}, {}, async (server) => {
+      await readSse(await server.send({ type: "user_message", message: "say hi" }));
+      shimmed = server.model.requests.at(-1)?.userAgent ?? "";
+    });
+    await withServer({ leanCodex: false }, {}, async (server) => {
+      await readSse(await server.send({ type: "user_message", message: "say hi" }));
+      const os = (userAgent: string) => /\(([^)]*)\)/.exec(userAgent)?.[1];
+      expect(os(shimmed)).toBe(os(server.model.requests.at(-1)?.userAgent ?? "") as string);
+      expect(os(shimmed)).toMatch(/^\S+ [\d.]+; /);
+    });
+  });
+
+  test("a command outside a login shell never sees the shim on its PATH", () =>
+    withServer({}, {}, async (server) => {
+      const { commandPath } = await configOfCodex(server);
+      const { frames } = await readSse(await server.send({ type: "user_message", message: "sh echo $PATH" }));
+      expect(agentTexts(frames)).toEqual([`ran: ${commandPath}`]);
+    }));
+
+  test("when config.toml says what environment commands get, PATH is left alone", () =>
+    withServer({}, { tables: '[shell_environment_policy]\ninherit = "all"' }, async (server) => {
+      const { commandPath, codexPath } = await configOfCodex(server);
+      expect(commandPath).toBeUndefined();
+      expect(codexPath).not.toContain("codex-http-server-");
     }));
 });

@@ -2,7 +2,8 @@ import { delimiter, join } from "node:path";
 import { Codex, type Input, type ThreadOptions } from "@openai/codex-sdk";
 import { assertExecutable, type CodexBinary } from "./codex-binary";
 import { codexHome } from "./codex-home";
-import { leanOverrides, readUserCodexConfig } from "./lean-profile";
+import { leanOverrides, readUserCodexConfig, userShapesCommandEnvironment, withShimFirstOnPath } from "./lean-profile";
+import { createLsbReleaseShim, type LsbReleaseShim } from "./lsb-release-shim";
 import { type Engine, EngineError, type ThreadEvent, type TurnRequest } from "./types";
 
 export type SdkEngineOptions = {
@@ -69,6 +70,15 @@ export function isChildPipeError(err: unknown): boolean {
 export function createSdkEngine(options: SdkEngineOptions): Engine {
   const env = withPathDirs(options.env, options.codex.pathDirs);
   let active = 0;
+  // Made when the first lean turn needs it (undefined: no lsb_release here), removed at exit.
+  let shim: LsbReleaseShim | undefined | null = null;
+  const lsbReleaseShim = () => {
+    if (shim === null) {
+      shim = createLsbReleaseShim(env.PATH);
+      if (shim) process.once("exit", shim.remove);
+    }
+    return shim;
+  };
   const threadOptions: ThreadOptions = options.bypassApprovalsAndSandbox
     ? { sandboxMode: "danger-full-access", approvalPolicy: "never" }
     : {};
@@ -94,11 +104,14 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
       if (signal.aborted) abort();
       try {
         // Read per turn, so that a config.toml edited while the server runs is respected.
-        const lean = options.lean ? leanOverrides(readUserCodexConfig(options.env)) : [];
+        const userConfig = options.lean ? readUserCodexConfig(options.env) : {};
+        const lean = options.lean ? leanOverrides(userConfig) : [];
+        const shimDir = options.lean && !userShapesCommandEnvironment(userConfig, options.configOverrides) ? lsbReleaseShim()?.dir : undefined;
+        const launch = shimDir ? withShimFirstOnPath(env, shimDir) : { env, overrides: [] };
         const codex = new Codex({
           codexPathOverride: options.codex.path,
-          env,
-          configOverrides: [...lean, ...options.configOverrides],
+          env: launch.env,
+          configOverrides: [...lean, ...launch.overrides, ...options.configOverrides],
         });
         // The work_dir is checked by the server, and a turn may run in any directory, repo or not.
         const perThread: ThreadOptions = {
