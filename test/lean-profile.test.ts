@@ -117,3 +117,14 @@ describe("createLsbReleaseShim", () => {
     expect(existsSync(shim?.dir ?? "/")).toBe(false);
   });
 });
+
+test("createLsbReleaseShim: an unwritable temp directory costs the saving, never a turn", () => {
+  const previous = process.env.TMPDIR;
+  process.env.TMPDIR = "/nonexistent/tmp";
+  try {
+    expect(createLsbReleaseShim("/usr/bin:/bin")).toBeUndefined();
+  } finally {
+    if (previous === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = previous;
+  }
+});

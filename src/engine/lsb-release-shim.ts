@@ -23,13 +23,25 @@ export function createLsbReleaseShim(pathEnv: string | undefined): LsbReleaseShi
   if (!real) return undefined;
   const probe = Bun.spawnSync([real, "-a"], { stdin: "ignore", stdout: "pipe", stderr: "ignore" });
   if (probe.exitCode !== 0) return undefined;
-  const dir = mkdtempSync(join(tmpdir(), "codex-http-server-"));
+  let dir: string;
+  try {
+    dir = mkdtempSync(join(tmpdir(), "codex-http-server-"));
+  } catch {
+    // A read-only or full temp directory costs the saving, never a turn.
+    return undefined;
+  }
   const script = [
     "#!/bin/sh",
     `[ "$*" = "-a" ] || exec ${shellQuote(real)} "$@"`,
     `printf '%s' ${shellQuote(probe.stdout.toString())}`,
     "",
   ].join("\n");
-  writeFileSync(join(dir, "lsb_release"), script, { mode: 0o755 });
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  try {
+    writeFileSync(join(dir, "lsb_release"), script, { mode: 0o755 });
+  } catch {
+    remove();
+    return undefined;
+  }
+  return { dir, remove };
 }
