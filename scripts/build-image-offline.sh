@@ -15,7 +15,7 @@
 # They are stand-ins for the official images, not copies; the runtime stage is FROM scratch, so
 # only Debian's packages (same suite) reach the final image.
 #
-# Needs root (debootstrap, buildah with the vfs driver), buildah, debootstrap and npm.
+# Needs root (debootstrap, buildah), buildah, debootstrap and npm.
 # Usage: sudo scripts/build-image-offline.sh [IMAGE]      (default localhost/codex-http-server)
 # Environment:
 #   REBUILD_BASES=1      make the base images again even if they exist
@@ -23,6 +23,7 @@
 #   WORK_DIR             scratch space for the root filesystem, default /var/tmp/codex-http-server-image
 #   HOST_CA_BUNDLE       extra CA certificates for bun in the build stage, default $NODE_EXTRA_CA_CERTS
 #                        (see the bun image below); empty for none
+#   STORAGE_DRIVER       buildah's storage driver, default buildah's own (overlay); e.g. vfs
 #   BUILDAH_ISOLATION    default chroot: RUN steps share the host's network (npm, deb.debian.org)
 #                        and need no user namespaces or cgroups; `oci` (crun) works too where allowed
 set -euo pipefail
@@ -33,9 +34,16 @@ mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 work="${WORK_DIR:-/var/tmp/codex-http-server-image}"
 host_ca="${HOST_CA_BUNDLE-${NODE_EXTRA_CA_CERTS:-}}"
 export BUILDAH_ISOLATION="${BUILDAH_ISOLATION:-chroot}"
-# vfs: works as root everywhere (no overlay mounts inside our VMs); it stores every layer in
-# full, which costs disk, not correctness.
-export STORAGE_DRIVER="${STORAGE_DRIVER:-vfs}"
+# buildah's default storage driver (overlay) works as root on these machines; STORAGE_DRIVER=vfs
+# selects vfs where overlay mounts are not allowed (it stores every layer in full). podman must
+# then be given the same driver to see the image.
+buildah() {
+  if [ -n "${STORAGE_DRIVER:-}" ]; then
+    command buildah --storage-driver "$STORAGE_DRIVER" "$@"
+  else
+    command buildah "$@"
+  fi
+}
 
 # The base image names, read from the Dockerfile so that the two cannot drift apart.
 bun_ref="$(sed -n 's/^FROM \(oven\/bun:[^ ]*\) AS build$/\1/p' Dockerfile)"
@@ -160,7 +168,7 @@ fi
 # --- the image ---------------------------------------------------------------------------------
 # --format docker: the OCI image format has no HEALTHCHECK, and buildah drops it there.
 # --layers: reuse unchanged steps (the bun install, the apt-get install) on the next build.
-log "buildah bud -t $image (isolation $BUILDAH_ISOLATION, storage $STORAGE_DRIVER)"
+log "buildah bud -t $image (isolation $BUILDAH_ISOLATION, storage $(buildah info --format '{{.store.GraphDriverName}}'))"
 buildah bud --pull=never --layers --format docker --isolation "$BUILDAH_ISOLATION" -t "$image" -f Dockerfile .
 
 # --- sizes -------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Assembles the runtime image's whole root filesystem in one directory (default /rootfs).
+# Assembles the runtime image's whole root filesystem in one directory (DIR, e.g. /rootfs).
 #
 # It runs inside the Dockerfile's Debian stage, which has the packages installed; the runtime
 # stage is `FROM scratch` plus this directory, the codex package and the compiled server. Debian
@@ -17,9 +17,10 @@
 #     the `git init` templates. Not perl (only the legacy `add -i` script needs it), and not
 #     git-remote-http: `git clone/fetch https://...` would add about 19 MB of curl, gnutls,
 #     kerberos, ldap and OpenSSL libraries;
-#   - the CA bundle, a system gitconfig, /etc/passwd and /etc/group with the user codex
-#     (uid 1000), its home, CODEX_HOME and /workspace owned by it, and a 1777 /tmp.
-# No docs, man pages, locales, package database or package manager.
+#   - glibc's C.UTF-8 locale (codex runs commands with LC_ALL=C.UTF-8), the CA bundle, a system
+#     gitconfig, /etc/passwd and /etc/group with the user codex (uid 1000), its home,
+#     CODEX_HOME and /workspace owned by it, and a 1777 /tmp.
+# No docs, man pages, other locales, package database or package manager.
 #
 # Usage: image-rootfs.sh DIR [EXECUTABLE...]
 #   EXECUTABLEs are not copied, but their shared libraries are (the compiled server).
@@ -116,6 +117,12 @@ done
 mkdir -p "$root/etc"
 : > "$root/etc/ld.so.conf"
 ldconfig -r "$root"
+
+# glibc's C.UTF-8 locale (about 400 kB): codex runs the agent's commands with LC_ALL=C.UTF-8,
+# and without it bash prefixes every command's output with "setlocale: LC_ALL: cannot change
+# locale (C.UTF-8)".
+mkdir -p "$root/usr/lib/locale"
+cp -a /usr/lib/locale/C.utf8 "$root/usr/lib/locale/"
 
 # TLS roots for codex (the OpenAI API) and git.
 mkdir -p "$root/etc/ssl/certs"
