@@ -11,7 +11,8 @@
 #   - bash (the agent's commands run as `bash -lc`; the health check) and dash as /bin/sh;
 #   - the tools an agent reaches for in a checkout: coreutils, grep, sed, mawk as awk,
 #     findutils, diffutils, tar and gzip;
-#   - git for local repositories: the git binary (its subcommands are built in), the shell
+#   - git for local repositories: the git binary (its subcommands are built in) and the
+#     symlinks to it by which some are run (git-upload-pack for a local clone), the shell
 #     scripts in git-core that some subcommands still are (submodule, bisect, the octopus and
 #     resolve merges, mergetool...) with git-sh-i18n--envsubst, which their messages use, and
 #     the `git init` templates. Not perl (only the legacy `add -i` script needs it), and not
@@ -88,12 +89,17 @@ copy_program /usr/bin/mawk
 ln -sfn dash "$root/usr/bin/sh"
 ln -sfn mawk "$root/usr/bin/awk"
 
-# git: the binary, then git-core's shell scripts (not the dashed hardlinks of built-in
-# commands, which git runs in-process, nor the other ELF helpers, nor the perl script).
+# git: the binary; in git-core, the dashed names of the built-in commands (symlinks to git,
+# which some are run by: `git clone /local/repo` runs git-upload-pack) with git-core/git itself
+# a symlink to /usr/bin/git instead of Debian's second 3.7 MB copy; and the shell scripts. Not
+# the other ELF helpers (http, daemon, imap-send, ...) nor the perl script.
 copy_program /usr/bin/git
 mkdir -p "$root/usr/lib/git-core"
+ln -sfn ../../bin/git "$root/usr/lib/git-core/git"
 for f in /usr/lib/git-core/*; do
-  if [ -f "$f" ] && [ ! -L "$f" ] && ! is_elf "$f" && ! head -n 1 "$f" | grep -q perl; then
+  if [ -L "$f" ]; then
+    if [ "$(readlink "$f")" = git ]; then cp -P "$f" "$root/usr/lib/git-core/"; fi
+  elif [ -f "$f" ] && ! is_elf "$f" && ! head -n 1 "$f" | grep -q perl; then
     copy_program "$f"
   fi
 done
