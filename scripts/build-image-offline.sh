@@ -119,8 +119,10 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
   # The official image is rebuilt with each point release and security update; so is this one.
-  chroot "$rootfs" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive chroot "$rootfs" apt-get upgrade -y -qq >/dev/null
+  { chroot "$rootfs" apt-get update \
+      && DEBIAN_FRONTEND=noninteractive chroot "$rootfs" apt-get upgrade -y; } >"$work/apt-upgrade.log" 2>&1 \
+    || { tail -20 "$work/apt-upgrade.log" >&2; exit 1; }
+  grep -E '^[0-9]+ upgraded' "$work/apt-upgrade.log" || true
   rm -rf "$rootfs/var/cache/apt/"*.bin "$rootfs/var/cache/apt/archives/"*.deb "$rootfs/var/lib/apt/lists/"*
   # The build host's name and resolver do not belong in an image; the runtime supplies both.
   : >"$rootfs/etc/resolv.conf"
