@@ -1,4 +1,5 @@
-# codex-http-server as one compiled executable plus the codex binary, on Debian slim.
+# codex-http-server as one compiled executable plus the codex binary, on a minimal root
+# filesystem taken from Debian bookworm (FROM scratch; no package manager in the image).
 #
 #   docker build -t codex-http-server .
 #   docker run --init --stop-timeout 40 -p 127.0.0.1:8081:8081 -v codex-home:/home/codex/.codex \
@@ -54,45 +55,48 @@ RUN set -eu; \
     /opt/codex/bin/codex --version
 
 # ---------------------------------------------------------------------------------------------
-# Runtime: no Bun, no node_modules; the executable embeds the Bun runtime.
+# Root filesystem: on Debian, install git and the CA certificates, then copy out only what the
+# runtime needs (scripts/image-rootfs.sh says what and why): glibc and the shared libraries of
+# the programs kept, bash, sh, coreutils, grep, sed, awk, find, diff, tar, gzip, git, the CA
+# bundle, the users, a system gitconfig. Debian slim itself (apt, dpkg, perl, ...) stays behind.
 # ---------------------------------------------------------------------------------------------
-FROM debian:bookworm-slim
-
-# ca-certificates: codex talks to the OpenAI API over TLS.
-# git: codex inspects repositories and the agent runs git commands.
-# bash: the agent's shell commands run as `bash -lc ...`; the health check below uses it too.
+FROM debian:bookworm-slim AS rootfs
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates git bash \
+ && apt-get install -y --no-install-recommends ca-certificates git \
  && rm -rf /var/lib/apt/lists/*
+COPY scripts/image-rootfs.sh /usr/local/sbin/image-rootfs.sh
+# The compiled server is given so that its shared libraries (glibc) are part of the closure.
+COPY --from=build /app/dist/sse-http-server /tmp/sse-http-server
+RUN bash /usr/local/sbin/image-rootfs.sh /rootfs /tmp/sse-http-server
 
-# A non-root user for the server and everything codex runs. Fixed uid 1000, so that a mounted
-# workspace or CODEX_HOME can be given to it predictably (chown 1000:1000 on the host).
-# The workspace is usually a bind mount owned by someone else, which git refuses to work in
-# ("dubious ownership") unless it is marked safe.
-RUN useradd --create-home --home-dir /home/codex --shell /bin/bash --uid 1000 codex \
- && mkdir -p /home/codex/.codex /workspace \
- && chown codex:codex /home/codex/.codex /workspace \
- && git config --system --add safe.directory '*'
+# ---------------------------------------------------------------------------------------------
+# Runtime: nothing but that root filesystem, codex's package files and the compiled server.
+# No Bun, no node_modules (the executable embeds the Bun runtime), no package manager.
+# ---------------------------------------------------------------------------------------------
+FROM scratch
 
+# Copying between stages keeps owners and modes: /home/codex, CODEX_HOME and /workspace stay
+# owned by uid 1000, /tmp stays 1777.
+COPY --from=rootfs /rootfs/ /
+# codex's package layout is kept because codex resolves its files from its real path;
+# /usr/local/bin/codex (where the server looks, beside itself) and /usr/local/bin/rg are
+# symlinks into it, made by image-rootfs.sh.
 COPY --from=build /opt/codex /usr/local/lib/codex
 COPY --from=build /app/dist/sse-http-server /usr/local/bin/sse-http-server
-# /usr/local/bin/codex is where the server finds codex (beside its own executable). It is a
-# symlink so that codex, which resolves its real path, still finds its package files.
-# rg also goes to /usr/local/bin: the agent's commands run in a login shell, and Debian's
-# /etc/profile resets PATH, dropping the codex-path entry set below.
-RUN ln -s /usr/local/lib/codex/bin/codex /usr/local/bin/codex \
- && ln -s /usr/local/lib/codex/codex-path/rg /usr/local/bin/rg
 
 # codex reads config.toml and auth.json (`codex login`) from CODEX_HOME, and keeps its sessions
-# there: a volume, so that they survive the container. Declared after the chown above, so that a
-# new named volume starts out owned by codex.
-ENV CODEX_HOME=/home/codex/.codex \
-    PATH=/usr/local/lib/codex/codex-path:$PATH
+# there: a volume, so that they survive the container; a new named volume starts out with the
+# image's directory, owned by codex. There is no /etc/profile, so the agent's `bash -lc`
+# commands keep this PATH.
+ENV PATH=/usr/local/lib/codex/codex-path:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME=/home/codex \
+    CODEX_HOME=/home/codex/.codex
 VOLUME /home/codex/.codex
 
 # A turn without `work_dir` runs in the server's working directory: mount the project here.
 WORKDIR /workspace
-USER codex
+# Numeric, so that Kubernetes' runAsNonRoot can check it; the user is codex in /etc/passwd.
+USER 1000:1000
 EXPOSE 8081
 
 # There is no curl in the image: bash's /dev/tcp sends GET /health (which needs no token) and the
