@@ -177,6 +177,23 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
     await closeConsole();
   });
 
+  test("after a reload, Cancel still cancels that turn, and a second reload still finds it", async () => {
+    await openConsole();
+    await page.getByLabel("Message").fill("sleep 60000 never said");
+    await page.getByRole("button", { name: "Send" }).click();
+    const saved = await waitFor("the run id", () => page.evaluate(() => sessionStorage.getItem("codex-http-server:active-run")));
+    const runId = (JSON.parse(saved) as { id: string }).id;
+    await page.reload();
+    await page.locator(".turn .user-message").waitFor();
+    await page.reload();
+    await page.locator(".turn .user-message").waitFor();
+    expect(JSON.parse((await page.evaluate(() => sessionStorage.getItem("codex-http-server:active-run"))) ?? "{}").id).toBe(runId);
+    await page.getByRole("button", { name: "Cancel" }).click();
+    expect(await lastDone()).toBe("cancelled");
+    expect(((await (await fetch(`${server.url}/runs/${runId}`)).json()) as { status: string }).status).toBe("cancelled");
+    await closeConsole();
+  });
+
   test("a failed turn is shown in red: the reason, and done status failed", async () => {
     await openConsole();
     await page.getByLabel("Message").fill("unauthorized");

@@ -418,8 +418,12 @@ async function follow(runId: string, first: Response, view: TurnView): Promise<v
   keepingScroll(() => view.fail("stream_lost", "The connection to the server keeps breaking; reload the page to try again."));
 }
 
-async function runTurn(start: () => Promise<Response>, active: Omit<ActiveRun, "id">, view: TurnView): Promise<void> {
-  current = { runId: undefined, view };
+/**
+ * Runs (or, with `active.id`, follows again) one turn in `view`. A new turn's id is the
+ * x-request-id of POST /messages; a followed one's is already known.
+ */
+async function runTurn(start: () => Promise<Response>, active: Omit<ActiveRun, "id"> & { id?: string }, view: TurnView): Promise<void> {
+  current = { runId: active.id, view };
   setRunning(true);
   announce("Turn running.");
   try {
@@ -430,7 +434,7 @@ async function runTurn(start: () => Promise<Response>, active: Omit<ActiveRun, "
       announce(`Request refused: ${message}`);
       return;
     }
-    const runId = response.headers.get("x-request-id") ?? "";
+    const runId = active.id ?? response.headers.get("x-request-id") ?? "";
     current.runId = runId;
     sessionStorage.setItem(ACTIVE_KEY, JSON.stringify({ ...active, id: runId } satisfies ActiveRun));
     await follow(runId, response, view);
