@@ -33,6 +33,7 @@ export async function sseForwarding({ events, rounds }: { events: number; rounds
       authToken: undefined,
       allowedOrigins: [],
       bypassApprovalsAndSandbox: true,
+      approvalPolicy: "never",
     },
     runs,
     log,

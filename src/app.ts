@@ -23,6 +23,7 @@ export type AppDeps = {
     | "authToken"
     | "allowedOrigins"
     | "bypassApprovalsAndSandbox"
+    | "approvalPolicy"
   >;
   runs: RunRegistry;
   log: Logger;

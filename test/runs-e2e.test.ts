@@ -99,7 +99,7 @@ describe("the other message types", () => {
   });
 
   test("user_confirm: 409, there is never an approval to answer", async () => {
-    const res = await server.send({ type: "user_confirm", id: "x", decision: "approve" });
+    const res = await server.send({ type: "user_confirm", id: "x", approval_id: "a", decision: "approve" });
     expect(res.status).toBe(409);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("no_approvals");
   });

@@ -34,8 +34,8 @@ const requireJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
 };
 
 const NO_APPROVALS =
-  "This server runs codex non-interactively (approval policy never, or codex's sandbox), so there is never an approval to answer. " +
-  "Commands the sandbox refuses fail; to let them run, start the server with --dangerously-bypass-approvals-and-sandbox true.";
+  "This server runs codex with approval policy never, so there is never an approval to answer. " +
+  "To answer approvals, start it with --engine app-server --dangerously-bypass-approvals-and-sandbox false --approval-policy on-request.";
 
 /** The registry's refusals, as the client sees them. */
 function startRefused(err: unknown): never {
@@ -108,8 +108,15 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
         switch (body.type) {
           case "user_cancel":
             return c.json(cancelRun(runs, body.id));
-          case "user_confirm":
-            throw new ApiError(409, "no_approvals", NO_APPROVALS);
+          case "user_confirm": {
+            if (config.approvalPolicy === "never") throw new ApiError(409, "no_approvals", NO_APPROVALS);
+            const run = runs.get(body.id);
+            if (!run?.running) throw notRunning(body.id);
+            if (!run.resolveApproval(body.approval_id, body.decision)) {
+              throw new ApiError(404, "approval_not_found", `Turn ${body.id} has no pending approval ${body.approval_id}.`);
+            }
+            return c.json({ approval_id: body.approval_id, decision: body.decision });
+          }
           case "user_edit": {
             const old = runs.get(body.id);
             if (!old?.running) throw notRunning(body.id);

@@ -1,4 +1,4 @@
-import type { Engine, TurnOptions } from "../engine/types";
+import type { ApprovalDecision, Engine, TurnOptions } from "../engine/types";
 import type { Logger } from "../log";
 import type { RunObserver } from "../metrics";
 import type { DoneData, RunStatus, RunSummary, Usage } from "../schemas";
@@ -51,6 +51,8 @@ export class Run {
   private readonly startedAt = new Date();
   private finishedAt: Date | undefined;
   private outcome: DoneData | undefined;
+  /** Approvals this turn's engine asked for that no one has answered yet. */
+  private readonly pendingApprovals = new Set<string>();
   threadId: string | null;
   /** Resolves once `done` is in the log. */
   readonly finished: Promise<void>;
@@ -69,6 +71,12 @@ export class Run {
 
   get running(): boolean {
     return this.outcome === undefined;
+  }
+
+  /** Answers one of this turn's pending approvals; false when it has no such approval pending. */
+  resolveApproval(approvalId: string, decision: ApprovalDecision): boolean {
+    if (!this.pendingApprovals.has(approvalId)) return false;
+    return this.engine.resolveApproval?.(approvalId, decision) ?? false;
   }
 
   /** Ends the turn early; the first reason given is the one `done` reports. */
@@ -131,6 +139,8 @@ export class Run {
           usage = event.usage;
           result = { status: "completed", error: null };
         } else if (event.type === "turn.failed") result = { status: "failed", error: event.error.message };
+        else if (event.type === "approval.requested") this.pendingApprovals.add(event.approval_id);
+        else if (event.type === "approval.resolved") this.pendingApprovals.delete(event.approval_id);
         await this.events.append({ id: ++sequence, event: event.type, data: JSON.stringify(event) });
       }
     } catch (err) {
