@@ -45,7 +45,7 @@ const MAX_IDLE_THREADS = 64;
 const METHOD_NOT_FOUND = -32601;
 
 type LoadedThread = {
-  /** What codex said about the thread while loading it, shown again at each of its turns as `codex exec` does. */
+  /** Warnings codex gave before the thread's turn started (some come before the turn is ours), shown when it starts. */
   warnings: string[];
   /** The sandbox the thread runs with now; undefined: codex's default. */
   sandbox: SandboxMode | undefined;
@@ -359,7 +359,6 @@ export class AppServerEngine implements Engine {
     if (threadId === undefined) return;
     const turn = process.turns.get(threadId);
     if (message.method === "warning" && !turn?.started) {
-      // Said while the thread loads; exec, which loads it for every turn, says it at every turn.
       process.thread(threadId).warnings.push(message.params.message);
       return;
     }
@@ -367,7 +366,9 @@ export class AppServerEngine implements Engine {
     if (params.turnId !== undefined && turn.turnId !== undefined && params.turnId !== turn.turnId) return;
     if (message.method === "turn/started") {
       turn.started = true;
-      for (const warning of process.thread(threadId).warnings) turn.queue.push(turn.mapper.warning(warning));
+      const thread = process.thread(threadId);
+      for (const warning of thread.warnings) turn.queue.push(turn.mapper.warning(warning));
+      thread.warnings = [];
     }
     if (message.method === "item/started" && message.params.item.type === "fileChange") {
       turn.changes.set(
