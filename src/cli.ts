@@ -392,11 +392,17 @@ export function isExposed(config: Pick<Config, "host" | "bypassApprovalsAndSandb
 export function banner(
   url: string,
   codexVersion: string,
-  config: Pick<Config, "host" | "bypassApprovalsAndSandbox" | "authToken">,
+  config: Pick<Config, "host" | "bypassApprovalsAndSandbox" | "authToken" | "engine" | "appServers" | "approvalPolicy">,
 ): string {
   const mode = config.bypassApprovalsAndSandbox
     ? "Mode: bypass ON (sandbox danger-full-access, approvals never)"
-    : "Mode: bypass OFF (codex's own sandbox and approval defaults)";
+    : config.approvalPolicy === "never"
+      ? "Mode: bypass OFF (codex's own sandbox, approvals never)"
+      : `Mode: bypass OFF (codex's own sandbox, approvals ${config.approvalPolicy}: answer with user_confirm)`;
+  const engine =
+    config.engine === "exec"
+      ? "Engine: exec (one codex exec process per turn)"
+      : `Engine: app-server (${config.appServers} codex app-server process${config.appServers === 1 ? "" : "es"})`;
   const lines = [
     `codex-http-server ${pkg.version} (${codexVersion})`,
     "",
@@ -412,6 +418,7 @@ export function banner(
     "  GET    /openapi.json       OpenAPI 3.1 description",
     "  GET    /metrics            Prometheus metrics",
     "",
+    engine,
     mode,
     config.authToken === undefined ? "Auth: none" : "Auth: bearer token required",
     ...(isExposed(config) ? ["", EXPOSED_WARNING] : []),
