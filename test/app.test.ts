@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import type { ThreadEvent } from "../src/engine/types";
+import { EngineBusyError, type ThreadEvent } from "../src/engine/types";
 import { setup } from "./fixtures/app-setup";
 import { completedTurn, fakeEngine, hangingTurn, USAGE } from "./fixtures/fake-engine";
 import { parseSse } from "./fixtures/sse";
@@ -243,6 +243,28 @@ describe("POST /messages streams the turn", () => {
       error: { code: "shutting_down", message: "the server is shutting down and starts no new turns" },
     });
     expect(engine.calls).toHaveLength(0);
+  });
+
+  test("an engine too busy to take the turn: 503 with retry-after, and the turn never existed", async () => {
+    let busy = true;
+    const engine = Object.assign(
+      fakeEngine(async function* () {
+        if (busy) throw new EngineBusyError("codex app-server is overloaded: Server overloaded; retry later.", 5);
+        yield* completedTurn("room again");
+      }),
+      { refusesWhenBusy: true },
+    );
+    const { app, post } = setup(engine);
+    const res = await post({ type: "user_message", message: "hi", id: "busy-1" });
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBe("5");
+    expect(await res.json()).toEqual({
+      error: { code: "engine_busy", message: "codex app-server is overloaded: Server overloaded; retry later." },
+    });
+    expect((await app.request("/runs/busy-1")).status).toBe(404);
+    busy = false;
+    const again = parseSse(await (await post({ type: "user_message", message: "hi", id: "busy-1" })).text()).frames;
+    expect(JSON.parse(again.at(-1)?.data ?? "").status).toBe("completed");
   });
 
   test("concurrent turns never see each other's events", async () => {

@@ -64,6 +64,11 @@ export interface Engine {
    * that never ask for approvals leave it out.
    */
   resolveApproval?(approvalId: string, decision: ApprovalDecision): boolean;
+  /**
+   * The engine may refuse a turn as too busy (EngineBusyError, before its first event), so callers
+   * wait for the first event before they answer; engines that never refuse leave it out.
+   */
+  readonly refusesWhenBusy?: boolean;
   /** Stops the engine's long-lived processes, if it has any. */
   close?(): Promise<void>;
 }

@@ -89,7 +89,13 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     };
   }
 
-  const stream = (c: Context<AppEnv>, run: Run) => {
+  /** Streams the run once the engine has taken it; a busy engine's refusal is answered 503 instead. */
+  const stream = async (c: Context<AppEnv>, run: Run) => {
+    const clientGone = () => run.stop("cancelled");
+    c.req.raw.signal.addEventListener("abort", clientGone, { once: true });
+    const refusal = await run.admitted;
+    c.req.raw.signal.removeEventListener("abort", clientGone);
+    if (refusal) throw new ApiError(503, "engine_busy", refusal.message, { "retry-after": String(refusal.retryAfterSeconds) });
     c.set("requestId", run.id);
     c.header("x-request-id", run.id);
     return streamRunEvents(c, run, 0, deps);
@@ -125,19 +131,23 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
             await old.finished;
             const edited: TurnInput = { ...old.turn, input: body.message, replaces: old.id };
             if (old.threadId) edited.threadId = old.threadId;
+            let run: Run;
             try {
-              return stream(c, runs.start(c.get("requestId"), edited));
+              run = runs.start(c.get("requestId"), edited);
             } catch (err) {
               startRefused(err);
             }
+            return stream(c, run);
           }
           case "user_message": {
             const turn = turnFor(body);
+            let run: Run;
             try {
-              return stream(c, runs.start(body.id ?? c.get("requestId"), turn));
+              run = runs.start(body.id ?? c.get("requestId"), turn);
             } catch (err) {
               startRefused(err);
             }
+            return stream(c, run);
           }
         }
       },

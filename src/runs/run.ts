@@ -1,4 +1,4 @@
-import type { ApprovalDecision, Engine, TurnOptions } from "../engine/types";
+import { type ApprovalDecision, type Engine, EngineBusyError, type TurnOptions } from "../engine/types";
 import type { Logger } from "../log";
 import type { RunObserver } from "../metrics";
 import type { DoneData, RunStatus, RunSummary, Usage } from "../schemas";
@@ -56,6 +56,14 @@ export class Run {
   threadId: string | null;
   /** Resolves once `done` is in the log. */
   readonly finished: Promise<void>;
+  /**
+   * Resolves once the engine has taken the turn (its first event) or ended it; with the engine's
+   * refusal when it was too busy to start it, in which case the run has no events at all.
+   */
+  readonly admitted: Promise<EngineBusyError | undefined>;
+  private admit!: (refusal: EngineBusyError | undefined) => void;
+  /** Why the engine refused the turn, if it did. */
+  refusal: EngineBusyError | undefined;
 
   constructor(
     readonly id: string,
@@ -66,6 +74,11 @@ export class Run {
   ) {
     this.events = new EventLog(options);
     this.threadId = turn.threadId ?? null;
+    this.admitted = new Promise((resolve) => {
+      this.admit = resolve;
+    });
+    // Only an engine that can refuse a turn makes the caller wait for its answer.
+    if (!engine.refusesWhenBusy) this.admit(undefined);
     this.finished = this.drive();
   }
 
@@ -119,6 +132,15 @@ export class Run {
     };
   }
 
+  /** Busy engines refuse before the turn exists for anyone: no events, no done, and the caller says so. */
+  private refused(err: EngineBusyError): void {
+    this.refusal = err;
+    this.outcome = { status: "error", thread_id: null, request_id: this.id, usage: null, error: err.message, final_response: null, replaces: this.turn.replaces ?? null };
+    this.finishedAt = new Date();
+    this.events.close();
+    this.admit(err);
+  }
+
   private async drive(): Promise<void> {
     const startedAt = this.options.now();
     this.options.observer?.started();
@@ -132,7 +154,10 @@ export class Run {
         ? []
         : this.engine.runTurn({ ...this.turn, signal: this.controller.signal });
       for await (const event of events) {
-        if (sequence === 0) this.options.observer?.firstEvent((this.options.now() - startedAt) / 1000);
+        if (sequence === 0) {
+          this.options.observer?.firstEvent((this.options.now() - startedAt) / 1000);
+          this.admit(undefined);
+        }
         if (event.type === "thread.started") this.threadId = event.thread_id;
         else if (event.type === "item.completed" && event.item.type === "agent_message") lastMessage = event.item.text;
         else if (event.type === "turn.completed") {
@@ -144,9 +169,14 @@ export class Run {
         await this.events.append({ id: ++sequence, event: event.type, data: JSON.stringify(event) });
       }
     } catch (err) {
+      if (err instanceof EngineBusyError && sequence === 0 && !this.stopReason) {
+        this.refused(err);
+        return;
+      }
       // codex exits non-zero after reporting turn.failed, so a known result outlives the throw.
       if (!result && !this.stopReason) result = { status: "error", error: messageOf(err) };
     }
+    this.admit(undefined);
     if (this.stopReason && result?.status !== "completed") {
       result = { status: this.stopReason, error: `turn ${this.stopReason}` };
     }

@@ -179,6 +179,6 @@ export class AppServerConnection {
 }
 
 function rpcError(method: string, error: { code: number; message: string }): EngineError {
-  if (error.code === OVERLOADED_CODE) return new EngineBusyError(`codex app-server is overloaded: ${error.message}`, 1);
+  if (error.code === OVERLOADED_CODE) return new EngineBusyError(`codex app-server is overloaded: ${error.message}`, 5);
   return new RpcError(method, error.code, error.message);
 }

@@ -192,6 +192,7 @@ export class AppServerEngine implements Engine {
   private readonly owners = new Map<string, PooledProcess>();
   private readonly approvals = new Map<string, PendingApproval>();
   readonly env: Record<string, string>;
+  readonly refusesWhenBusy = true;
 
   constructor(readonly options: AppServerEngineOptions) {
     const { env, codex } = options;
