@@ -1,0 +1,195 @@
+/**
+ * What only the app-server engine does, end to end with the real codex: threads that move between
+ * processes (and engines), and approvals answered over HTTP.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { confirmedSchema } from "../src/schemas";
+import { appServersUnder } from "./fixtures/processes";
+import { readSse, type SseFrame, sseReader } from "./fixtures/sse";
+import { startTestServer, type TestServer } from "./fixtures/test-server";
+import { agentTexts, doneOf } from "./fixtures/turns";
+import { waitFor } from "./fixtures/wait-for";
+
+const json = (frame: SseFrame | undefined) => JSON.parse(frame?.data ?? "null");
+
+describe("threads across processes", () => {
+  test("a thread started by the exec engine continues on app-server, which loads it with thread/resume", async () => {
+    const exec = startTestServer({ engine: "exec" });
+    const appServer = startTestServer({ engine: "app-server", codexEnv: { ...(process.env as Record<string, string>), ...exec.home.env } });
+    try {
+      const first = (await readSse(await exec.send({ type: "user_message", message: "say first" }))).frames;
+      const threadId = doneOf(first).thread_id;
+      const second = (await readSse(await appServer.send({ type: "user_message", message: "count", thread_id: threadId }))).frames;
+      expect(agentTexts(second)).toEqual(["2"]);
+      expect(doneOf(second)).toMatchObject({ status: "completed", thread_id: threadId });
+      expect(exec.model.requests.at(-1)?.prompts).toEqual(["say first", "count"]);
+    } finally {
+      await appServer.close();
+      await exec.close();
+    }
+  }, 30_000);
+
+  test("a thread whose app-server died is resumed by the process that replaced it", async () => {
+    const server = startTestServer({ engine: "app-server" });
+    try {
+      const threadId = doneOf((await readSse(await server.send({ type: "user_message", message: "say before" }))).frames).thread_id;
+      const [old] = await waitFor("the app-server", () => {
+        const found = appServersUnder(process.pid);
+        return found.length === 1 ? found : undefined;
+      });
+      process.kill(old as number, "SIGKILL");
+      await waitFor("a new app-server", () => {
+        const found = appServersUnder(process.pid);
+        return found.length === 1 && found[0] !== old;
+      });
+      const after = (await readSse(await server.send({ type: "user_message", message: "count", thread_id: threadId }))).frames;
+      expect(agentTexts(after)).toEqual(["2"]);
+      expect(server.model.requests.at(-1)?.prompts).toEqual(["say before", "count"]);
+    } finally {
+      await server.close();
+    }
+  }, 30_000);
+});
+
+describe("approvals (--approval-policy on-request, bypass off)", () => {
+  let server: TestServer;
+  let workDir: string;
+  /** Outside every directory codex's sandbox lets a command write (the work_dir, /tmp, $TMPDIR). */
+  let outside: string;
+
+  beforeAll(() => {
+    server = startTestServer({ engine: "app-server", bypassApprovalsAndSandbox: false, approvalPolicy: "on-request", approvalTimeoutMs: 1_500 });
+    workDir = realpathSync(mkdtempSync(join(tmpdir(), "approvals-")));
+    outside = mkdtempSync("/var/tmp/codex-approvals-");
+  });
+
+  afterAll(async () => {
+    await server.close();
+    rmSync(workDir, { recursive: true, force: true });
+    rmSync(outside, { recursive: true, force: true });
+  });
+
+  /** Starts a turn whose command asks to run outside the sandbox, and reads up to its approval request. */
+  async function askToWrite(id: string, file: string) {
+    const stream = sseReader(
+      await server.send({ type: "user_message", message: `escalate touch ${file} && echo wrote`, work_dir: workDir, id }),
+    );
+    const before = await stream.until((f) => f.event === "approval.requested");
+    const requested = json(before.frames.at(-1));
+    return { stream, before: before.frames, requested };
+  }
+
+  const confirm = (id: string, approvalId: string, decision: string) =>
+    server.send({ type: "user_confirm", id, approval_id: approvalId, decision });
+
+  test("without approval, the sandbox refuses to write there", async () => {
+    const file = join(outside, "sandboxed.txt");
+    const { frames } = await readSse(await server.send({ type: "user_message", message: `run touch ${file}`, work_dir: workDir }));
+    expect(agentTexts(frames)[0]).toContain(`touch: cannot touch '${file}': Read-only file system`);
+    expect(frames.some((f) => f.event.startsWith("approval."))).toBe(false);
+    expect(existsSync(file)).toBe(false);
+  });
+
+  test("approve: 200, the stream shows the decision, and the command runs outside the sandbox", async () => {
+    const file = join(outside, "approved.txt");
+    const { stream, before, requested } = await askToWrite("approve-1", file);
+    const command = `/bin/bash -lc 'touch ${file} && echo wrote'`;
+    expect(requested).toEqual({
+      type: "approval.requested",
+      approval_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      kind: "command_execution",
+      command,
+      cwd: workDir,
+      reason: "the test asks to run it outside the sandbox",
+    });
+    expect(existsSync(file)).toBe(false);
+
+    const res = await confirm("approve-1", requested.approval_id, "approve");
+    expect(res.status).toBe(200);
+    expect(confirmedSchema.strict().parse(await res.json())).toEqual({ approval_id: requested.approval_id, decision: "approve" });
+
+    const frames = [...before, ...(await stream.rest()).frames.slice(before.length)];
+    expect(frames.map((f) => f.event)).toEqual([
+      "thread.started",
+      "item.completed",
+      "turn.started",
+      "item.started",
+      "approval.requested",
+      "approval.resolved",
+      "item.completed",
+      "item.completed",
+      "turn.completed",
+      "done",
+    ]);
+    expect(json(frames[5])).toEqual({ type: "approval.resolved", approval_id: requested.approval_id, decision: "approve", by: "client" });
+    expect(json(frames[6]).item).toMatchObject({ type: "command_execution", command, exit_code: 0, status: "completed", aggregated_output: "wrote\n" });
+    expect(agentTexts(frames)).toEqual(["ran: wrote"]);
+    expect(doneOf(frames).status).toBe("completed");
+    expect(existsSync(file)).toBe(true);
+
+    const again = await confirm("approve-1", requested.approval_id, "approve");
+    expect(again.status).toBe(404);
+  }, 30_000);
+
+  test("deny: the command never runs, and the turn goes on", async () => {
+    const file = join(outside, "denied.txt");
+    const { stream, before, requested } = await askToWrite("deny-1", file);
+    expect((await confirm("deny-1", requested.approval_id, "deny")).status).toBe(200);
+    const frames = [...before, ...(await stream.rest()).frames.slice(before.length)];
+    const resolved = frames.find((f) => f.event === "approval.resolved");
+    expect(json(resolved)).toEqual({ type: "approval.resolved", approval_id: requested.approval_id, decision: "deny", by: "client" });
+    const command = frames.find((f) => f.event === "item.completed" && json(f).item.type === "command_execution");
+    expect(json(command).item).toMatchObject({ status: "declined", exit_code: null });
+    expect(agentTexts(frames)[0]).toContain("rejected by user");
+    expect(doneOf(frames).status).toBe("completed");
+    expect(existsSync(file)).toBe(false);
+  }, 30_000);
+
+  test("unanswered: denied when --approval-timeout passes", async () => {
+    const file = join(outside, "timed-out.txt");
+    const { stream, before, requested } = await askToWrite("timeout-1", file);
+    const frames = [...before, ...(await stream.rest()).frames.slice(before.length)];
+    expect(json(frames.find((f) => f.event === "approval.resolved"))).toEqual({
+      type: "approval.resolved",
+      approval_id: requested.approval_id,
+      decision: "deny",
+      by: "timeout",
+    });
+    expect(doneOf(frames).status).toBe("completed");
+    expect(existsSync(file)).toBe(false);
+    expect((await confirm("timeout-1", requested.approval_id, "approve")).status).toBe(404);
+  }, 30_000);
+
+  test("a cancelled turn settles its pending approval", async () => {
+    const { stream, before, requested } = await askToWrite("cancel-1", join(outside, "cancelled.txt"));
+    expect((await server.send({ type: "user_cancel", id: "cancel-1" })).status).toBe(200);
+    const frames = [...before, ...(await stream.rest()).frames.slice(before.length)];
+    expect(json(frames.find((f) => f.event === "approval.resolved"))).toEqual({
+      type: "approval.resolved",
+      approval_id: requested.approval_id,
+      decision: "deny",
+      by: "turn_ended",
+    });
+    expect(doneOf(frames).status).toBe("cancelled");
+  }, 30_000);
+
+  test("unknown approvals, runs that are not going, and bad bodies", async () => {
+    const { stream, requested } = await askToWrite("errors-1", join(outside, "errors.txt"));
+    const cases: Array<[body: Record<string, unknown>, status: number, code: string]> = [
+      [{ type: "user_confirm", id: "errors-1", approval_id: "nope", decision: "approve" }, 404, "approval_not_found"],
+      [{ type: "user_confirm", id: "not-running", approval_id: requested.approval_id, decision: "approve" }, 404, "run_not_found"],
+      [{ type: "user_confirm", id: "errors-1", approval_id: requested.approval_id, decision: "maybe" }, 422, "invalid_request"],
+      [{ type: "user_confirm", id: "errors-1", decision: "approve" }, 422, "invalid_request"],
+    ];
+    for (const [body, status, code] of cases) {
+      const res = await server.send(body);
+      expect(res.status).toBe(status);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe(code);
+    }
+    expect((await confirm("errors-1", requested.approval_id, "deny")).status).toBe(200);
+    expect(doneOf((await stream.rest()).frames).status).toBe("completed");
+  }, 30_000);
+});
