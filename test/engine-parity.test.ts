@@ -67,6 +67,14 @@ describe("exec and app-server stream the same events", () => {
     }, 60_000);
   }
 
+  test("a streamed answer: app-server adds the deltas as item.updated with the text so far, and only that", async () => {
+    const [a, b] = await Promise.all([turn(exec, { message: "stream one two three" }), turn(appServer, { message: "stream one two three" })]);
+    const updates = b.filter((f) => f.event === "item.updated").map((f) => JSON.parse(f.data));
+    expect(updates).toEqual(["one ", "one two ", "one two three"].map((text) => ({ type: "item.updated", item: { id: "item_1", type: "agent_message", text } })));
+    const withoutUpdates = b.filter((f) => f.event !== "item.updated").map((f, i) => ({ ...f, id: String(i + 1) }));
+    expect(normalised(withoutUpdates)).toEqual(normalised(a));
+  }, 60_000);
+
   test("a thread continued over three turns, usage included", async () => {
     const streams: SseFrame[][][] = [];
     for (const server of [exec, appServer]) {
