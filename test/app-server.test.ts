@@ -6,7 +6,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createAppServerEngine } from "../src/engine/app-server/engine";
+import { EngineError } from "../src/engine/types";
+import { createLogger } from "../src/log";
 import { confirmedSchema } from "../src/schemas";
+import { fakeCodex } from "./fixtures/fake-app-server";
 import { appServersUnder } from "./fixtures/processes";
 import { readSse, type SseFrame, sseReader } from "./fixtures/sse";
 import { startTestServer, type TestServer } from "./fixtures/test-server";
@@ -192,4 +196,60 @@ describe("approvals (--approval-policy on-request, bypass off)", () => {
     expect((await confirm("errors-1", requested.approval_id, "deny")).status).toBe(200);
     expect(doneOf((await stream.rest()).frames).status).toBe("completed");
   }, 30_000);
+});
+
+describe("an app-server that misbehaves (a scripted stand-in)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "fake-app-server-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("overloaded: POST /messages answers 503 engine_busy with retry-after, and no run is kept", async () => {
+    const server = startTestServer({
+      engine: "app-server",
+      codexPath: fakeCodex(dir),
+      codexEnv: { PATH: process.env.PATH ?? "", FAKE_APP_SERVER: "overloaded" },
+    });
+    try {
+      const res = await server.send({ type: "user_message", message: "say hi", id: "overloaded-1" });
+      expect(res.status).toBe(503);
+      expect(res.headers.get("retry-after")).toBe("5");
+      expect(await res.json()).toEqual({
+        error: { code: "engine_busy", message: "codex app-server is overloaded: Server overloaded; retry later." },
+      });
+      expect((await fetch(`${server.url}/runs/overloaded-1`)).status).toBe(404);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("one that dies at once: the turn ends with error, and restarts come after a doubling delay", async () => {
+    const logs: string[] = [];
+    const engine = createAppServerEngine({
+      codex: { path: fakeCodex(dir), pathDirs: [] },
+      env: { PATH: process.env.PATH ?? "", FAKE_APP_SERVER: "dies" },
+      bypassApprovalsAndSandbox: true,
+      approvalPolicy: "never",
+      approvalTimeoutMs: 1_000,
+      requestTimeoutMs: 5_000,
+      lean: false,
+      configOverrides: [],
+      processes: 1,
+      log: createLogger("warn", (line) => void logs.push(line)),
+      restartDelayMs: { first: 40, max: 160 },
+    });
+    try {
+      const events: unknown[] = [];
+      const turn = async () => {
+        for await (const event of engine.runTurn({ input: "hi", workDir: dir, signal: new AbortController().signal })) events.push(event);
+      };
+      await expect(turn()).rejects.toThrow(new EngineError("codex app-server exited with code 3"));
+      expect(events).toEqual([]);
+      const delays = await waitFor("four restarts", () => {
+        const found = logs.filter((line) => line.includes("codex app-server died; restarting it")).map((line) => /delay_ms=(\d+)/.exec(line)?.[1]);
+        return found.length >= 4 ? found.slice(0, 4) : undefined;
+      });
+      expect(delays).toEqual(["40", "80", "160", "160"]);
+    } finally {
+      await engine.close();
+    }
+  });
 });
