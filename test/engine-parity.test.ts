@@ -47,7 +47,8 @@ function normalised(frames: SseFrame[]): SseFrame[] {
 
 const SCRIPTED: Array<[name: string, body: Record<string, unknown>]> = [
   ["an answer", { message: "say hello there" }],
-  ["a command that fails", { message: "run echo out; echo err >&2; exit 3" }],
+  ["a command that fails", { message: "run echo out; exit 3" }],
+  ["a command writing to stderr", { message: "run echo err >&2" }],
   ["a command in the work_dir", { message: "run pwd && ls" }],
   ["a model error", { message: "fail" }],
   ["a stream cut short", { message: "cut" }],
