@@ -3,7 +3,7 @@
  * processes (and engines), and approvals answered over HTTP.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createAppServerEngine } from "../src/engine/app-server/engine";
@@ -11,6 +11,7 @@ import { EngineError } from "../src/engine/types";
 import { createLogger } from "../src/log";
 import { confirmedSchema } from "../src/schemas";
 import { fakeCodex } from "./fixtures/fake-app-server";
+import { LEAN_OVERRIDES } from "./fixtures/lean-overrides";
 import { appServersUnder } from "./fixtures/processes";
 import { readSse, type SseFrame, sseReader } from "./fixtures/sse";
 import { startTestServer, type TestServer } from "./fixtures/test-server";
@@ -180,6 +181,38 @@ describe("approvals (--approval-policy on-request, bypass off)", () => {
     expect(doneOf(frames).status).toBe("cancelled");
   }, 30_000);
 
+  test("a file change: the request names the files; approved, codex writes them in a read-only sandbox", async () => {
+    const patch = "apply_patch <<'EOF'\n*** Begin Patch\n*** Add File: approved.txt\n+approved\n*** End Patch\nEOF";
+    const stream = sseReader(await server.send({ type: "user_message", message: `run ${patch}`, work_dir: workDir, id: "patch-1" }));
+    const before = await stream.until((f) => f.event === "approval.requested");
+    const requested = json(before.frames.at(-1));
+    expect(requested).toEqual({
+      type: "approval.requested",
+      approval_id: expect.any(String),
+      kind: "file_change",
+      changes: [{ path: join(workDir, "approved.txt"), kind: "add" }],
+    });
+    expect(existsSync(join(workDir, "approved.txt"))).toBe(false);
+    expect((await confirm("patch-1", requested.approval_id, "approve")).status).toBe(200);
+    const frames = (await stream.rest()).frames;
+    const change = frames.find((f) => f.event === "item.completed" && json(f).item.type === "file_change");
+    expect(json(change).item).toMatchObject({ changes: [{ path: join(workDir, "approved.txt"), kind: "add" }], status: "completed" });
+    expect(doneOf(frames).status).toBe("completed");
+    expect(await Bun.file(join(workDir, "approved.txt")).text()).toBe("approved\n");
+  }, 30_000);
+
+  test("a file change denied: nothing is written, the item fails", async () => {
+    const patch = "apply_patch <<'EOF'\n*** Begin Patch\n*** Add File: denied.txt\n+denied\n*** End Patch\nEOF";
+    const stream = sseReader(await server.send({ type: "user_message", message: `run ${patch}`, work_dir: workDir, id: "patch-2" }));
+    const requested = json((await stream.until((f) => f.event === "approval.requested")).frames.at(-1));
+    expect((await confirm("patch-2", requested.approval_id, "deny")).status).toBe(200);
+    const frames = (await stream.rest()).frames;
+    const change = frames.find((f) => f.event === "item.completed" && json(f).item.type === "file_change");
+    expect(json(change).item.status).toBe("failed");
+    expect(doneOf(frames).status).toBe("completed");
+    expect(existsSync(join(workDir, "denied.txt"))).toBe(false);
+  }, 30_000);
+
   test("unknown approvals, runs that are not going, and bad bodies", async () => {
     const { stream, requested } = await askToWrite("errors-1", join(outside, "errors.txt"));
     const cases: Array<[body: Record<string, unknown>, status: number, code: string]> = [
@@ -250,6 +283,47 @@ describe("an app-server that misbehaves (a scripted stand-in)", () => {
       expect(delays).toEqual(["40", "80", "160", "160"]);
     } finally {
       await engine.close();
+    }
+  });
+});
+
+describe("--approval-policy untrusted", () => {
+  test("codex asks even for a command inside the sandbox, without a reason", async () => {
+    const server = startTestServer({ engine: "app-server", bypassApprovalsAndSandbox: false, approvalPolicy: "untrusted" });
+    try {
+      const stream = sseReader(await server.send({ type: "user_message", message: "run echo asked", id: "untrusted-1" }));
+      const requested = json((await stream.until((f) => f.event === "approval.requested")).frames.at(-1));
+      expect(requested).toEqual({
+        type: "approval.requested",
+        approval_id: expect.any(String),
+        kind: "command_execution",
+        command: "/bin/bash -lc 'echo asked'",
+        cwd: process.cwd(),
+      });
+      expect((await server.send({ type: "user_confirm", id: "untrusted-1", approval_id: requested.approval_id, decision: "approve" })).status).toBe(200);
+      const frames = (await stream.rest()).frames;
+      // Approved, it runs in the read-only sandbox, where a login shell may complain first (pyenv here).
+      expect(agentTexts(frames)[0]).toMatch(/^ran: (.*\n)*asked$/);
+    } finally {
+      await server.close();
+    }
+  }, 30_000);
+});
+
+describe("the app-server process", () => {
+  test("gets the lean profile and --codex-config as -c overrides, in that order", async () => {
+    const server = startTestServer({ engine: "app-server", codexConfigOverrides: ['model_reasoning_effort="low"'] });
+    try {
+      const [pid] = await waitFor("the app-server", () => {
+        const found = appServersUnder(process.pid);
+        return found.length === 1 ? found : undefined;
+      });
+      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").slice(0, -1);
+      expect(argv.slice(1, 2)).toEqual(["app-server"]);
+      const overrides = argv.flatMap((arg, i) => (arg === "-c" ? [argv[i + 1]] : []));
+      expect(overrides).toEqual([...LEAN_OVERRIDES, 'model_reasoning_effort="low"']);
+    } finally {
+      await server.close();
     }
   });
 });

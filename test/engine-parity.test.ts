@@ -4,7 +4,7 @@
  * replaced by placeholders. This is what "a client cannot tell the engines apart" means.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readSse, type SseFrame } from "./fixtures/sse";
@@ -67,6 +67,18 @@ describe("exec and app-server stream the same events", () => {
       expect(a.length).toBeGreaterThan(3);
     }, 60_000);
   }
+
+  test("a file edit (apply_patch): file_change items alike, the file written by each", async () => {
+    const patch = "apply_patch <<'EOF'\n*** Begin Patch\n*** Add File: patched.txt\n+patched\n*** End Patch\nEOF";
+    const streams: SseFrame[][] = [];
+    for (const server of [exec, appServer]) {
+      rmSync(join(workDir, "patched.txt"), { force: true });
+      streams.push(normalised(await turn(server, { message: `run ${patch}`, id: "parity-patch" })));
+      expect(readFileSync(join(workDir, "patched.txt"), "utf8")).toBe("patched\n");
+    }
+    expect(streams[1]).toEqual(streams[0] as SseFrame[]);
+    expect(streams[0]?.some((f) => f.event === "item.completed" && f.data.includes('"type":"file_change"'))).toBe(true);
+  }, 60_000);
 
   test("a streamed answer: app-server adds the deltas as item.updated with the text so far, and only that", async () => {
     const [a, b] = await Promise.all([turn(exec, { message: "stream one two three" }), turn(appServer, { message: "stream one two three" })]);
