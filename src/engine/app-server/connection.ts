@@ -15,9 +15,9 @@ export type ConnectionHandlers = {
   exit(error: EngineError): void;
 };
 
-export class RpcError extends EngineError {
-  constructor(readonly method: string, readonly code: number, message: string) {
-    super(`codex app-server refused ${method}: ${message}`);
+class RpcError extends EngineError {
+  constructor(method: string, code: number, message: string) {
+    super(`codex app-server refused ${method}: ${message} (${code})`);
   }
 }
 

@@ -207,12 +207,7 @@ export class AppServerEngine implements Engine {
   }
 
   activeProcesses(): number {
-    return this.pool.filter((process) => process.alive).length;
-  }
-
-  /** The pids of the running app-server processes. */
-  pids(): number[] {
-    return this.pool.flatMap((process) => (process.connection?.alive ? [process.connection.pid] : []));
+    return this.pool.filter((member) => member.alive).length;
   }
 
   threadExists(threadId: string): boolean {
@@ -221,22 +216,22 @@ export class AppServerEngine implements Engine {
 
   /** Starts the processes now rather than at the first turn; failures are left for that turn to report. */
   warm(): void {
-    for (const process of this.pool) process.ensure().catch(() => {});
+    for (const member of this.pool) member.ensure().catch(() => {});
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.pool.map((process) => process.stop()));
+    await Promise.all(this.pool.map((member) => member.stop()));
   }
 
-  forget(threadId: string, process: PooledProcess): void {
-    if (this.owners.get(threadId) === process) this.owners.delete(threadId);
+  forget(threadId: string, member: PooledProcess): void {
+    if (this.owners.get(threadId) === member) this.owners.delete(threadId);
   }
 
   private pick(threadId: string | undefined): PooledProcess {
     const owner = threadId === undefined ? undefined : this.owners.get(threadId);
     if (owner?.alive) return owner;
-    const load = (process: PooledProcess) => process.turns.size + (process.alive ? 0 : 0.5);
-    return this.pool.reduce((best, process) => (load(process) < load(best) ? process : best));
+    const load = (member: PooledProcess) => member.turns.size + (member.alive ? 0 : 0.5);
+    return this.pool.reduce((best, member) => (load(member) < load(best) ? member : best));
   }
 
   private approvalPolicy(): AskForApproval {
@@ -251,7 +246,7 @@ export class AppServerEngine implements Engine {
   async *runTurn(request: TurnRequest): AsyncGenerator<EngineEvent> {
     assertExecutable(this.options.codex.path);
     const { signal } = request;
-    const process = this.pick(request.threadId);
+    const member = this.pick(request.threadId);
     const turn = new TurnSession();
     let threadId: string | undefined;
     let connection: AppServerConnection | undefined;
@@ -271,32 +266,32 @@ export class AppServerEngine implements Engine {
         promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
       });
     try {
-      connection = await abortable(process.ensure());
-      threadId = await abortable(this.openThread(process, connection, request));
-      if (process.turns.has(threadId)) throw new EngineError(`thread ${threadId} is already running a turn`);
-      process.turns.set(threadId, turn);
-      this.owners.set(threadId, process);
+      connection = await abortable(member.ensure());
+      threadId = await abortable(this.openThread(member, connection, request));
+      if (member.turns.has(threadId)) throw new EngineError(`thread ${threadId} is already running a turn`);
+      member.turns.set(threadId, turn);
+      this.owners.set(threadId, member);
       yield { type: "thread.started", thread_id: threadId };
       // Not abortable: once sent, the turn runs in app-server whatever happens here, and only its id lets it be interrupted.
-      const started = await connection.request("turn/start", this.turnParams(process, threadId, request));
+      const started = await connection.request("turn/start", this.turnParams(member, threadId, request));
       turn.turnId = started.turn.id;
       if (signal.aborted) interrupt();
       else signal.addEventListener("abort", interrupt, { once: true });
       yield* turn.queue.drain();
-      process.succeeded();
+      member.succeeded();
     } finally {
       signal.removeEventListener("abort", interrupt);
       clearTimeout(interruptTimer);
-      if (threadId !== undefined && process.turns.get(threadId) === turn) {
-        process.turns.delete(threadId);
-        if (connection?.alive) process.release(threadId, connection);
+      if (threadId !== undefined && member.turns.get(threadId) === turn) {
+        member.turns.delete(threadId);
+        if (connection?.alive) member.release(threadId, connection);
       }
       this.endTurn(turn);
     }
   }
 
   /** Starts a thread, or makes sure the chosen process holds the one asked for; returns its id. */
-  private async openThread(process: PooledProcess, connection: AppServerConnection, request: TurnRequest): Promise<string> {
+  private async openThread(member: PooledProcess, connection: AppServerConnection, request: TurnRequest): Promise<string> {
     const sandbox = this.sandboxFor(request);
     const common = {
       cwd: request.workDir,
@@ -306,19 +301,19 @@ export class AppServerEngine implements Engine {
     };
     if (request.threadId === undefined) {
       const { thread } = await connection.request("thread/start", common);
-      process.thread(thread.id).sandbox = sandbox;
+      member.thread(thread.id).sandbox = sandbox;
       return thread.id;
     }
-    if (!process.threads.has(request.threadId) || !connection.alive) {
+    if (!member.threads.has(request.threadId) || !connection.alive) {
       await connection.request("thread/resume", { threadId: request.threadId, ...common });
-      process.thread(request.threadId).sandbox = sandbox;
+      member.thread(request.threadId).sandbox = sandbox;
     }
     return request.threadId;
   }
 
-  private turnParams(process: PooledProcess, threadId: string, request: TurnRequest) {
+  private turnParams(member: PooledProcess, threadId: string, request: TurnRequest) {
     const options = request.options ?? {};
-    const thread = process.thread(threadId);
+    const thread = member.thread(threadId);
     const sandbox = this.sandboxFor(request);
     let policy: SandboxPolicy | undefined;
     if (sandbox !== thread.sandbox) {
@@ -350,7 +345,7 @@ export class AppServerEngine implements Engine {
     else turn.queue.end();
   }
 
-  onNotification(process: PooledProcess, message: ServerNotification): void {
+  onNotification(member: PooledProcess, message: ServerNotification): void {
     if (message.method === "configWarning") {
       this.options.log.warn("codex app-server", { warning: message.params.summary });
       return;
@@ -358,16 +353,16 @@ export class AppServerEngine implements Engine {
     const params = message.params as { threadId?: string; turnId?: string };
     const threadId = params.threadId;
     if (threadId === undefined) return;
-    const turn = process.turns.get(threadId);
+    const turn = member.turns.get(threadId);
     if (message.method === "warning" && !turn?.started) {
-      process.thread(threadId).warnings.push(message.params.message);
+      member.thread(threadId).warnings.push(message.params.message);
       return;
     }
     if (!turn || turn.queue.done) return;
     if (params.turnId !== undefined && turn.turnId !== undefined && params.turnId !== turn.turnId) return;
     if (message.method === "turn/started") {
       turn.started = true;
-      const thread = process.thread(threadId);
+      const thread = member.thread(threadId);
       for (const warning of thread.warnings) turn.queue.push(turn.mapper.warning(warning));
       thread.warnings = [];
     }
@@ -382,12 +377,12 @@ export class AppServerEngine implements Engine {
     if (ended) this.endTurn(turn);
   }
 
-  onRequest(process: PooledProcess, connection: AppServerConnection, message: ServerRequest): void {
+  onRequest(member: PooledProcess, connection: AppServerConnection, message: ServerRequest): void {
     if (message.method !== "item/commandExecution/requestApproval" && message.method !== "item/fileChange/requestApproval") {
       connection.respondError(message.id, METHOD_NOT_FOUND, `codex-http-server does not answer ${message.method}`);
       return;
     }
-    const turn = process.turns.get(message.params.threadId);
+    const turn = member.turns.get(message.params.threadId);
     if (!turn || turn.queue.done) {
       connection.respond(message.id, { decision: "decline" });
       return;
