@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createAppServerEngine } from "../src/engine/app-server/engine";
-import { EngineError } from "../src/engine/types";
+import { EngineBusyError, EngineError } from "../src/engine/types";
 import { createLogger } from "../src/log";
 import { confirmedSchema } from "../src/schemas";
 import { fakeCodex } from "./fixtures/fake-app-server";
@@ -267,7 +267,7 @@ describe("an app-server that misbehaves (a scripted stand-in)", () => {
       configOverrides: [],
       processes: 1,
       log: createLogger("warn", (line) => void logs.push(line)),
-      restartDelayMs: { first: 40, max: 160 },
+      restartDelayMs: { first: 200, max: 800 },
     });
     try {
       const events: unknown[] = [];
@@ -276,11 +276,13 @@ describe("an app-server that misbehaves (a scripted stand-in)", () => {
       };
       await expect(turn()).rejects.toThrow(new EngineError("codex app-server exited with code 3"));
       expect(events).toEqual([]);
+      // While it waits to restart, a turn is refused as busy at once instead of waiting for it.
+      await expect(turn()).rejects.toThrow(new EngineBusyError("codex app-server is restarting after it stopped; try again in 1 s", 1));
       const delays = await waitFor("four restarts", () => {
         const found = logs.filter((line) => line.includes("codex app-server died; restarting it")).map((line) => /delay_ms=(\d+)/.exec(line)?.[1]);
         return found.length >= 4 ? found.slice(0, 4) : undefined;
       });
-      expect(delays).toEqual(["40", "80", "160", "160"]);
+      expect(delays).toEqual(["200", "400", "800", "800"]);
     } finally {
       await engine.close();
     }

@@ -7,6 +7,7 @@ import {
   type ApprovalDecision,
   type ApprovalRequestedEvent,
   type Engine,
+  EngineBusyError,
   EngineError,
   type EngineEvent,
   type TurnRequest,
@@ -98,6 +99,12 @@ class PooledProcess {
   ensure(): Promise<AppServerConnection> {
     if (this.connection?.alive) return Promise.resolve(this.connection);
     if (this.closed) return Promise.reject(new EngineError("the app-server engine is stopped"));
+    const wait = this.notBefore - Date.now();
+    if (wait > 0 && !this.starting) {
+      // Rather than hold the request (and its response headers) for up to the longest restart delay.
+      const seconds = Math.ceil(wait / 1000);
+      return Promise.reject(new EngineBusyError(`codex app-server is restarting after it stopped; try again in ${seconds} s`, seconds));
+    }
     this.starting ??= this.start().finally(() => {
       this.starting = undefined;
     });
@@ -136,8 +143,6 @@ class PooledProcess {
   }
 
   private async start(): Promise<AppServerConnection> {
-    const wait = this.notBefore - Date.now();
-    if (wait > 0) await Bun.sleep(wait);
     if (this.closed) throw new EngineError("the app-server engine is stopped");
     const connection = new AppServerConnection(this.engine.argv(), this.engine.env, {
       notification: (message) => this.engine.onNotification(this, message),
