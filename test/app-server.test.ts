@@ -27,9 +27,11 @@ describe("threads across processes", () => {
     try {
       const first = (await readSse(await exec.send({ type: "user_message", message: "say first" }))).frames;
       const threadId = doneOf(first).thread_id;
-      const second = (await readSse(await appServer.send({ type: "user_message", message: "count", thread_id: threadId }))).frames;
+      const res = await appServer.send({ type: "user_message", message: "count", thread_id: threadId });
+      if (res.headers.get("content-type") !== "text/event-stream") throw new Error(`no stream: ${res.status} ${await res.text()}`);
+      const second = (await readSse(res)).frames;
+      expect(doneOf(second)).toMatchObject({ status: "completed", thread_id: threadId, error: null });
       expect(agentTexts(second)).toEqual(["2"]);
-      expect(doneOf(second)).toMatchObject({ status: "completed", thread_id: threadId });
       expect(exec.model.requests.at(-1)?.prompts).toEqual(["say first", "count"]);
     } finally {
       await appServer.close();
