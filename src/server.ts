@@ -21,7 +21,6 @@ export type RunningServer = {
   codexPath: string;
   codexVersion: string;
   runs: RunRegistry;
-  engine: Engine;
   /**
    * Stops listening and starting turns, lets running turns finish until the shutdown timeout,
    * cancels the rest, then closes every connection. Each wait is bounded.
@@ -67,6 +66,8 @@ export function startServer(config: Config, log: Logger): RunningServer {
       fetch: app.fetch,
     });
   } catch (err) {
+    // The app-server engine has started its processes already; they must not outlive the failure.
+    void engine.close?.();
     const code = (err as { code?: string }).code;
     const reason = code === "EADDRINUSE" ? "the address is already in use" : (err as Error).message;
     throw new ListenError(`cannot listen on ${formatUrl(config.host, config.port)}: ${reason}`);
@@ -93,7 +94,6 @@ export function startServer(config: Config, log: Logger): RunningServer {
     codexPath: codex.path,
     codexVersion,
     runs,
-    engine,
     shutdown,
   };
 }

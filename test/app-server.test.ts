@@ -9,12 +9,13 @@ import { join } from "node:path";
 import { createAppServerEngine } from "../src/engine/app-server/engine";
 import { EngineBusyError, EngineError } from "../src/engine/types";
 import { createLogger } from "../src/log";
+import { ListenError, startServer } from "../src/server";
 import { confirmedSchema } from "../src/schemas";
 import { fakeCodex } from "./fixtures/fake-app-server";
 import { LEAN_OVERRIDES } from "./fixtures/lean-overrides";
 import { appServersUnder } from "./fixtures/processes";
 import { readSse, type SseFrame, sseReader } from "./fixtures/sse";
-import { startTestServer, type TestServer } from "./fixtures/test-server";
+import { startTestServer, type TestServer, testConfig } from "./fixtures/test-server";
 import { agentTexts, doneOf } from "./fixtures/turns";
 import { waitFor } from "./fixtures/wait-for";
 
@@ -315,6 +316,18 @@ describe("--approval-policy untrusted", () => {
 });
 
 describe("the app-server process", () => {
+  test("does not outlive a server that cannot listen", async () => {
+    const blocker = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("taken") });
+    try {
+      const config = testConfig({ ...(process.env as Record<string, string>), CODEX_HOME: mkdtempSync(join(tmpdir(), "codex-home-")) }, { engine: "app-server", port: blocker.port });
+      expect(() => startServer(config, createLogger("off"))).toThrow(ListenError);
+      await waitFor("its app-server to exit", () => appServersUnder(process.pid).length === 0, 5_000);
+      rmSync(config.codexEnv.CODEX_HOME as string, { recursive: true, force: true });
+    } finally {
+      await blocker.stop(true);
+    }
+  });
+
   test("gets the lean profile and --codex-config as -c overrides, in that order", async () => {
     const server = startTestServer({ engine: "app-server", codexConfigOverrides: ['model_reasoning_effort="low"'] });
     try {

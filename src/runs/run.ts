@@ -133,8 +133,10 @@ export class Run {
   }
 
   /** Busy engines refuse before the turn exists for anyone: no events, no done, and the caller says so. */
-  private refused(err: EngineBusyError): void {
+  private refused(err: EngineBusyError, elapsedMs: number): void {
     this.refusal = err;
+    this.options.observer?.finished("error", elapsedMs / 1000);
+    this.log.info("turn refused", { request_id: this.id, error: err.message });
     this.outcome = { status: "error", thread_id: null, request_id: this.id, usage: null, error: err.message, final_response: null, replaces: this.turn.replaces ?? null };
     this.finishedAt = new Date();
     this.events.close();
@@ -170,7 +172,7 @@ export class Run {
       }
     } catch (err) {
       if (err instanceof EngineBusyError && sequence === 0 && !this.stopReason) {
-        this.refused(err);
+        this.refused(err, this.options.now() - startedAt);
         return;
       }
       // codex exits non-zero after reporting turn.failed, so a known result outlives the throw.
