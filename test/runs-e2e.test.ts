@@ -35,6 +35,12 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
       expect(doneOf(second)).toMatchObject({ status: "completed", thread_id: first.thread_id, final_response: "2" });
     });
 
+    test("each turn of a thread runs with its own sandbox", async () => {
+      const threadId = doneOf(await turn({ message: "sandbox" })).thread_id;
+      expect(agentTexts(await turn({ message: "sandbox", thread_id: threadId, sandbox: "read-only" }))).toEqual(["read-only"]);
+      expect(agentTexts(await turn({ message: "sandbox", thread_id: threadId }))).toEqual(["danger-full-access"]);
+    });
+
     test("a second turn on a running thread gets 409", async () => {
       const thread = doneOf(await turn({ message: "say start" })).thread_id as string;
       const running = sseReader(await server.send({ type: "user_message", message: "sleep 60000 busy", thread_id: thread, id: "busy-1" }));

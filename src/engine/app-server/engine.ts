@@ -273,7 +273,6 @@ export class AppServerEngine implements Engine {
     try {
       connection = await abortable(member.ensure());
       threadId = await abortable(this.openThread(member, connection, request));
-      if (member.turns.has(threadId)) throw new EngineError(`thread ${threadId} is already running a turn`);
       member.turns.set(threadId, turn);
       this.owners.set(threadId, member);
       yield { type: "thread.started", thread_id: threadId };
@@ -309,7 +308,7 @@ export class AppServerEngine implements Engine {
       member.thread(thread.id).sandbox = sandbox;
       return thread.id;
     }
-    if (!member.threads.has(request.threadId) || !connection.alive) {
+    if (!member.threads.has(request.threadId)) {
       await connection.request("thread/resume", { threadId: request.threadId, ...common });
       member.thread(request.threadId).sandbox = sandbox;
     }
