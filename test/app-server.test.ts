@@ -13,7 +13,7 @@ import { ListenError, startServer } from "../src/server";
 import { confirmedSchema } from "../src/schemas";
 import { fakeCodex } from "./fixtures/fake-app-server";
 import { LEAN_OVERRIDES } from "./fixtures/lean-overrides";
-import { appServersUnder } from "./fixtures/processes";
+import { appServersUnder, isConnectedTo } from "./fixtures/processes";
 import { readSse, type SseFrame, sseReader } from "./fixtures/sse";
 import { startTestServer, type TestServer, testConfig } from "./fixtures/test-server";
 import { agentTexts, doneOf } from "./fixtures/turns";
@@ -56,6 +56,46 @@ describe("threads across processes", () => {
       const after = (await readSse(await server.send({ type: "user_message", message: "count", thread_id: threadId }))).frames;
       expect(agentTexts(after)).toEqual(["2"]);
       expect(server.model.requests.at(-1)?.prompts).toEqual(["say before", "count"]);
+    } finally {
+      await server.close();
+    }
+  }, 30_000);
+});
+
+describe("--app-servers 2", () => {
+  test("new threads spread over the processes; a thread's next turn goes to the process that holds it", async () => {
+    const server = startTestServer({ engine: "app-server", appServers: 2 });
+    const port = server.model.port;
+    /** The app-server that is asking the model right now, once exactly one is. */
+    const asking = () =>
+      waitFor("an app-server asking the model", () => {
+        const found = appServersUnder(process.pid).filter((pid) => isConnectedTo(pid, port));
+        return found.length === 1 ? found[0] : undefined;
+      });
+    const sleeping = async (id: string, threadId?: string) => {
+      const stream = sseReader(await server.send({ type: "user_message", message: "sleep 60000 zzz", id, ...(threadId && { thread_id: threadId }) }));
+      const threadStarted = await stream.until((f) => f.event === "thread.started");
+      return { stream, threadId: json(threadStarted.frames[0]).thread_id as string };
+    };
+    try {
+      await waitFor("two app-servers", () => appServersUnder(process.pid).length === 2);
+      // Started together on a fresh CODEX_HOME, one used to die creating codex's state database.
+      expect(server.logs.filter((line) => line.includes("codex app-server died"))).toEqual([]);
+      const first = await sleeping("spread-1");
+      const firstProcess = await asking();
+      const second = await sleeping("spread-2");
+      await waitFor("both app-servers asking the model", () => appServersUnder(process.pid).every((pid) => isConnectedTo(pid, port)));
+      for (const id of ["spread-1", "spread-2"]) await fetch(`${server.url}/runs/${id}`, { method: "DELETE" });
+      for (const { stream } of [first, second]) expect(doneOf((await stream.rest()).frames).status).toBe("cancelled");
+      await waitFor("no app-server asking the model", () => appServersUnder(process.pid).every((pid) => !isConnectedTo(pid, port)));
+
+      for (let round = 0; round < 2; round++) {
+        const again = await sleeping(`affinity-${round}`, first.threadId);
+        expect(await asking()).toBe(firstProcess as number);
+        await fetch(`${server.url}/runs/affinity-${round}`, { method: "DELETE" });
+        expect(doneOf((await again.stream.rest()).frames).status).toBe("cancelled");
+        await waitFor("no app-server asking the model", () => appServersUnder(process.pid).every((pid) => !isConnectedTo(pid, port)));
+      }
     } finally {
       await server.close();
     }

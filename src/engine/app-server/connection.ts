@@ -49,7 +49,9 @@ export class AppServerConnection {
     this.exited = this.child.exited.then((code) => {
       const signal = this.child.signalCode;
       const how = signal ? `signal ${signal}` : `code ${code}`;
-      const tail = this.stderrTail.trim().split("\n").slice(-3).join(" | ");
+      // codex prints its reason on an `Error:` line, then a backtrace that says nothing useful.
+      const lines = this.stderrTail.trim().split("\n");
+      const tail = lines.find((line) => line.startsWith("Error: ")) ?? lines.slice(-3).join(" | ");
       this.close(new EngineError(`codex app-server exited with ${how}${tail ? `: ${tail}` : ""}`));
     });
   }

@@ -142,7 +142,11 @@ class PooledProcess {
     this.deathsInARow = 0;
   }
 
-  private async start(): Promise<AppServerConnection> {
+  private start(): Promise<AppServerConnection> {
+    return this.engine.oneAtATime(() => this.spawn());
+  }
+
+  private async spawn(): Promise<AppServerConnection> {
     if (this.closed) throw new EngineError("the app-server engine is stopped");
     const connection = new AppServerConnection(this.engine.argv(), this.engine.env, {
       notification: (message) => this.engine.onNotification(this, message),
@@ -196,6 +200,7 @@ export class AppServerEngine implements Engine {
   /** Which process holds each loaded thread. */
   private readonly owners = new Map<string, PooledProcess>();
   private readonly approvals = new Map<string, PendingApproval>();
+  private starts: Promise<unknown> = Promise.resolve();
   readonly env: Record<string, string>;
   readonly refusesWhenBusy = true;
 
@@ -226,6 +231,17 @@ export class AppServerEngine implements Engine {
 
   async close(): Promise<void> {
     await Promise.all(this.pool.map((member) => member.stop()));
+  }
+
+  /**
+   * Runs process starts one after another: two app-servers that start together on a CODEX_HOME
+   * without a state database yet race to create it, and one exits with "failed to initialize
+   * sqlite state runtime".
+   */
+  oneAtATime<T>(start: () => Promise<T>): Promise<T> {
+    const started = this.starts.then(start, start);
+    this.starts = started.catch(() => {});
+    return started;
   }
 
   forget(threadId: string, member: PooledProcess): void {
