@@ -24,10 +24,11 @@ const json = (frame: SseFrame | undefined) => JSON.parse(frame?.data ?? "null");
 describe("threads across processes", () => {
   test("a thread started by the exec engine continues on app-server, which loads it with thread/resume", async () => {
     const exec = startTestServer({ engine: "exec" });
+    const first = (await readSse(await exec.send({ type: "user_message", message: "say first" }))).frames;
+    const threadId = doneOf(first).thread_id;
+    // Started after exec's turn: codex run twice at once on a fresh CODEX_HOME races to create its state database.
     const appServer = startTestServer({ engine: "app-server", codexEnv: { ...(process.env as Record<string, string>), ...exec.home.env } });
     try {
-      const first = (await readSse(await exec.send({ type: "user_message", message: "say first" }))).frames;
-      const threadId = doneOf(first).thread_id;
       const res = await appServer.send({ type: "user_message", message: "count", thread_id: threadId });
       if (res.headers.get("content-type") !== "text/event-stream") throw new Error(`no stream: ${res.status} ${await res.text()}`);
       const second = (await readSse(res)).frames;
