@@ -298,6 +298,28 @@ describe("an app-server that misbehaves (a scripted stand-in)", () => {
     }
   });
 
+  test("one that never reports an interrupted turn's end: the turn ends cancelled 3 s after the interrupt", async () => {
+    const server = startTestServer({
+      engine: "app-server",
+      codexPath: fakeCodex(dir),
+      codexEnv: { PATH: process.env.PATH ?? "", FAKE_APP_SERVER: "deaf" },
+    });
+    try {
+      const stream = sseReader(await server.send({ type: "user_message", message: "say hi", id: "deaf-1" }));
+      await stream.until((f) => f.event === "thread.started");
+      expect((await server.send({ type: "user_cancel", id: "deaf-1" })).status).toBe(200);
+      const cancelledAt = performance.now();
+      const frames = (await stream.rest(10_000)).frames;
+      expect(frames.map((f) => f.event)).toEqual(["thread.started", "done"]);
+      expect(doneOf(frames)).toMatchObject({ status: "cancelled", thread_id: "fake-thread" });
+      expect(performance.now() - cancelledAt).toBeGreaterThan(2_900);
+      // The process was not stopped for it: it goes on serving the other turns.
+      expect(await (await fetch(`${server.url}/metrics`)).text()).toContain("codex_processes_active 1\n");
+    } finally {
+      await server.close();
+    }
+  }, 15_000);
+
   test("one that dies at once: the turn ends with error, and restarts come after a doubling delay", async () => {
     const logs: string[] = [];
     const engine = createAppServerEngine({
