@@ -3,10 +3,11 @@
  * processes (and engines), and approvals answered over HTTP.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createAppServerEngine } from "../src/engine/app-server/engine";
+import { locateCodex } from "../src/engine/codex-binary";
 import { EngineBusyError, EngineError } from "../src/engine/types";
 import { createLogger } from "../src/log";
 import { ListenError, startServer } from "../src/server";
@@ -59,6 +60,26 @@ describe("threads across processes", () => {
       expect(server.model.requests.at(-1)?.prompts).toEqual(["say before", "count"]);
     } finally {
       await server.close();
+    }
+  }, 30_000);
+});
+
+describe("a codex binary removed after start", () => {
+  test("the running app-server goes on serving turns; a restart then fails with a clear error", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "codex-link-"));
+    const link = join(dir, "codex");
+    symlinkSync(locateCodex({ explicitPath: undefined, pathEnv: "", executableDir: dir }).path, link);
+    const server = startTestServer({ engine: "app-server", codexPath: link });
+    try {
+      await waitFor("the app-server", () => appServersUnder(process.pid).length === 1);
+      rmSync(link);
+      const { frames } = await readSse(await server.send({ type: "user_message", message: "say still served" }));
+      expect(agentTexts(frames)).toEqual(["still served"]);
+      for (const pid of appServersUnder(process.pid)) process.kill(pid, "SIGKILL");
+      await waitFor("the restart to fail", () => server.logs.some((line) => line.includes(`codex binary ${link} is missing or not executable`)));
+    } finally {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);
 });

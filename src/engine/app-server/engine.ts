@@ -148,6 +148,8 @@ class PooledProcess {
 
   private async spawn(): Promise<AppServerConnection> {
     if (this.closed) throw new EngineError("the app-server engine is stopped");
+    // Checked at each start, not each turn: a running app-server does not need its file any more.
+    assertExecutable(this.engine.options.codex.path);
     const connection = new AppServerConnection(this.engine.argv(), this.engine.env, {
       notification: (message) => this.engine.onNotification(this, message),
       request: (message) => this.engine.onRequest(this, connection, message),
@@ -265,7 +267,6 @@ export class AppServerEngine implements Engine {
   }
 
   async *runTurn(request: TurnRequest): AsyncGenerator<EngineEvent> {
-    assertExecutable(this.options.codex.path);
     const { signal } = request;
     const member = this.pick(request.threadId);
     const turn = new TurnSession();
