@@ -70,6 +70,11 @@ class TurnSession {
   readonly changes = new Map<string, NonNullable<ApprovalRequestedEvent["changes"]>>();
 }
 
+/**
+ * The policy `turn/start` takes for a sandbox mode, with codex's defaults for the rest; only sent
+ * when a loaded thread's turn asks for another sandbox than its last (`sandbox_workspace_write`
+ * settings in config.toml do not apply to such a turn).
+ */
 function sandboxPolicy(mode: SandboxMode): SandboxPolicy {
   if (mode === "danger-full-access") return { type: "dangerFullAccess" };
   if (mode === "read-only") return { type: "readOnly", networkAccess: false };
