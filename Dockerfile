@@ -21,7 +21,9 @@ COPY package.json bun.lock bunfig.toml tsconfig.json ./
 RUN bun install --frozen-lockfile
 
 COPY src ./src
+COPY scripts ./scripts
 # tsconfig also includes test/ and bench/, which are not copied: this checks the shipped code only.
+# typecheck first writes the app-server protocol types from the installed codex (generated/).
 RUN bun run typecheck
 # -> dist/sse-http-server. A compiled executable cannot use the SDK's codex inside node_modules,
 # so it looks for `codex` beside itself (/usr/local/bin/codex below), then on PATH.

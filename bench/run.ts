@@ -1,11 +1,12 @@
 /**
  * `bun run bench`: what the server costs on top of codex, measured side by side in one run.
  *   --quick          fewer rounds and turns, for a first look
- *   --only NAME      one section: overhead, health, sse, scale, startup, codex
+ *   --only NAME      one section: overhead, health, sse, scale, startup, codex, engines
  */
 import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import { codexCost } from "./codex-cost";
+import { engines } from "./engines";
 import { healthThroughput } from "./health";
 import { scale } from "./scale";
 import { sseForwarding } from "./sse-forwarding";
@@ -22,6 +23,7 @@ const sections: Record<string, () => Promise<string>> = {
   scale: () => scale({ concurrency: [1, 8, 32], sequential: quick ? 50 : 1000 }),
   startup: () => startup({ runs: quick ? 5 : 15 }),
   codex: () => codexCost({ turns: quick ? 4 : 10, concurrent: 10 }),
+  engines: () => engines({ turns: quick ? 4 : 10, concurrent: 10 }),
 };
 
 const chosen = values.only ? { [values.only]: sections[values.only] } : sections;

@@ -34,6 +34,7 @@ export async function sseForwarding({ events, rounds }: { events: number; rounds
       allowedOrigins: [],
       bypassApprovalsAndSandbox: true,
       webConsole: false,
+      approvalPolicy: "never",
     },
     runs,
     log,

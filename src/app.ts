@@ -25,6 +25,7 @@ export type AppDeps = {
     | "allowedOrigins"
     | "bypassApprovalsAndSandbox"
     | "webConsole"
+    | "approvalPolicy"
   >;
   runs: RunRegistry;
   log: Logger;

@@ -5,7 +5,8 @@ import { totalmem } from "node:os";
 import { dirname } from "node:path";
 import { type ArgsDef, defineCommand, type ParsedArgs, runMain } from "citty";
 import pkg from "../package.json" with { type: "json" };
-import { type Config, DEFAULTS, defaultMaxConcurrentTurns, LOG_LEVELS, type LogLevel } from "./config";
+import { type Config, DEFAULTS, defaultMaxConcurrentTurns, ENGINES, type EngineName, LOG_LEVELS, type LogLevel } from "./config";
+import { APPROVAL_POLICIES, type ApprovalPolicy } from "./engine/app-server/engine";
 import { locateCodex, probeCodex } from "./engine/codex-binary";
 import { EngineError } from "./engine/types";
 import { isLoopbackHost } from "./middleware/access";
@@ -105,6 +106,30 @@ export const args = {
     type: "string",
     valueHint: "KEY=VALUE",
     description: "A codex config override, as codex's own -c (repeatable): e.g. model_reasoning_effort=\"low\"",
+  },
+  engine: {
+    type: "string",
+    default: "exec",
+    valueHint: "exec|app-server",
+    description: "exec: one `codex exec` process per turn (the SDK); app-server: turns share long-lived `codex app-server` processes, far cheaper per turn, with approvals",
+  },
+  "app-servers": {
+    type: "string",
+    default: "1",
+    valueHint: "N",
+    description: "How many codex app-server processes the app-server engine keeps",
+  },
+  "approval-policy": {
+    type: "string",
+    default: "never",
+    valueHint: "never|on-request|untrusted",
+    description: "When codex asks before it acts (app-server engine, bypass false): each request is an approval.requested event, answered with user_confirm",
+  },
+  "approval-timeout": {
+    type: "string",
+    default: String(DEFAULTS.approvalTimeoutSeconds),
+    valueHint: "SECONDS",
+    description: "Deny an approval that no client answers within this long",
   },
   "idle-timeout": {
     type: "string",
@@ -251,6 +276,36 @@ export function parseCodexOverride(text: string): string {
   return text;
 }
 
+export function parseEngine(text: string): EngineName {
+  const engine = text.trim().toLowerCase();
+  if (!(ENGINES as readonly string[]).includes(engine)) {
+    throw new ConfigError(`invalid value "${text}" for --engine: expected exec or app-server`);
+  }
+  return engine as EngineName;
+}
+
+export function parseApprovalPolicy(text: string): ApprovalPolicy {
+  const policy = text.trim().toLowerCase();
+  if (policy === "on-failure") {
+    throw new ConfigError("--approval-policy on-failure: codex 0.163's app-server no longer accepts it; use on-request or untrusted");
+  }
+  if (!(APPROVAL_POLICIES as readonly string[]).includes(policy)) {
+    throw new ConfigError(`invalid value "${text}" for --approval-policy: expected never, on-request or untrusted`);
+  }
+  return policy as ApprovalPolicy;
+}
+
+/** Approvals need someone to ask: the app-server engine, with codex's sandbox on. */
+export function checkApprovals(config: Pick<Config, "engine" | "approvalPolicy" | "bypassApprovalsAndSandbox">): void {
+  if (config.approvalPolicy === "never") return;
+  if (config.engine !== "app-server") {
+    throw new ConfigError(`--approval-policy ${config.approvalPolicy} needs --engine app-server: codex exec cannot ask anyone`);
+  }
+  if (config.bypassApprovalsAndSandbox) {
+    throw new ConfigError(`--approval-policy ${config.approvalPolicy} needs --${BYPASS_FLAG} false: bypass means codex never asks`);
+  }
+}
+
 /**
  * RUST_LOG as codex and env_logger read it: `debug`, or directives like `warn,codex_http_server=debug`.
  * A bare level sets the default; a directive naming this server overrides it. Unknown words are
@@ -293,11 +348,15 @@ export function buildConfig(
   // `codex exec` takes an API key from CODEX_API_KEY only; OPENAI_API_KEY is what users of OpenAI's tools set.
   if (codexEnv.CODEX_API_KEY === undefined && codexEnv.OPENAI_API_KEY) codexEnv.CODEX_API_KEY = codexEnv.OPENAI_API_KEY;
   const workspaceRoot = parsed["workspace-root"] ? parseDirectory("workspace-root", parsed["workspace-root"]) : undefined;
+  const engine = parseEngine(parsed.engine);
+  const approvalPolicy = parseApprovalPolicy(parsed["approval-policy"]);
+  const bypassApprovalsAndSandbox = parseBoolean(BYPASS_FLAG, parsed[BYPASS_FLAG]);
+  checkApprovals({ engine, approvalPolicy, bypassApprovalsAndSandbox });
   return {
     config: {
       host,
       port,
-      bypassApprovalsAndSandbox: parseBoolean(BYPASS_FLAG, parsed[BYPASS_FLAG]),
+      bypassApprovalsAndSandbox,
       maxBodyBytes: parseByteSize("max-body-bytes", parsed["max-body-bytes"]),
       logLevel: level,
       logFormat: parseLogFormat(parsed["log-format"]),
@@ -320,6 +379,10 @@ export function buildConfig(
       webConsole: parsed.console,
       leanCodex: parsed.lean,
       codexConfigOverrides: codexConfig.map(parseCodexOverride),
+      engine,
+      appServers: parsePositiveInteger("app-servers", parsed["app-servers"], 64),
+      approvalPolicy,
+      approvalTimeoutMs: parseSeconds("approval-timeout", parsed["approval-timeout"]),
     },
     warnings: warning ? [warning] : [],
   };
@@ -336,11 +399,17 @@ export function isExposed(config: Pick<Config, "host" | "bypassApprovalsAndSandb
 export function banner(
   url: string,
   codexVersion: string,
-  config: Pick<Config, "host" | "bypassApprovalsAndSandbox" | "authToken" | "webConsole">,
+  config: Pick<Config, "host" | "bypassApprovalsAndSandbox" | "authToken" | "webConsole" | "engine" | "appServers" | "approvalPolicy">,
 ): string {
   const mode = config.bypassApprovalsAndSandbox
     ? "Mode: bypass ON (sandbox danger-full-access, approvals never)"
-    : "Mode: bypass OFF (codex's own sandbox and approval defaults)";
+    : config.approvalPolicy === "never"
+      ? "Mode: bypass OFF (codex's own sandbox, approvals never)"
+      : `Mode: bypass OFF (codex's own sandbox, approvals ${config.approvalPolicy}: answer with user_confirm)`;
+  const engine =
+    config.engine === "exec"
+      ? "Engine: exec (one codex exec process per turn)"
+      : `Engine: app-server (${config.appServers} codex app-server process${config.appServers === 1 ? "" : "es"})`;
   const lines = [
     `codex-http-server ${pkg.version} (${codexVersion})`,
     "",
@@ -357,6 +426,7 @@ export function banner(
     "  GET    /openapi.json       OpenAPI 3.1 description",
     "  GET    /metrics            Prometheus metrics",
     "",
+    engine,
     mode,
     config.authToken === undefined ? "Auth: none" : "Auth: bearer token required",
     ...(isExposed(config) ? ["", EXPOSED_WARNING] : []),

@@ -5,15 +5,21 @@
  */
 import type { ThreadEvent } from "@openai/codex-sdk";
 import type { z } from "zod";
+import type { ApprovalDecision, ApprovalRequestedEvent, ApprovalResolvedEvent } from "./engine/types";
 import type { DoneData, RunSummary, userMessageSchema } from "./schemas";
 
-export type { ThreadEvent };
+export type { ApprovalDecision, ApprovalRequestedEvent, ApprovalResolvedEvent, ThreadEvent };
 export type Done = DoneData;
 export type { RunSummary };
 export type UserMessage = Omit<z.input<typeof userMessageSchema>, "type">;
 
-/** One frame of a run: a codex thread event, or the final `done`. */
-export type ClientEvent = { id: number } & ({ type: ThreadEvent["type"]; data: ThreadEvent } | { type: "done"; data: Done });
+/** One frame of a run: a codex thread event, an approval (app-server engine), or the final `done`. */
+export type ClientEvent = { id: number } & (
+  | { type: ThreadEvent["type"]; data: ThreadEvent }
+  | { type: "approval.requested"; data: ApprovalRequestedEvent }
+  | { type: "approval.resolved"; data: ApprovalResolvedEvent }
+  | { type: "done"; data: Done }
+);
 
 export class ServerError extends Error {
   constructor(
@@ -89,6 +95,16 @@ export class CodexServerClient {
 
   async cancel(id: string): Promise<{ cancelled: string }> {
     return (await this.request(`/runs/${encodeURIComponent(id)}`, { method: "DELETE" })).json() as Promise<{ cancelled: string }>;
+  }
+
+  /** Answers an `approval.requested` event of the running turn `id`. */
+  async confirm(id: string, approvalId: string, decision: ApprovalDecision): Promise<{ approval_id: string; decision: ApprovalDecision }> {
+    const res = await this.request("/messages", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ type: "user_confirm", id, approval_id: approvalId, decision }),
+    });
+    return res.json() as Promise<{ approval_id: string; decision: ApprovalDecision }>;
   }
 
   /** Runs a turn; yields each event once, `done` last, reattaching after a dropped connection. */

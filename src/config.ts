@@ -1,5 +1,11 @@
+import type { ApprovalPolicy } from "./engine/app-server/engine";
+
 export const LOG_LEVELS = ["off", "error", "warn", "info", "debug", "trace"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** `exec`: one `codex exec` per turn, through the SDK; `app-server`: a pool of long-lived `codex app-server` processes. */
+export const ENGINES = ["exec", "app-server"] as const;
+export type EngineName = (typeof ENGINES)[number];
 
 /** Everything the server needs to know, parsed once from flags and environment by the CLI. */
 export type Config = {
@@ -43,6 +49,13 @@ export type Config = {
   leanCodex: boolean;
   /** `KEY=VALUE` codex config overrides from `--codex-config`, in order. */
   codexConfigOverrides: string[];
+  engine: EngineName;
+  /** How many `codex app-server` processes the app-server engine keeps. */
+  appServers: number;
+  /** When codex asks a client before it acts (app-server engine, bypass off); `never` with exec. */
+  approvalPolicy: ApprovalPolicy;
+  /** An approval not answered within this is denied. */
+  approvalTimeoutMs: number;
 };
 
 export const DEFAULTS = {
@@ -53,6 +66,7 @@ export const DEFAULTS = {
   shutdownTimeoutSeconds: 30,
   runRetentionSeconds: 600,
   idleTimeoutSeconds: 10,
+  approvalTimeoutSeconds: 300,
 } as const;
 
 /** What one codex process costs in memory, measured here (see the README's Limits section). */

@@ -2,6 +2,7 @@ import { z } from "zod";
 import pkg from "../package.json" with { type: "json" };
 import {
   cancelledSchema,
+  confirmedSchema,
   doneSchema,
   errorSchema,
   healthSchema,
@@ -15,7 +16,8 @@ const content = (ref: string) => ({ "application/json": { schema: { $ref: `#/com
 const errors = (description: string) => ({ description, content: content("Error") });
 const eventStream = {
   description:
-    "Server-Sent Events: one frame per codex thread event (`event:` its type, `data:` the @openai/codex-sdk ThreadEvent as JSON, `id:` its number in the run), `: keep-alive` comments every 15 s, and always a last `event: done` whose data is a Done.",
+    "Server-Sent Events: one frame per codex thread event (`event:` its type, `data:` the @openai/codex-sdk ThreadEvent as JSON, `id:` its number in the run), `: keep-alive` comments every 15 s, and always a last `event: done` whose data is a Done. " +
+    "With --approval-policy on-request or untrusted (app-server engine), `approval.requested` frames ({type, approval_id, kind, command?, cwd?, reason?, changes?}) wait for a user_confirm, and an `approval.resolved` frame ({type, approval_id, decision, by: client|timeout|turn_ended}) follows each.",
   content: { "text/event-stream": { schema: { type: "string" } } },
 };
 const runId = { name: "id", in: "path", required: true, schema: { type: "string" } };
@@ -36,6 +38,7 @@ export const openApiDocument = {
       Error: json(errorSchema),
       Health: json(healthSchema),
       Cancelled: json(cancelledSchema),
+      Confirmed: json(confirmedSchema),
       RunSummary: json(runSummarySchema),
       RunList: json(runListSchema),
       Done: json(doneSchema),
@@ -47,20 +50,26 @@ export const openApiDocument = {
     },
     "/messages": {
       post: {
-        summary: "Run a turn (user_message, user_edit) as an SSE stream, or cancel one (user_cancel)",
+        summary: "Run a turn (user_message, user_edit) as an SSE stream, cancel one (user_cancel), or answer its approval (user_confirm)",
         requestBody: { required: true, content: content("MessageRequest") },
         responses: {
-          200: { ...eventStream, content: { ...eventStream.content, ...content("Cancelled") } },
+          200: {
+            ...eventStream,
+            content: {
+              ...eventStream.content,
+              "application/json": { schema: { oneOf: [{ $ref: "#/components/schemas/Cancelled" }, { $ref: "#/components/schemas/Confirmed" }] } },
+            },
+          },
           400: errors("invalid_json"),
           401: errors("unauthorized"),
           403: errors("forbidden_host, forbidden_origin, work_dir_forbidden, image_forbidden, sandbox_forbidden"),
-          404: errors("run_not_found, thread_not_found"),
+          404: errors("run_not_found, thread_not_found, approval_not_found"),
           409: errors("id_in_use, thread_busy, no_approvals"),
           413: errors("payload_too_large"),
           415: errors("unsupported_media_type"),
           422: errors("invalid_request: the message names each field"),
           429: errors("too_many_turns (Retry-After)"),
-          503: errors("shutting_down (Retry-After)"),
+          503: errors("shutting_down, engine_busy (Retry-After)"),
         },
       },
     },

@@ -1,7 +1,7 @@
 import { statSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { z } from "zod";
-import { REASONING_EFFORTS, REQUEST_SANDBOXES } from "./engine/types";
+import { APPROVAL_DECISIONS, REASONING_EFFORTS, REQUEST_SANDBOXES } from "./engine/types";
 
 export const MESSAGE_TYPES = ["user_message", "user_confirm", "user_cancel", "user_edit"] as const;
 
@@ -49,8 +49,13 @@ export const userEditSchema = z.strictObject({
   message: z.string().refine((text) => text.trim().length > 0, "must not be empty"),
 });
 
-/** Recognised so that it gets its explanation (there is never an approval to answer), whatever its fields. */
-const userConfirmSchema = z.looseObject({ type: z.literal("user_confirm") });
+/** Answers an `approval.requested` event of the running turn `id`. */
+export const userConfirmSchema = z.strictObject({
+  type: z.literal("user_confirm"),
+  id: requestIdSchema,
+  approval_id: z.string().min(1).max(128),
+  decision: z.enum(APPROVAL_DECISIONS),
+});
 
 export const messageRequestSchema = z.discriminatedUnion("type", [
   userMessageSchema,
@@ -80,6 +85,7 @@ export function describeIssues(error: z.core.$ZodError): string {
 export const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
 export const healthSchema = z.object({ status: z.literal("ok") });
 export const cancelledSchema = z.object({ cancelled: z.string() });
+export const confirmedSchema = z.object({ approval_id: z.string(), decision: z.enum(APPROVAL_DECISIONS) });
 export const usageSchema = z.object({
   input_tokens: z.number(),
   cached_input_tokens: z.number(),

@@ -2,8 +2,10 @@ import type { Server } from "bun";
 import { dirname } from "node:path";
 import { createApp } from "./app";
 import type { Config } from "./config";
-import { locateCodex, probeCodex } from "./engine/codex-binary";
+import { createAppServerEngine } from "./engine/app-server/engine";
+import { type CodexBinary, locateCodex, probeCodex } from "./engine/codex-binary";
 import { createSdkEngine, isChildPipeError } from "./engine/sdk-engine";
+import type { Engine } from "./engine/types";
 import type { Logger } from "./log";
 import { createMetrics } from "./metrics";
 import { RunRegistry } from "./runs/registry";
@@ -40,14 +42,7 @@ export function startServer(config: Config, log: Logger): RunningServer {
   });
   const codexVersion = probeCodex(codex);
   guardAgainstChildPipeErrors(log);
-  const engine = createSdkEngine({
-    codex,
-    env: config.codexEnv,
-    bypassApprovalsAndSandbox: config.bypassApprovalsAndSandbox,
-    firstEventTimeoutMs: config.firstEventTimeoutMs,
-    lean: config.leanCodex,
-    configOverrides: config.codexConfigOverrides,
-  });
+  const engine = createEngine(config, codex, log);
   // The gauges read the registry when scraped, after it exists.
   const metrics = createMetrics({
     activeTurns: () => runs.size,
@@ -71,6 +66,8 @@ export function startServer(config: Config, log: Logger): RunningServer {
       fetch: app.fetch,
     });
   } catch (err) {
+    // The app-server engine has started its processes already; they must not outlive the failure.
+    void engine.close?.();
     const code = (err as { code?: string }).code;
     const reason = code === "EADDRINUSE" ? "the address is already in use" : (err as Error).message;
     throw new ListenError(`cannot listen on ${formatUrl(config.host, config.port)}: ${reason}`);
@@ -88,6 +85,7 @@ export function startServer(config: Config, log: Logger): RunningServer {
       }
       await Promise.race([drained, Bun.sleep(FLUSH_GRACE_MS)]);
       await server.stop(true);
+      await engine.close?.();
     })());
 
   return {
@@ -98,6 +96,29 @@ export function startServer(config: Config, log: Logger): RunningServer {
     runs,
     shutdown,
   };
+}
+
+/** The engine that `--engine` names; the HTTP layer sees only the Engine interface. */
+function createEngine(config: Config, codex: CodexBinary, log: Logger): Engine {
+  const common = {
+    codex,
+    env: config.codexEnv,
+    bypassApprovalsAndSandbox: config.bypassApprovalsAndSandbox,
+    lean: config.leanCodex,
+    configOverrides: config.codexConfigOverrides,
+  };
+  if (config.engine === "exec") return createSdkEngine({ ...common, firstEventTimeoutMs: config.firstEventTimeoutMs });
+  const engine = createAppServerEngine({
+    ...common,
+    approvalPolicy: config.approvalPolicy,
+    approvalTimeoutMs: config.approvalTimeoutMs,
+    requestTimeoutMs: config.firstEventTimeoutMs,
+    processes: config.appServers,
+    log,
+  });
+  // Started with the server, so that the first turn does not pay for it.
+  engine.warm();
+  return engine;
 }
 
 let pipeGuardInstalled = false;

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import type { ThreadEvent } from "../src/engine/types";
+import { EngineBusyError, type ThreadEvent } from "../src/engine/types";
 import { setup } from "./fixtures/app-setup";
 import { completedTurn, fakeEngine, hangingTurn, USAGE } from "./fixtures/fake-engine";
 import { parseSse } from "./fixtures/sse";
@@ -88,7 +88,8 @@ describe("POST /messages rejects bad input before codex starts", () => {
     ["id too long", { body: { type: "user_message", message: "hi", id: "x".repeat(129) } }, 422, "invalid_request", "id: must be 1 to 128 letters, digits, '.', '_', ':' or '-'"],
     ["unknown field", { body: { type: "user_message", message: "hi", thread: "t" } }, 422, "invalid_request", "thread: unknown field"],
     ["several problems", { body: { type: "user_message", message: "", work_dir: "x" } }, 422, "invalid_request", "message: must not be empty; work_dir: must be an absolute path"],
-    ["user_confirm", { body: { type: "user_confirm", id: "r1", decision: "approve" } }, 409, "no_approvals", "This server runs codex non-interactively (approval policy never, or codex's sandbox), so there is never an approval to answer. Commands the sandbox refuses fail; to let them run, start the server with --dangerously-bypass-approvals-and-sandbox true."],
+    ["user_confirm", { body: { type: "user_confirm", id: "r1", approval_id: "a1", decision: "approve" } }, 409, "no_approvals", "This server runs codex with approval policy never, so there is never an approval to answer. To answer approvals, start it with --engine app-server --dangerously-bypass-approvals-and-sandbox false --approval-policy on-request."],
+    ["user_confirm without a decision", { body: { type: "user_confirm", id: "r1", approval_id: "a1" } }, 422, "invalid_request", 'decision: Invalid option: expected one of "approve"|"deny"'],
     ["user_edit of a run that is not going", { body: { type: "user_edit", id: "r1", message: "x" } }, 404, "run_not_found", "No turn with id r1 is running."],
     ["user_edit without a message", { body: { type: "user_edit", id: "r1" } }, 422, "invalid_request", "message: Invalid input: expected string, received undefined"],
     ["a thread id that is no codex thread id", { body: { type: "user_message", message: "hi", thread_id: "../x" } }, 422, "invalid_request", "thread_id: must be a codex thread id (letters, digits and '-')"],
@@ -242,6 +243,28 @@ describe("POST /messages streams the turn", () => {
       error: { code: "shutting_down", message: "the server is shutting down and starts no new turns" },
     });
     expect(engine.calls).toHaveLength(0);
+  });
+
+  test("an engine too busy to take the turn: 503 with retry-after, and the turn never existed", async () => {
+    let busy = true;
+    const engine = Object.assign(
+      fakeEngine(async function* () {
+        if (busy) throw new EngineBusyError("codex app-server is overloaded: Server overloaded; retry later.", 5);
+        yield* completedTurn("room again");
+      }),
+      { refusesWhenBusy: true },
+    );
+    const { app, post } = setup(engine);
+    const res = await post({ type: "user_message", message: "hi", id: "busy-1" });
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBe("5");
+    expect(await res.json()).toEqual({
+      error: { code: "engine_busy", message: "codex app-server is overloaded: Server overloaded; retry later." },
+    });
+    expect((await app.request("/runs/busy-1")).status).toBe(404);
+    busy = false;
+    const again = parseSse(await (await post({ type: "user_message", message: "hi", id: "busy-1" })).text()).frames;
+    expect(JSON.parse(again.at(-1)?.data ?? "").status).toBe("completed");
   });
 
   test("concurrent turns never see each other's events", async () => {

@@ -169,6 +169,10 @@ describe("buildConfig", () => {
       webConsole: true,
       leanCodex: true,
       codexConfigOverrides: [],
+      engine: "exec",
+      appServers: 1,
+      approvalPolicy: "never",
+      approvalTimeoutMs: 300_000,
     });
   });
 
@@ -238,7 +242,8 @@ describe("buildConfig", () => {
 });
 
 describe("banner", () => {
-  const local = { host: "::1", authToken: undefined, webConsole: true };
+  const exec = { engine: "exec", appServers: 1, approvalPolicy: "never" } as const;
+  const local = { host: "::1", authToken: undefined, webConsole: true, ...exec };
 
   test("boxes the address, the endpoints, the mode and auth", () => {
     const text = banner("http://[::1]:8081", "codex-cli 0.163.0", { ...local, bypassApprovalsAndSandbox: false });
@@ -256,13 +261,14 @@ describe("banner", () => {
     expect(text).toContain("GET    /runs/{id}/events ");
     expect(text).toContain("DELETE /runs/{id} ");
     expect(text).toContain("codex-cli 0.163.0");
-    expect(text).toContain("Mode: bypass OFF");
+    expect(text).toContain("Engine: exec (one codex exec process per turn)");
+    expect(text).toContain("Mode: bypass OFF (codex's own sandbox, approvals never)");
     expect(text).toContain("Auth: none");
     expect(text).not.toContain("WARNING");
   });
 
   test("says when approvals and sandbox are bypassed, and when a token is required", () => {
-    const text = banner("http://0.0.0.0:8081", "codex-cli 0.163.0", { host: "0.0.0.0", authToken: "t", bypassApprovalsAndSandbox: true, webConsole: false });
+    const text = banner("http://0.0.0.0:8081", "codex-cli 0.163.0", { host: "0.0.0.0", authToken: "t", bypassApprovalsAndSandbox: true, webConsole: false, ...exec });
     expect(text).not.toContain("web console");
     expect(text).toContain("Mode: bypass ON (sandbox danger-full-access, approvals never)");
     expect(text).toContain("Auth: bearer token required");
@@ -270,8 +276,16 @@ describe("banner", () => {
   });
 
   test("warns loudly when anyone who reaches the port can run commands", () => {
-    const text = banner("http://0.0.0.0:8081", "codex-cli 0.163.0", { host: "0.0.0.0", authToken: undefined, bypassApprovalsAndSandbox: true, webConsole: true });
+    const text = banner("http://0.0.0.0:8081", "codex-cli 0.163.0", { host: "0.0.0.0", authToken: undefined, bypassApprovalsAndSandbox: true, webConsole: true, ...exec });
     expect(text).toContain(EXPOSED_WARNING);
+  });
+
+  test("names the app-server engine, its processes and the approval policy", () => {
+    const config = { ...local, bypassApprovalsAndSandbox: false, engine: "app-server", appServers: 2, approvalPolicy: "on-request" } as const;
+    const text = banner("http://[::1]:8081", "codex-cli 0.163.0", config);
+    expect(text).toContain("Engine: app-server (2 codex app-server processes)");
+    expect(text).toContain("Mode: bypass OFF (codex's own sandbox, approvals on-request: answer with user_confirm)");
+    expect(banner("http://[::1]:8081", "codex-cli 0.163.0", { ...config, appServers: 1 })).toContain("Engine: app-server (1 codex app-server process)");
   });
 });
 
@@ -395,4 +409,38 @@ describe("limits and access flags", () => {
   ])("with %p bytes of memory, at most %p turns by default", (memory, turns) => {
     expect(defaultMaxConcurrentTurns(memory)).toBe(turns);
   });
+});
+
+describe("engine and approval flags", () => {
+  const build = (argv: string[]) => buildConfig(parseArgs(normalizeOptionalBoolean(argv, BYPASS), args), {}, "/srv", 1024 ** 3).config;
+
+  const accepted: Array<[argv: string[], expected: Record<string, unknown>]> = [
+    [["--engine", "app-server"], { engine: "app-server", appServers: 1, approvalPolicy: "never" }],
+    [["--engine=APP-SERVER", "--app-servers", "3"], { engine: "app-server", appServers: 3 }],
+    [["--engine", "exec"], { engine: "exec" }],
+    [["--engine", "app-server", `--${BYPASS}`, "false", "--approval-policy", "on-request"], { approvalPolicy: "on-request", bypassApprovalsAndSandbox: false }],
+    [["--engine", "app-server", `--${BYPASS}=false`, "--approval-policy", "untrusted", "--approval-timeout", "2.5"], { approvalPolicy: "untrusted", approvalTimeoutMs: 2_500 }],
+    [["--engine", "app-server", "--approval-policy", "never"], { approvalPolicy: "never", bypassApprovalsAndSandbox: true }],
+  ];
+  for (const [argv, expected] of accepted) {
+    test(`${argv.join(" ")} -> ${JSON.stringify(expected)}`, () => {
+      expect(build(argv)).toMatchObject(expected);
+    });
+  }
+
+  const refused: Array<[argv: string[], message: string]> = [
+    [["--engine", "sdk"], 'invalid value "sdk" for --engine: expected exec or app-server'],
+    [["--engine", "app-server", "--app-servers", "0"], 'invalid value "0" for --app-servers: expected a whole number from 1 to 64'],
+    [["--engine", "app-server", "--app-servers", "65"], 'invalid value "65" for --app-servers: expected a whole number from 1 to 64'],
+    [["--approval-policy", "sometimes"], 'invalid value "sometimes" for --approval-policy: expected never, on-request or untrusted'],
+    [["--engine", "app-server", `--${BYPASS}=false`, "--approval-policy", "on-failure"], "--approval-policy on-failure: codex 0.163's app-server no longer accepts it; use on-request or untrusted"],
+    [[`--${BYPASS}=false`, "--approval-policy", "on-request"], "--approval-policy on-request needs --engine app-server: codex exec cannot ask anyone"],
+    [["--engine", "app-server", "--approval-policy", "on-request"], `--approval-policy on-request needs --${BYPASS} false: bypass means codex never asks`],
+    [["--approval-timeout", "0"], 'invalid value "0" for --approval-timeout: expected a positive number of seconds'],
+  ];
+  for (const [argv, message] of refused) {
+    test(`${argv.join(" ")} is refused`, () => {
+      expect(() => build(argv)).toThrow(new ConfigError(message));
+    });
+  }
 });

@@ -102,6 +102,7 @@ describe("a running server", () => {
         "  GET    /openapi.json       OpenAPI 3.1 description",
         "  GET    /metrics            Prometheus metrics",
         "",
+        "Engine: exec (one codex exec process per turn)",
         "Mode: bypass ON (sandbox danger-full-access, approvals never)",
         "Auth: none",
         banner.at(-1) as string,
@@ -141,7 +142,7 @@ describe("a running server", () => {
       const fresh = createCodexHome(scripted.model.url);
       const cli = await startCli(["-a", "127.0.0.1:0", ...args], fresh.env);
       try {
-        expect(cli.stdout()).toContain("Mode: bypass OFF (codex's own sandbox and approval defaults)");
+        expect(cli.stdout()).toContain("Mode: bypass OFF (codex's own sandbox, approvals never)");
         const { frames } = await readSse(await postMessage(cli.url, { type: "user_message", message: "sandbox" }));
         expect(agentTexts(frames)).toEqual(["read-only"]);
       } finally {

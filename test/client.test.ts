@@ -86,3 +86,26 @@ describe("CodexServerClient", () => {
     expect(last?.data).toMatchObject({ status: "cancelled" });
   });
 });
+
+describe("CodexServerClient with approvals (app-server engine)", () => {
+  test("an approval.requested event, answered with confirm, then approval.resolved", async () => {
+    const approving = startTestServer({ engine: "app-server", bypassApprovalsAndSandbox: false, approvalPolicy: "on-request" });
+    try {
+      const typed = new CodexServerClient({ baseUrl: approving.url });
+      const seen: ClientEvent[] = [];
+      for await (const event of typed.sendMessage({ message: "escalate echo approved", id: "client-approval" })) {
+        seen.push(event);
+        if (event.type === "approval.requested") {
+          expect(await typed.confirm("client-approval", event.data.approval_id, "approve")).toEqual({ approval_id: event.data.approval_id, decision: "approve" });
+        }
+      }
+      expect(seen.filter((e) => e.type.startsWith("approval.")).map((e) => e.data)).toEqual([
+        expect.objectContaining({ type: "approval.requested", kind: "command_execution" }),
+        expect.objectContaining({ type: "approval.resolved", decision: "approve", by: "client" }),
+      ]);
+      expect(seen.at(-1)?.data).toMatchObject({ status: "completed", final_response: "ran: approved" });
+    } finally {
+      await approving.close();
+    }
+  }, 30_000);
+});

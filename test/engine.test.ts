@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { locateCodex, probeCodex } from "../src/engine/codex-binary";
 import { createSdkEngine, withFirstEventDeadline } from "../src/engine/sdk-engine";
-import { EngineError, type ThreadEvent } from "../src/engine/types";
+import { EngineError } from "../src/engine/types";
 
 const dir = mkdtempSync(join(tmpdir(), "engine-test-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -100,7 +100,7 @@ describe("the SDK engine with a broken codex", () => {
   };
   const turn = { input: "x".repeat(512 * 1024), workDir: dir, signal: new AbortController().signal };
 
-  async function drain(events: AsyncIterable<ThreadEvent>): Promise<unknown> {
+  async function drain(events: AsyncIterable<unknown>): Promise<unknown> {
     try {
       for await (const _ of events) {
       }

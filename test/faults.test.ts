@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { locateCodex } from "../src/engine/codex-binary";
 import { EXPOSED_WARNING } from "../src/cli";
 import { type CliProcess, startCli } from "./fixtures/cli-process";
-import { codexProcessesUnder, isAlive } from "./fixtures/processes";
+import { ENGINES, type EngineName } from "../src/config";
+import { appServersUnder, codexProcessesUnder, isAlive, turnProcessesUnder } from "./fixtures/processes";
 import { readSse, sseReader } from "./fixtures/sse";
 import { agentTexts, doneOf, postMessage, useScriptedCodex } from "./fixtures/turns";
 import { waitFor } from "./fixtures/wait-for";
@@ -21,11 +22,15 @@ function rssBytes(pid: number): number {
   return Number(/(\d+)/.exec(line ?? "")?.[1]) * 1024;
 }
 
-async function expectHealthy(cli: CliProcess, headers: Record<string, string> = {}) {
+/** Up, with no codex left from any turn: none at all with exec, just the one app-server with app-server. */
+async function expectHealthy(cli: CliProcess, headers: Record<string, string> = {}, engine: EngineName = "exec") {
   expect((await fetch(`${cli.url}/health`, { headers })).status).toBe(200);
-  await waitFor("no codex process left", () => codexProcessesUnder(cli.process.pid).length === 0, 2_000);
+  await waitFor("no codex process left from a turn", () => turnProcessesUnder(cli.process.pid).length === 0, 2_000);
+  const appServers = engine === "exec" ? 0 : 1;
+  await waitFor(`${appServers} app-server process(es)`, () => appServersUnder(cli.process.pid).length === appServers, 5_000);
 }
 
+/** The codex processes running the current turn: its `codex exec`, or the app-server. */
 async function runningCodex(cli: CliProcess): Promise<number[]> {
   return waitFor("a codex process", () => {
     const found = codexProcessesUnder(cli.process.pid);
@@ -33,138 +38,170 @@ async function runningCodex(cli: CliProcess): Promise<number[]> {
   });
 }
 
-describe("one server under faults", () => {
-  let cli: CliProcess;
-  let baselineRss: number;
+for (const engine of ENGINES) {
+  describe(`one server under faults, ${engine} engine`, () => {
+    let cli: CliProcess;
+    let baselineRss: number;
 
-  beforeAll(async () => {
-    cli = await startCli(["-a", "127.0.0.1:0", "--turn-timeout", "3", "--idle-timeout", "2"], scripted.home.env);
-    // One full turn first, so that the baseline includes what the first turn loads.
-    await readSse(await postMessage(cli.url, { type: "user_message", message: "say warm" }));
-    baselineRss = rssBytes(cli.process.pid);
-  });
-
-  afterEach(() => {
-    expect(rssBytes(cli.process.pid) - baselineRss).toBeLessThan(40 * 1024 * 1024);
-  });
-
-  afterAll(async () => {
-    expect(await cli.stop()).toBe(0);
-  });
-
-  test("a model that never answers: done status timeout, codex gone", async () => {
-    const { frames } = await readSse(await postMessage(cli.url, { type: "user_message", message: "sleep 600000 never", id: "times-out" }), 15_000);
-    expect(doneOf(frames)).toMatchObject({ status: "timeout", request_id: "times-out", error: "turn timeout" });
-    await expectHealthy(cli);
-  });
-
-  test("user_cancel: 200, the stream ends cancelled, codex gone within 1 s", async () => {
-    const stream = sseReader(await postMessage(cli.url, { type: "user_message", message: "sleep 600000 never", id: "cancel-me" }));
-    await stream.until((f) => f.event === "turn.started");
-    const codex = await runningCodex(cli);
-    const res = await postMessage(cli.url, { type: "user_cancel", id: "cancel-me" });
-    const cancelledAt = performance.now();
-    expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ cancelled: "cancel-me" });
-    await waitFor("codex to exit", () => codex.every((pid) => !isAlive(pid)), 1_000);
-    expect(performance.now() - cancelledAt).toBeLessThan(1_000);
-    expect(doneOf((await stream.rest()).frames)).toMatchObject({ status: "cancelled", request_id: "cancel-me" });
-    await expectHealthy(cli);
-  });
-
-  test("DELETE /runs/{id} does the same", async () => {
-    const stream = sseReader(await postMessage(cli.url, { type: "user_message", message: "sleep 600000 never", id: "delete-me" }));
-    await stream.until((f) => f.event === "turn.started");
-    const res = await fetch(`${cli.url}/runs/delete-me`, { method: "DELETE" });
-    expect(await res.json()).toEqual({ cancelled: "delete-me" });
-    expect(doneOf((await stream.rest()).frames).status).toBe("cancelled");
-    await expectHealthy(cli);
-  });
-
-  test("codex killed mid-turn: done status error, the server carries on", async () => {
-    const stream = sseReader(await postMessage(cli.url, { type: "user_message", message: "sleep 600000 never", id: "crashes" }));
-    await stream.until((f) => f.event === "turn.started");
-    for (const pid of await runningCodex(cli)) process.kill(pid, "SIGKILL");
-    expect(doneOf((await stream.rest()).frames)).toMatchObject({
-      status: "error",
-      request_id: "crashes",
-      error: expect.stringContaining("signal SIGKILL"),
+    beforeAll(async () => {
+      cli = await startCli(["-a", "127.0.0.1:0", "--turn-timeout", "3", "--idle-timeout", "2", "--engine", engine], scripted.home.env);
+      // One full turn first, so that the baseline includes what the first turn loads.
+      await readSse(await postMessage(cli.url, { type: "user_message", message: "say warm" }));
+      baselineRss = rssBytes(cli.process.pid);
     });
-    await expectHealthy(cli);
-    const { frames } = await readSse(await postMessage(cli.url, { type: "user_message", message: "say still here" }));
-    expect(doneOf(frames).status).toBe("completed");
-  });
 
-  test("a model stream cut mid-way and a model error: done status failed", async () => {
-    for (const message of ["cut", "fail"]) {
-      const { frames } = await readSse(await postMessage(cli.url, { type: "user_message", message }));
-      expect(doneOf(frames).status).toBe("failed");
-    }
-    await expectHealthy(cli);
-  });
-
-  test("100 bad requests in a row", async () => {
-    const before = scripted.model.requests.length;
-    const kinds: Array<[RequestInit, number]> = [
-      [{ method: "POST", headers: { "content-type": "application/json" }, body: "{" }, 400],
-      [{ method: "POST", headers: { "content-type": "text/plain" }, body: "hi" }, 415],
-      [{ method: "POST", headers: { "content-type": "application/json" }, body: '{"type":"user_message","message":""}' }, 422],
-      [{ method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ type: "user_message", message: "x".repeat(1_100_000) }) }, 413],
-      [{ method: "GET" }, 405],
-    ];
-    for (let i = 0; i < 100; i++) {
-      const [init, status] = kinds[i % kinds.length] as [RequestInit, number];
-      const res = await fetch(`${cli.url}/messages`, init);
-      expect(res.status).toBe(status);
-      await res.arrayBuffer();
-    }
-    expect(scripted.model.requests.length).toBe(before);
-    await expectHealthy(cli);
-  });
-
-  test("50 clients that disconnect mid-stream leave nothing behind", async () => {
-    for (let batch = 0; batch < 5; batch++) {
-      await Promise.all(
-        Array.from({ length: 10 }, async (_, n) => {
-          const controller = new AbortController();
-          const res = await postMessage(cli.url, { type: "user_message", message: "sleep 600000 never", id: `gone-${batch}-${n}` }, { signal: controller.signal });
-          await sseReader(res).until((f) => f.event === "turn.started", 60_000);
-          controller.abort();
-        }),
-      );
-    }
-    await waitFor("every codex to exit", () => codexProcessesUnder(cli.process.pid).length === 0, 10_000);
-    await expectHealthy(cli);
-  }, 120_000);
-
-  test("a request body that stalls is cut off by the idle timeout", async () => {
-    const port = Number(new URL(cli.url).port);
-    let closed = false;
-    let answer = "";
-    const socket = await Bun.connect({
-      hostname: "127.0.0.1",
-      port,
-      socket: {
-        data(_, chunk) {
-          answer += new TextDecoder().decode(chunk);
-        },
-        close() {
-          closed = true;
-        },
-      },
+    afterEach(() => {
+      expect(rssBytes(cli.process.pid) - baselineRss).toBeLessThan(40 * 1024 * 1024);
     });
-    socket.write("POST /messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"type\":");
-    await waitFor("the server to close the stalled connection", () => closed, 6_000);
-    expect(answer).not.toContain("200 OK");
-    await expectHealthy(cli);
-  });
 
-  test("headers over Bun's limit are refused, and the server carries on", async () => {
-    const res = await fetch(`${cli.url}/health`, { headers: { "x-big": "x".repeat(64 * 1024) } });
-    expect(res.status).toBe(431);
-    await expectHealthy(cli);
-  });
+    afterAll(async () => {
+      const codex = codexProcessesUnder(cli.process.pid);
+      expect(await cli.stop()).toBe(0);
+      expect(codex.filter(isAlive)).toEqual([]);
+    });
 
+    test("a model that never answers: done status timeout, codex gone", async () => {
+      const { frames } = await readSse(await postMessage(cli.url, { type: "user_message", message: "sleep 600000 never", id: "times-out" }), 15_000);
+      expect(doneOf(frames)).toMatchObject({ status: "timeout", request_id: "times-out", error: "turn timeout" });
+      await expectHealthy(cli, {}, engine);
+    });
+
+    test("user_cancel: 200, the stream ends cancelled, the turn stopped within 1 s", async () => {
+      const requested = scripted.model.requests.length;
+      const abandoned = scripted.model.abandoned;
+      const stream = sseReader(await postMessage(cli.url, { type: "user_message", message: "sleep 600000 never", id: "cancel-me" }));
+      await stream.until((f) => f.event === "turn.started");
+      await waitFor("the model to be asked", () => scripted.model.requests.length > requested);
+      const codex = await runningCodex(cli);
+      const res = await postMessage(cli.url, { type: "user_cancel", id: "cancel-me" });
+      const cancelledAt = performance.now();
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ cancelled: "cancel-me" });
+      await waitFor("codex to drop the model request", () => scripted.model.abandoned > abandoned, 1_000);
+      if (engine === "exec") await waitFor("codex to exit", () => codex.every((pid) => !isAlive(pid)), 1_000);
+      // app-server interrupts the turn and goes on serving the others.
+      else expect(appServersUnder(cli.process.pid)).toEqual(codex);
+      expect(performance.now() - cancelledAt).toBeLessThan(1_000);
+      expect(doneOf((await stream.rest()).frames)).toMatchObject({ status: "cancelled", request_id: "cancel-me" });
+      await expectHealthy(cli, {}, engine);
+    });
+
+    test("DELETE /runs/{id} does the same", async () => {
+      const stream = sseReader(await postMessage(cli.url, { type: "user_message", message: "sleep 600000 never", id: "delete-me" }));
+      await stream.until((f) => f.event === "turn.started");
+      const res = await fetch(`${cli.url}/runs/delete-me`, { method: "DELETE" });
+      expect(await res.json()).toEqual({ cancelled: "delete-me" });
+      expect(doneOf((await stream.rest()).frames).status).toBe("cancelled");
+      await expectHealthy(cli, {}, engine);
+    });
+
+    test("codex killed mid-turn: done status error, the server carries on", async () => {
+      const stream = sseReader(await postMessage(cli.url, { type: "user_message", message: "sleep 600000 never", id: "crashes" }));
+      await stream.until((f) => f.event === "turn.started");
+      const killed = await runningCodex(cli);
+      for (const pid of killed) process.kill(pid, "SIGKILL");
+      expect(doneOf((await stream.rest()).frames)).toMatchObject({
+        status: "error",
+        request_id: "crashes",
+        error: expect.stringContaining("signal SIGKILL"),
+      });
+      await expectHealthy(cli, {}, engine);
+      const { frames } = await readSse(await postMessage(cli.url, { type: "user_message", message: "say still here" }));
+      expect(doneOf(frames).status).toBe("completed");
+      // With app-server, a new process took over: the killed one is not reused.
+      expect(codexProcessesUnder(cli.process.pid).filter((pid) => killed.includes(pid))).toEqual([]);
+    });
+
+    test("a model stream cut mid-way and a model error: done status failed", async () => {
+      for (const message of ["cut", "fail"]) {
+        const { frames } = await readSse(await postMessage(cli.url, { type: "user_message", message }));
+        expect(doneOf(frames).status).toBe("failed");
+      }
+      await expectHealthy(cli, {}, engine);
+    });
+
+    test("100 bad requests in a row", async () => {
+      const before = scripted.model.requests.length;
+      const kinds: Array<[RequestInit, number]> = [
+        [{ method: "POST", headers: { "content-type": "application/json" }, body: "{" }, 400],
+        [{ method: "POST", headers: { "content-type": "text/plain" }, body: "hi" }, 415],
+        [{ method: "POST", headers: { "content-type": "application/json" }, body: '{"type":"user_message","message":""}' }, 422],
+        [{ method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ type: "user_message", message: "x".repeat(1_100_000) }) }, 413],
+        [{ method: "GET" }, 405],
+      ];
+      for (let i = 0; i < 100; i++) {
+        const [init, status] = kinds[i % kinds.length] as [RequestInit, number];
+        const res = await fetch(`${cli.url}/messages`, init);
+        expect(res.status).toBe(status);
+        await res.arrayBuffer();
+      }
+      expect(scripted.model.requests.length).toBe(before);
+      await expectHealthy(cli, {}, engine);
+    });
+
+    test("50 clients that disconnect mid-stream leave nothing behind", async () => {
+      for (let batch = 0; batch < 5; batch++) {
+        await Promise.all(
+          Array.from({ length: 10 }, async (_, n) => {
+            const controller = new AbortController();
+            const res = await postMessage(cli.url, { type: "user_message", message: "sleep 600000 never", id: `gone-${batch}-${n}` }, { signal: controller.signal });
+            await sseReader(res).until((f) => f.event === "turn.started", 60_000);
+            controller.abort();
+          }),
+        );
+      }
+      await waitFor("every codex turn process to exit", () => turnProcessesUnder(cli.process.pid).length === 0, 10_000);
+      await waitFor("every run to end", async () => {
+        const { runs } = (await (await fetch(`${cli.url}/runs`)).json()) as { runs: Array<{ status: string }> };
+        return runs.every((run) => run.status !== "running");
+      }, 10_000);
+      await expectHealthy(cli, {}, engine);
+    }, 120_000);
+
+    test("a request body that stalls is cut off by the idle timeout", async () => {
+      const port = Number(new URL(cli.url).port);
+      let closed = false;
+      let answer = "";
+      const socket = await Bun.connect({
+        hostname: "127.0.0.1",
+        port,
+        socket: {
+          data(_, chunk) {
+            answer += new TextDecoder().decode(chunk);
+          },
+          close() {
+            closed = true;
+          },
+        },
+      });
+      socket.write("POST /messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"type\":");
+      await waitFor("the server to close the stalled connection", () => closed, 6_000);
+      expect(answer).not.toContain("200 OK");
+      await expectHealthy(cli, {}, engine);
+    });
+
+    test("headers over Bun's limit are refused, and the server carries on", async () => {
+      const res = await fetch(`${cli.url}/health`, { headers: { "x-big": "x".repeat(64 * 1024) } });
+      expect(res.status).toBe(431);
+      await expectHealthy(cli, {}, engine);
+    });
+
+  });
+}
+
+describe("app-server engine lifecycle", () => {
+  test("SIGTERM: a running turn is interrupted and ends cancelled, the app-server exits with the server", async () => {
+    const cli = await startCli(["-a", "127.0.0.1:0", "--engine", "app-server", "--app-servers", "2", "--shutdown-timeout", "1"], scripted.home.env);
+    const appServers = await waitFor("two app-servers", () => {
+      const found = appServersUnder(cli.process.pid);
+      return found.length === 2 ? found : undefined;
+    });
+    const stream = sseReader(await postMessage(cli.url, { type: "user_message", message: "sleep 600000 never", id: "at-shutdown" }));
+    await stream.until((f) => f.event === "turn.started");
+    expect(await cli.stop("SIGTERM")).toBe(0);
+    expect(doneOf((await stream.rest()).frames)).toMatchObject({ status: "cancelled", request_id: "at-shutdown" });
+    expect(appServers.filter(isAlive)).toEqual([]);
+  });
 });
 
 describe("access control end to end", () => {

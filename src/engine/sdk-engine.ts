@@ -1,7 +1,7 @@
-import { delimiter, join } from "node:path";
+import { delimiter } from "node:path";
 import { Codex, type Input, type ThreadOptions } from "@openai/codex-sdk";
 import { assertExecutable, type CodexBinary } from "./codex-binary";
-import { codexHome } from "./codex-home";
+import { rolloutExists } from "./codex-home";
 import { leanOverrides, readUserCodexConfig, userShapesCommandEnvironment, withShimFirstOnPath } from "./lean-profile";
 import { createLsbReleaseShim, type LsbReleaseShim } from "./lsb-release-shim";
 import { type Engine, EngineError, type ThreadEvent, type TurnRequest } from "./types";
@@ -86,14 +86,7 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
   return {
     activeProcesses: () => active,
 
-    threadExists(threadId: string): boolean {
-      // codex keeps each thread as sessions/YYYY/MM/DD/rollout-<time>-<thread id>.jsonl.
-      const sessions = join(codexHome(options.env), "sessions");
-      try {
-        for (const _ of new Bun.Glob(`**/rollout-*-${threadId}.jsonl`).scanSync({ cwd: sessions, onlyFiles: true })) return true;
-      } catch {}
-      return false;
-    },
+    threadExists: (threadId: string) => rolloutExists(options.env, threadId),
 
     async *runTurn({ input, workDir, threadId, options: turn = {}, signal }: TurnRequest): AsyncGenerator<ThreadEvent> {
       assertExecutable(options.codex.path);

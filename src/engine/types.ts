@@ -28,13 +28,57 @@ export type TurnRequest = {
   signal: AbortSignal;
 };
 
+export const APPROVAL_DECISIONS = ["approve", "deny"] as const;
+export type ApprovalDecision = (typeof APPROVAL_DECISIONS)[number];
+
+/** codex asks whether it may run a command or apply a change; a client answers with user_confirm. */
+export type ApprovalRequestedEvent = {
+  type: "approval.requested";
+  approval_id: string;
+  kind: "command_execution" | "file_change";
+  command?: string;
+  cwd?: string;
+  reason?: string;
+  changes?: Array<{ path: string; kind: "add" | "delete" | "update" }>;
+};
+
+/** How an approval ended: answered by the client, denied after the approval timeout, or dropped with its turn. */
+export type ApprovalResolvedEvent = {
+  type: "approval.resolved";
+  approval_id: string;
+  decision: ApprovalDecision;
+  by: "client" | "timeout" | "turn_ended";
+};
+
+/** What a turn streams: the SDK's thread events, plus approvals where the engine can ask for them. */
+export type EngineEvent = ThreadEvent | ApprovalRequestedEvent | ApprovalResolvedEvent;
+
 export interface Engine {
-  runTurn(request: TurnRequest): AsyncIterable<ThreadEvent>;
+  runTurn(request: TurnRequest): AsyncIterable<EngineEvent>;
   /** Whether a thread can be continued; engines that cannot tell leave it out. */
   threadExists?(threadId: string): boolean;
   /** codex processes running now, for /metrics. */
   activeProcesses?(): number;
+  /**
+   * Answers an approval this engine asked for; false when it is not pending (any more). Engines
+   * that never ask for approvals leave it out.
+   */
+  resolveApproval?(approvalId: string, decision: ApprovalDecision): boolean;
+  /**
+   * The engine may refuse a turn as too busy (EngineBusyError, before its first event), so callers
+   * wait for the first event before they answer; engines that never refuse leave it out.
+   */
+  readonly refusesWhenBusy?: boolean;
+  /** Stops the engine's long-lived processes, if it has any. */
+  close?(): Promise<void>;
 }
 
 /** codex could not run the turn at all (missing binary, crash, no output): not the model's fault. */
 export class EngineError extends Error {}
+
+/** codex is too busy to take the turn now; the client should try again after `retryAfterSeconds`. */
+export class EngineBusyError extends EngineError {
+  constructor(message: string, readonly retryAfterSeconds: number) {
+    super(message);
+  }
+}

@@ -34,8 +34,8 @@ const requireJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
 };
 
 const NO_APPROVALS =
-  "This server runs codex non-interactively (approval policy never, or codex's sandbox), so there is never an approval to answer. " +
-  "Commands the sandbox refuses fail; to let them run, start the server with --dangerously-bypass-approvals-and-sandbox true.";
+  "This server runs codex with approval policy never, so there is never an approval to answer. " +
+  "To answer approvals, start it with --engine app-server --dangerously-bypass-approvals-and-sandbox false --approval-policy on-request.";
 
 /** The registry's refusals, as the client sees them. */
 function startRefused(err: unknown): never {
@@ -89,7 +89,13 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     };
   }
 
-  const stream = (c: Context<AppEnv>, run: Run) => {
+  /** Streams the run once the engine has taken it; a busy engine's refusal is answered 503 instead. */
+  const stream = async (c: Context<AppEnv>, run: Run) => {
+    const clientGone = () => run.stop("cancelled");
+    c.req.raw.signal.addEventListener("abort", clientGone, { once: true });
+    const refusal = await run.admitted;
+    c.req.raw.signal.removeEventListener("abort", clientGone);
+    if (refusal) throw new ApiError(503, "engine_busy", refusal.message, { "retry-after": String(refusal.retryAfterSeconds) });
     c.set("requestId", run.id);
     c.header("x-request-id", run.id);
     return streamRunEvents(c, run, 0, deps);
@@ -108,8 +114,15 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
         switch (body.type) {
           case "user_cancel":
             return c.json(cancelRun(runs, body.id));
-          case "user_confirm":
-            throw new ApiError(409, "no_approvals", NO_APPROVALS);
+          case "user_confirm": {
+            if (config.approvalPolicy === "never") throw new ApiError(409, "no_approvals", NO_APPROVALS);
+            const run = runs.get(body.id);
+            if (!run?.running) throw notRunning(body.id);
+            if (!run.resolveApproval(body.approval_id, body.decision)) {
+              throw new ApiError(404, "approval_not_found", `Turn ${body.id} has no pending approval ${body.approval_id}.`);
+            }
+            return c.json({ approval_id: body.approval_id, decision: body.decision });
+          }
           case "user_edit": {
             const old = runs.get(body.id);
             if (!old?.running) throw notRunning(body.id);
@@ -118,19 +131,23 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
             await old.finished;
             const edited: TurnInput = { ...old.turn, input: body.message, replaces: old.id };
             if (old.threadId) edited.threadId = old.threadId;
+            let run: Run;
             try {
-              return stream(c, runs.start(c.get("requestId"), edited));
+              run = runs.start(c.get("requestId"), edited);
             } catch (err) {
               startRefused(err);
             }
+            return stream(c, run);
           }
           case "user_message": {
             const turn = turnFor(body);
+            let run: Run;
             try {
-              return stream(c, runs.start(body.id ?? c.get("requestId"), turn));
+              run = runs.start(body.id ?? c.get("requestId"), turn);
             } catch (err) {
               startRefused(err);
             }
+            return stream(c, run);
           }
         }
       },

@@ -89,6 +89,8 @@ export class RunRegistry {
     void run.finished.then(() => {
       clearTimeout(timeout);
       this.running.delete(run);
+      // A turn the engine refused never existed for clients: its id is free again at once.
+      if (run.refusal) this.runs.delete(id);
       if (this.running.size === 0) for (const wake of this.idleWaiters) wake();
       this.dropOldestFinished(maxRetained);
       setTimeout(() => {

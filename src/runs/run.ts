@@ -1,4 +1,4 @@
-import type { Engine, TurnOptions } from "../engine/types";
+import { type ApprovalDecision, type Engine, EngineBusyError, type TurnOptions } from "../engine/types";
 import type { Logger } from "../log";
 import type { RunObserver } from "../metrics";
 import type { DoneData, RunStatus, RunSummary, Usage } from "../schemas";
@@ -51,9 +51,19 @@ export class Run {
   private readonly startedAt = new Date();
   private finishedAt: Date | undefined;
   private outcome: DoneData | undefined;
+  /** Approvals this turn's engine asked for that no one has answered yet. */
+  private readonly pendingApprovals = new Set<string>();
   threadId: string | null;
   /** Resolves once `done` is in the log. */
   readonly finished: Promise<void>;
+  /**
+   * Resolves once the engine has taken the turn (its first event) or ended it; with the engine's
+   * refusal when it was too busy to start it, in which case the run has no events at all.
+   */
+  readonly admitted: Promise<EngineBusyError | undefined>;
+  private admit!: (refusal: EngineBusyError | undefined) => void;
+  /** Why the engine refused the turn, if it did. */
+  refusal: EngineBusyError | undefined;
 
   constructor(
     readonly id: string,
@@ -64,11 +74,22 @@ export class Run {
   ) {
     this.events = new EventLog(options);
     this.threadId = turn.threadId ?? null;
+    this.admitted = new Promise((resolve) => {
+      this.admit = resolve;
+    });
+    // Only an engine that can refuse a turn makes the caller wait for its answer.
+    if (!engine.refusesWhenBusy) this.admit(undefined);
     this.finished = this.drive();
   }
 
   get running(): boolean {
     return this.outcome === undefined;
+  }
+
+  /** Answers one of this turn's pending approvals; false when it has no such approval pending. */
+  resolveApproval(approvalId: string, decision: ApprovalDecision): boolean {
+    if (!this.pendingApprovals.has(approvalId)) return false;
+    return this.engine.resolveApproval?.(approvalId, decision) ?? false;
   }
 
   /** Ends the turn early; the first reason given is the one `done` reports. */
@@ -111,6 +132,17 @@ export class Run {
     };
   }
 
+  /** Busy engines refuse before the turn exists for anyone: no events, no done, and the caller says so. */
+  private refused(err: EngineBusyError, elapsedMs: number): void {
+    this.refusal = err;
+    this.options.observer?.finished("error", elapsedMs / 1000);
+    this.log.info("turn refused", { request_id: this.id, error: err.message });
+    this.outcome = { status: "error", thread_id: null, request_id: this.id, usage: null, error: err.message, final_response: null, replaces: this.turn.replaces ?? null };
+    this.finishedAt = new Date();
+    this.events.close();
+    this.admit(err);
+  }
+
   private async drive(): Promise<void> {
     const startedAt = this.options.now();
     this.options.observer?.started();
@@ -124,19 +156,29 @@ export class Run {
         ? []
         : this.engine.runTurn({ ...this.turn, signal: this.controller.signal });
       for await (const event of events) {
-        if (sequence === 0) this.options.observer?.firstEvent((this.options.now() - startedAt) / 1000);
+        if (sequence === 0) {
+          this.options.observer?.firstEvent((this.options.now() - startedAt) / 1000);
+          this.admit(undefined);
+        }
         if (event.type === "thread.started") this.threadId = event.thread_id;
         else if (event.type === "item.completed" && event.item.type === "agent_message") lastMessage = event.item.text;
         else if (event.type === "turn.completed") {
           usage = event.usage;
           result = { status: "completed", error: null };
         } else if (event.type === "turn.failed") result = { status: "failed", error: event.error.message };
+        else if (event.type === "approval.requested") this.pendingApprovals.add(event.approval_id);
+        else if (event.type === "approval.resolved") this.pendingApprovals.delete(event.approval_id);
         await this.events.append({ id: ++sequence, event: event.type, data: JSON.stringify(event) });
       }
     } catch (err) {
+      if (err instanceof EngineBusyError && sequence === 0 && !this.stopReason) {
+        this.refused(err, this.options.now() - startedAt);
+        return;
+      }
       // codex exits non-zero after reporting turn.failed, so a known result outlives the throw.
       if (!result && !this.stopReason) result = { status: "error", error: messageOf(err) };
     }
+    this.admit(undefined);
     if (this.stopReason && result?.status !== "completed") {
       result = { status: this.stopReason, error: `turn ${this.stopReason}` };
     }
