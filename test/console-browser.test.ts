@@ -3,7 +3,7 @@
  * server running the real codex with the scripted model.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdirSync, realpathSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import type { ThreadEvent } from "../src/engine/types";
@@ -62,6 +62,9 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
 
   test("Ctrl+Enter sends; the answer streams in as markdown; done shows status, tokens and duration", async () => {
     await openConsole();
+    // No thread yet: nothing to continue, no thread to show.
+    expect(await page.getByLabel("Continue thread").isVisible()).toBe(false);
+    expect(await page.locator("#thread-label").isVisible()).toBe(false);
     await page.getByLabel("Message").fill("say Hello from **codex**, see `README.md`");
     await page.getByLabel("Message").press("Control+Enter");
     expect(await lastDone()).toBe("completed");
@@ -237,6 +240,69 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
     expect(unlabelled).toEqual([]);
     await page.screenshot({ path: join(ARTIFACTS, "console-375.png"), fullPage: true });
     await closeConsole();
+  });
+
+  describe("approvals (app-server engine, on-request)", () => {
+    let asking: TestServer;
+    /** Outside what codex's sandbox lets a command write: only an approved command can. */
+    let outside: string;
+    beforeAll(() => {
+      asking = startTestServer({ engine: "app-server", bypassApprovalsAndSandbox: false, approvalPolicy: "on-request" });
+      outside = mkdtempSync("/var/tmp/console-approvals-");
+    });
+    afterAll(async () => {
+      await asking.close();
+      rmSync(outside, { recursive: true, force: true });
+    });
+
+    async function askToWrite(file: string) {
+      await openConsole(asking.url);
+      await page.getByLabel("Message").fill(`escalate touch ${file} && echo wrote`);
+      await page.getByLabel("Work directory").fill("/tmp");
+      await page.getByRole("button", { name: "Send" }).click();
+      const card = page.getByRole("group", { name: "Approval request" });
+      await card.waitFor({ timeout: 20_000 });
+      expect(await card.locator(".badge").textContent()).toBe("waiting for you");
+      expect(await card.locator("p").nth(1).textContent()).toBe(`Run /bin/bash -lc 'touch ${file} && echo wrote' in /tmp?`);
+      expect(await card.locator(".reason").textContent()).toBe("the test asks to run it outside the sandbox");
+      return card;
+    }
+
+    test("an answer streamed word by word grows in place, one message", async () => {
+      await openConsole(asking.url);
+      await page.getByLabel("Message").fill("stream one two three four");
+      await page.getByLabel("Message").press("Control+Enter");
+      expect(await lastDone()).toBe("completed");
+      expect(await page.locator(".turn .agent-message").allTextContents()).toEqual(["one two three four"]);
+      await closeConsole();
+    });
+
+    test("Approve: the command runs outside the sandbox, and the card says approved", async () => {
+      const file = join(outside, "approved.txt");
+      const card = await askToWrite(file);
+      await card.getByRole("button", { name: "Approve" }).click();
+      expect(await lastDone()).toBe("completed");
+      expect(await card.locator(".badge").textContent()).toBe("approved");
+      expect(await card.getByRole("button").count()).toBe(0);
+      expect(await page.locator(".turn details.command .badge").textContent()).toBe("exit 0");
+      expect(await page.locator(".turn .agent-message").textContent()).toBe("ran: wrote");
+      expect(existsSync(file)).toBe(true);
+      await page.screenshot({ path: join(ARTIFACTS, "console-approval.png") });
+      await closeConsole();
+    });
+
+    test("Deny: the command never runs; the card says denied and the command declined", async () => {
+      const file = join(outside, "denied.txt");
+      const card = await askToWrite(file);
+      await page.screenshot({ path: join(ARTIFACTS, "console-approval-waiting.png") });
+      await card.getByRole("button", { name: "Deny" }).click();
+      expect(await lastDone()).toBe("completed");
+      expect(await card.locator(".badge").textContent()).toBe("denied");
+      expect(await page.locator(".turn details.command .badge").textContent()).toBe("declined");
+      expect(await page.locator(".turn .agent-message").textContent()).toContain("rejected by user");
+      expect(existsSync(file)).toBe(false);
+      await closeConsole();
+    });
   });
 
   describe("with --auth-token", () => {

@@ -3,7 +3,8 @@
  * GET /runs/{id}[/events]), so it needs nothing the API does not offer. Everything the agent says
  * is untrusted and reaches the page through textContent only.
  */
-import type { ThreadEvent, ThreadItem } from "@openai/codex-sdk";
+import type { ThreadItem } from "@openai/codex-sdk";
+import type { ApprovalDecision, ApprovalRequestedEvent, ApprovalResolvedEvent, EngineEvent } from "../engine/types";
 import type { DoneData, RunSummary, Usage } from "../schemas";
 import { type Block, type Inline, parseMarkdown } from "./markdown.js";
 import { type SseMessage, sseParser } from "./sse.js";
@@ -193,12 +194,14 @@ function renderItem(item: ThreadItem, previous: Element | undefined): HTMLElemen
     case "reasoning":
       return collapsible(previous, "item reasoning", [el("span", "label", "Reasoning")], renderMarkdown(item.text));
     case "command_execution": {
+      // Without an exit code (null from app-server, absent from exec) the status says it all: failed, declined.
+      const exitCode: unknown = item.exit_code;
       const state =
         item.status === "in_progress"
           ? badge("running", "busy")
-          : item.exit_code === 0
+          : exitCode === 0
             ? badge("exit 0", "ok")
-            : badge(item.exit_code === undefined ? item.status : `exit ${item.exit_code}`, "bad");
+            : badge(typeof exitCode === "number" ? `exit ${exitCode}` : item.status, "bad");
       const output = el("pre", "output", item.aggregated_output || "(no output)");
       return collapsible(previous, "item command", [el("span", "label", "Command"), el("code", "cmd", item.command), state], [output]);
     }
@@ -264,14 +267,28 @@ const STATUS_TONE: Record<DoneData["status"], "ok" | "bad" | "muted"> = {
   cancelled: "muted",
 };
 
+/** Sends the user's answer to an approval; resolves to why it failed, or undefined. */
+type AnswerApproval = (approvalId: string, decision: ApprovalDecision) => Promise<string | undefined>;
+
+const RESOLVED_BY: Record<ApprovalResolvedEvent["by"], string> = {
+  client: "",
+  timeout: " (nobody answered in time)",
+  turn_ended: " (the turn ended)",
+};
+
 /** One turn in the transcript: the user's message, then codex's items as they stream in. */
 class TurnView {
   readonly root: HTMLElement;
   private readonly body: HTMLElement;
   private readonly items = new Map<string, HTMLElement>();
+  private readonly approvals = new Map<string, HTMLElement>();
   private readonly waiting: HTMLElement;
 
-  constructor(message: string, workDir: string) {
+  constructor(
+    message: string,
+    workDir: string,
+    private readonly answer: AnswerApproval,
+  ) {
     const header = el("div", "user-message", el("p", "who", "You"), el("div", "text", message));
     if (workDir) header.append(el("p", "work-dir", "in ", el("code", undefined, workDir)));
     this.waiting = el("p", "waiting", "Waiting for codex…");
@@ -288,8 +305,14 @@ class TurnView {
       this.finish(done);
       return done;
     }
-    const event = JSON.parse(message.data) as ThreadEvent;
+    const event = JSON.parse(message.data) as EngineEvent;
     switch (event.type) {
+      case "approval.requested":
+        this.askApproval(event);
+        break;
+      case "approval.resolved":
+        this.approvalResolved(event);
+        break;
       case "item.started":
       case "item.updated":
       case "item.completed": {
@@ -316,6 +339,60 @@ class TurnView {
         this.body.append(el("p", "item note", message.event));
     }
     return undefined;
+  }
+
+  /** codex asks before it acts (app-server engine with an approval policy): Approve or Deny. */
+  private askApproval(request: ApprovalRequestedEvent): void {
+    const what =
+      request.kind === "command_execution"
+        ? [el("p", undefined, "Run ", el("code", undefined, request.command ?? ""), ...(request.cwd ? [" in ", el("code", undefined, request.cwd)] : []), "?")]
+        : [
+            el("p", undefined, "Apply these changes?"),
+            el("ul", "changes", ...(request.changes ?? []).map((change) => el("li", undefined, el("span", `kind ${change.kind}`, change.kind), " ", el("code", undefined, change.path)))),
+          ];
+    const state = badge("waiting for you", "busy");
+    const approve = el("button", "approve", "Approve");
+    const deny = el("button", "danger", "Deny");
+    const failure = el("p", "approval-error");
+    failure.hidden = true;
+    const actions = el("div", "actions", approve, deny);
+    const card = el(
+      "div",
+      "item approval",
+      el("p", "item-title", el("span", "label", "Approval"), state),
+      ...what,
+      ...(request.reason ? [el("p", "reason", request.reason)] : []),
+      actions,
+      failure,
+    );
+    card.setAttribute("role", "group");
+    card.setAttribute("aria-label", "Approval request");
+    const send = async (decision: ApprovalDecision) => {
+      approve.disabled = deny.disabled = true;
+      failure.hidden = true;
+      const error = await this.answer(request.approval_id, decision);
+      if (error) {
+        failure.textContent = error;
+        failure.hidden = false;
+        approve.disabled = deny.disabled = false;
+      }
+    };
+    approve.type = deny.type = "button";
+    approve.addEventListener("click", () => void send("approve"));
+    deny.addEventListener("click", () => void send("deny"));
+    this.approvals.set(request.approval_id, card);
+    this.body.append(card);
+    announce("codex asks for approval.");
+    approve.focus({ preventScroll: true });
+  }
+
+  private approvalResolved(resolved: ApprovalResolvedEvent): void {
+    const card = this.approvals.get(resolved.approval_id);
+    if (!card) return;
+    const approved = resolved.decision === "approve";
+    card.querySelector(".badge")?.replaceWith(badge(`${approved ? "approved" : "denied"}${RESOLVED_BY[resolved.by]}`, approved ? "ok" : "bad"));
+    card.querySelector(".actions")?.remove();
+    card.classList.add("resolved");
   }
 
   /** A request that never became a turn, or a stream that broke. */
@@ -462,7 +539,7 @@ async function send(): Promise<void> {
     ...(workDir && { work_dir: workDir }),
     ...(threadId && { thread_id: threadId }),
   };
-  const view = new TurnView(message, workDir);
+  const view = new TurnView(message, workDir, answerApproval);
   addTurn(view);
   ui.message.value = "";
   await runTurn(
@@ -476,6 +553,22 @@ async function send(): Promise<void> {
     view,
   );
   ui.message.focus();
+}
+
+/** POSTs the user's decision (user_confirm); the stream's approval.resolved then updates the card. */
+async function answerApproval(approvalId: string, decision: ApprovalDecision): Promise<string | undefined> {
+  const runId = current?.runId;
+  if (!runId) return "This turn is not running any more.";
+  try {
+    const response = await api("/messages", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ type: "user_confirm", id: runId, approval_id: approvalId, decision }),
+    });
+    return response.ok ? undefined : (await errorOf(response)).message;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
 }
 
 async function cancel(): Promise<void> {
@@ -507,7 +600,7 @@ async function reattach(): Promise<void> {
     sessionStorage.removeItem(ACTIVE_KEY);
     return;
   }
-  const view = new TurnView(active.message, active.workDir);
+  const view = new TurnView(active.message, active.workDir, answerApproval);
   addTurn(view);
   await runTurn(() => api(`/runs/${encodeURIComponent(active.id)}/events`, { headers: { accept: "text/event-stream" } }), active, view);
 }
