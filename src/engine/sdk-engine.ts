@@ -1,21 +1,12 @@
 import { delimiter } from "node:path";
 import { Codex, type Input, type ThreadOptions } from "@openai/codex-sdk";
-import { assertExecutable, type CodexBinary } from "./codex-binary";
+import { assertExecutable } from "./codex-binary";
 import { rolloutExists } from "./codex-home";
 import { leanOverrides, readUserCodexConfig, userShapesCommandEnvironment, withShimFirstOnPath } from "./lean-profile";
 import { createLsbReleaseShim, type LsbReleaseShim } from "./lsb-release-shim";
-import { type Engine, EngineError, type ThreadEvent, type TurnRequest } from "./types";
+import { type CodexLaunchOptions, type Engine, EngineError, type ThreadEvent, type TurnRequest } from "./types";
 
-export type SdkEngineOptions = {
-  codex: CodexBinary;
-  env: Record<string, string>;
-  bypassApprovalsAndSandbox: boolean;
-  firstEventTimeoutMs: number;
-  /** Apply the lean profile (keys the user's config.toml sets are left alone). */
-  lean: boolean;
-  /** `KEY=VALUE` overrides from `--codex-config`, applied last, so they win. */
-  configOverrides: string[];
-};
+export type SdkEngineOptions = CodexLaunchOptions & { firstEventTimeoutMs: number };
 
 function withPathDirs(env: Record<string, string>, dirs: string[]): Record<string, string> {
   if (dirs.length === 0) return env;

@@ -1,4 +1,5 @@
 import type { ThreadEvent } from "@openai/codex-sdk";
+import type { CodexBinary } from "./codex-binary";
 
 /** The SDK's event shapes are the contract of every engine, whatever runs codex underneath. */
 export type { ThreadEvent };
@@ -26,6 +27,17 @@ export type TurnRequest = {
   options?: TurnOptions;
   /** Aborting it ends the turn and whatever process runs it. */
   signal: AbortSignal;
+};
+
+/** How either engine starts codex. */
+export type CodexLaunchOptions = {
+  codex: CodexBinary;
+  env: Record<string, string>;
+  bypassApprovalsAndSandbox: boolean;
+  /** Apply the lean profile (keys the user's config.toml sets are left alone). */
+  lean: boolean;
+  /** `KEY=VALUE` overrides from `--codex-config`, applied last, so they win. */
+  configOverrides: string[];
 };
 
 export const APPROVAL_DECISIONS = ["approve", "deny"] as const;

@@ -1,11 +1,12 @@
 import { delimiter } from "node:path";
 import type { Logger } from "../../log";
-import { assertExecutable, type CodexBinary } from "../codex-binary";
+import { assertExecutable } from "../codex-binary";
 import { rolloutExists } from "../codex-home";
 import { leanOverrides, readUserCodexConfig } from "../lean-profile";
 import {
   type ApprovalDecision,
   type ApprovalRequestedEvent,
+  type CodexLaunchOptions,
   type Engine,
   EngineBusyError,
   EngineError,
@@ -21,17 +22,12 @@ import { TurnQueue } from "./turn-queue";
 export const APPROVAL_POLICIES = ["never", "on-request", "untrusted"] as const;
 export type ApprovalPolicy = (typeof APPROVAL_POLICIES)[number];
 
-export type AppServerEngineOptions = {
-  codex: CodexBinary;
-  env: Record<string, string>;
-  bypassApprovalsAndSandbox: boolean;
+export type AppServerEngineOptions = CodexLaunchOptions & {
   approvalPolicy: ApprovalPolicy;
   /** An approval not answered by then is denied. */
   approvalTimeoutMs: number;
   /** How long app-server gets to answer a request (start, resume, turn). */
   requestTimeoutMs: number;
-  lean: boolean;
-  configOverrides: string[];
   /** How many app-server processes share the turns. */
   processes: number;
   log: Logger;
