@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
-import type { ThreadEvent } from "../src/engine/types";
+import type { EngineEvent, ThreadEvent } from "../src/engine/types";
 import { setup } from "./fixtures/app-setup";
 import { findChromium, launchChromium, pageErrors } from "./fixtures/browser";
 import { fakeEngine, USAGE } from "./fixtures/fake-engine";
@@ -356,7 +356,7 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
   });
 
   /** Every item type of the SDK, most of which the scripted model cannot make codex 0.163 produce. */
-  async function* everyItemType(): AsyncGenerator<ThreadEvent> {
+  async function* everyItemType(): AsyncGenerator<EngineEvent> {
     yield { type: "thread.started", thread_id: "thread-all" };
     yield { type: "turn.started" };
     yield { type: "item.completed", item: { id: "r", type: "reasoning", text: "Looking at **the tests**" } };
@@ -391,8 +391,11 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
     };
     yield { type: "item.completed", item: { id: "w", type: "web_search", query: "bun test timeout" } };
     yield { type: "item.completed", item: { id: "e", type: "error", message: "retrying the model" } };
+    // A file change that waited for approval until nobody answered.
+    yield { type: "approval.requested", approval_id: "ap-1", kind: "file_change", reason: "outside the workspace", changes: [{ path: "/etc/motd", kind: "update" }] };
+    yield { type: "approval.resolved", approval_id: "ap-1", decision: "deny", by: "timeout" };
     // An event this page does not know, as a newer server might send.
-    yield { type: "approval.requested" } as unknown as ThreadEvent;
+    yield { type: "context.compacted" } as unknown as ThreadEvent;
     yield { type: "item.completed", item: { id: "a", type: "agent_message", text: "Fixed. <script>window.pwned = 1</script>" } };
     yield { type: "turn.completed", usage: USAGE };
   }
@@ -414,6 +417,7 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
         "item tool-call",
         "item web-search",
         "item warning",
+        "item approval resolved",
         "item note",
         "item agent-message",
         "done completed",
@@ -429,12 +433,18 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
       ]);
       expect(await turn.locator(".command summary").textContent()).toBe("Commandmake testexit 2");
       expect(await turn.locator(".command .badge").getAttribute("class")).toBe("badge bad");
-      expect(await turn.locator(".changes li").allTextContents()).toEqual(["add src/new.ts", "update README.md", "delete old.txt"]);
+      expect(await turn.locator(".file-change .changes li").allTextContents()).toEqual(["add src/new.ts", "update README.md", "delete old.txt"]);
       expect(await turn.locator(".tool-call summary").textContent()).toBe("Tooldocs.searchcompleted");
       expect(await turn.locator(".tool-call pre").textContent()).toBe('{\n  "hits": 3\n}');
       expect(await turn.locator(".web-search").textContent()).toBe("Web search bun test timeout");
       expect(await turn.locator(".item.warning").textContent()).toBe("Warning retrying the model");
-      expect(await turn.locator(".item.note").textContent()).toBe("approval.requested");
+      const approval = turn.locator(".item.approval");
+      expect(await approval.locator(".badge").textContent()).toBe("denied (nobody answered in time)");
+      expect(await approval.locator("p").nth(1).textContent()).toBe("Apply these changes?");
+      expect(await approval.locator(".changes li").allTextContents()).toEqual(["update /etc/motd"]);
+      expect(await approval.locator(".reason").textContent()).toBe("outside the workspace");
+      expect(await approval.getByRole("button").count()).toBe(0);
+      expect(await turn.locator(".item.note").textContent()).toBe("context.compacted");
       expect(await turn.locator(".agent-message").textContent()).toBe("Fixed. <script>window.pwned = 1</script>");
       expect(await page.evaluate("window.pwned")).toBeUndefined();
       expect(await turn.locator("footer .usage").textContent()).toBe("10 tokens in (2 cached) · 5 out, 1 reasoning");
