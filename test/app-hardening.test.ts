@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { setup } from "./fixtures/app-setup";
 import { completedTurn, fakeEngine, hangingTurn } from "./fixtures/fake-engine";
 import { parseSse } from "./fixtures/sse";
+import { waitFor } from "./fixtures/wait-for";
 
 const echo = () => fakeEngine(() => completedTurn("hello"));
 const JSON_TYPE = { "content-type": "application/json" };
@@ -261,5 +262,36 @@ describe("log lines cannot be forged", () => {
     await app.request("/x%0AINFO%20fake");
     expect(logs).toHaveLength(1);
     expect(logs[0]).toContain("GET /x\\nINFO fake status=404");
+  });
+});
+
+describe("Bun's idle timer", () => {
+  test("is off before the server waits for an engine to take the turn, so a slow start cannot cut the request", async () => {
+    let release!: () => void;
+    const taken = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const engine = {
+      ...fakeEngine(async function* () {
+        await taken;
+        yield* completedTurn("late");
+      }),
+      refusesWhenBusy: true,
+    };
+    const { app } = setup(engine);
+    const timeouts: number[] = [];
+    const env = { timeout: (_request: Request, seconds: number) => void timeouts.push(seconds) };
+    const answer = app.request(
+      "/messages",
+      { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ type: "user_message", message: "hi" }) },
+      env,
+    );
+    // The engine has not produced its first event, and the idle timer is already off.
+    await waitFor("the idle timer switched off", () => timeouts.length > 0);
+    expect(timeouts).toEqual([0]);
+    release();
+    const res = await answer;
+    expect(res.status).toBe(200);
+    expect(parseSse(await res.text()).frames.at(-1)?.event).toBe("done");
   });
 });

@@ -89,8 +89,22 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     };
   }
 
-  /** Streams the run once the engine has taken it; a busy engine's refusal is answered 503 instead. */
-  const stream = async (c: Context<AppEnv>, run: Run) => {
+  /**
+   * Before a turn streams, the server may wait: for an edited turn's predecessor to end, for the
+   * engine to take the turn (an app-server starting or resuming a thread). Bun's idle timer would
+   * close the quiet connection meanwhile, and that would cancel the turn.
+   */
+  const keepOpen = (c: Context<AppEnv>) => c.env?.timeout?.(c.req.raw, 0);
+
+  /** Starts the turn and streams it once the engine has taken it; a busy engine's refusal is answered 503 instead. */
+  const startAndStream = async (c: Context<AppEnv>, id: string, turn: TurnInput) => {
+    keepOpen(c);
+    let run: Run;
+    try {
+      run = runs.start(id, turn);
+    } catch (err) {
+      startRefused(err);
+    }
     const clientGone = () => run.stop("cancelled");
     c.req.raw.signal.addEventListener("abort", clientGone, { once: true });
     const refusal = await run.admitted;
@@ -126,29 +140,16 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
           case "user_edit": {
             const old = runs.get(body.id);
             if (!old?.running) throw notRunning(body.id);
+            keepOpen(c);
             old.stop("cancelled");
             // The thread runs one turn at a time: the edited turn starts once the old one is over.
             await old.finished;
             const edited: TurnInput = { ...old.turn, input: body.message, replaces: old.id };
             if (old.threadId) edited.threadId = old.threadId;
-            let run: Run;
-            try {
-              run = runs.start(c.get("requestId"), edited);
-            } catch (err) {
-              startRefused(err);
-            }
-            return stream(c, run);
+            return startAndStream(c, c.get("requestId"), edited);
           }
-          case "user_message": {
-            const turn = turnFor(body);
-            let run: Run;
-            try {
-              run = runs.start(body.id ?? c.get("requestId"), turn);
-            } catch (err) {
-              startRefused(err);
-            }
-            return stream(c, run);
-          }
+          case "user_message":
+            return startAndStream(c, body.id ?? c.get("requestId"), turnFor(body));
         }
       },
     )
