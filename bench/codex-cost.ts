@@ -1,22 +1,24 @@
 /**
- * What a turn costs in codex itself: plain `codex exec` with codex's defaults, the server with the
- * lean profile (and without its lsb_release shim, where there is an lsb_release to shim), and the
- * server with --no-lean; wall and CPU per turn, then 10 turns at once.
+ * What a turn costs in codex itself: plain `codex exec` with codex's defaults, plain `codex exec`
+ * with the lean profile's overrides but no lsb_release shim (where there is an lsb_release to
+ * shim), the server with the lean profile, and the server with --no-lean; wall and CPU per turn,
+ * then 10 turns at once.
  */
 import { createCodexHome } from "../test/fixtures/codex-home";
 import { startMockModel } from "../test/fixtures/mock-model";
 import { readSse } from "../test/fixtures/sse";
 import { doneOf, postMessage } from "../test/fixtures/turns";
 import { locateCodex } from "../src/engine/codex-binary";
+import { leanOverrides } from "../src/engine/lean-profile";
 import { cpuSeconds, median, ROOT, round, type ServerProcess, startServerProcess, table } from "./lib";
 
 type Cost = { wallMs: number; cpuMs: number };
 
 const PLAIN_ARGS = ["exec", "--experimental-json", "--sandbox", "danger-full-access", "--skip-git-repo-check", "--cd", "/tmp", "--config", 'approval_policy="never"'];
 
-async function plainTurn(codex: string, env: Record<string, string>): Promise<Cost> {
+async function plainTurn(codex: string, env: Record<string, string>, extraArgs: string[] = []): Promise<Cost> {
   const started = performance.now();
-  const child = Bun.spawn([codex, ...PLAIN_ARGS], { env, stdin: new Blob(["say hi"]), stdout: "pipe", stderr: "ignore" });
+  const child = Bun.spawn([codex, ...PLAIN_ARGS, ...extraArgs], { env, stdin: new Blob(["say hi"]), stdout: "pipe", stderr: "ignore" });
   const out = await new Response(child.stdout).text();
   await child.exited;
   if (!out.includes('"turn.completed"')) throw new Error(`plain codex exec did not complete: ${out.slice(-300)}`);
@@ -50,14 +52,11 @@ export async function codexCost({ turns, concurrent }: { turns: number; concurre
   const env = { ...(process.env as Record<string, string>), ...home.env, RUST_LOG: "warn" };
   const codex = locateCodex({ explicitPath: undefined, pathEnv: "", executableDir: ROOT }).path;
   const serve = (...flags: string[]) => startServerProcess(["bun", "src/cli.ts", "-a", "127.0.0.1:0", ...flags], env);
-  // Saying how commands get their environment (here: codex's default) switches the shim off.
-  const servers = {
-    lean: await serve(),
-    ...(Bun.which("lsb_release") && { noShim: await serve("--codex-config", 'shell_environment_policy.inherit="all"') }),
-    full: await serve("--no-lean"),
-  };
-  const hows = ["plain", ...Object.keys(servers)] as How[];
-  const turn = (how: How) => (how === "plain" ? plainTurn(codex, env) : serverTurn(servers[how] as ServerProcess));
+  const servers = { lean: await serve(), full: await serve("--no-lean") };
+  const leanArgs = leanOverrides({}).flatMap((override) => ["--config", override]);
+  const hows: How[] = ["plain", ...(Bun.which("lsb_release") ? ["noShim" as const] : []), "lean", "full"];
+  const turn = (how: How) =>
+    how === "plain" ? plainTurn(codex, env) : how === "noShim" ? plainTurn(codex, env, leanArgs) : serverTurn(servers[how]);
   const costs = Object.fromEntries(hows.map((how) => [how, [] as Cost[]])) as Record<How, Cost[]>;
   const walls = {} as Record<How, number>;
   try {
@@ -75,7 +74,7 @@ export async function codexCost({ turns, concurrent }: { turns: number; concurre
   const labels: Record<How, string> = {
     plain: "plain `codex exec`, codex defaults",
     lean: "server, lean profile (default)",
-    noShim: "server, lean profile without the lsb_release shim",
+    noShim: "plain `codex exec`, lean overrides, no lsb_release shim",
     full: "server, `--no-lean`",
   };
   const row = (how: How) => {

@@ -7,8 +7,6 @@ import {
   leanOverrides,
   readUserCodexConfig,
   userSets,
-  userShapesCommandEnvironment,
-  withShimFirstOnPath,
 } from "../src/engine/lean-profile";
 import { createLsbReleaseShim } from "../src/engine/lsb-release-shim";
 import { LEAN_OVERRIDES } from "./fixtures/lean-overrides";
@@ -68,25 +66,6 @@ describe("readUserCodexConfig", () => {
   });
 });
 
-describe("the commands' environment", () => {
-  test("userShapesCommandEnvironment: config.toml or an explicit override", () => {
-    expect(userShapesCommandEnvironment({}, [])).toBe(false);
-    expect(userShapesCommandEnvironment({ shell_environment_policy: { inherit: "core" } }, [])).toBe(true);
-    expect(userShapesCommandEnvironment({}, ['shell_environment_policy.inherit="none"'])).toBe(true);
-    expect(userShapesCommandEnvironment({ features: {} }, ['model="x"'])).toBe(false);
-  });
-
-  test("withShimFirstOnPath: codex sees the shim first, commands get the PATH as it was", () => {
-    expect(withShimFirstOnPath({ PATH: "/usr/bin:/bin", HOME: "/h" }, "/tmp/shim")).toEqual({
-      env: { PATH: "/tmp/shim:/usr/bin:/bin", HOME: "/h" },
-      overrides: ['shell_environment_policy.set.PATH="/usr/bin:/bin"'],
-    });
-    // Quotes and backslashes survive as TOML reads the value.
-    const odd = withShimFirstOnPath({ PATH: '/a "b"\\c' }, "/s").overrides[0] as string;
-    expect(Bun.TOML.parse(`v=${odd.slice(odd.indexOf("=") + 1)}`)).toEqual({ v: '/a "b"\\c' });
-  });
-});
-
 describe("createLsbReleaseShim", () => {
   /** A directory with a fake `lsb_release` that prints `answer` for -a and its arguments otherwise. */
   function fakeLsbRelease(answer: string): string {
@@ -96,15 +75,15 @@ describe("createLsbReleaseShim", () => {
     return dir;
   }
 
-  test("no lsb_release on PATH: nothing to shim", () => {
-    expect(createLsbReleaseShim("/nonexistent")).toBeUndefined();
-    expect(createLsbReleaseShim(undefined)).toBeUndefined();
+  test("no lsb_release on PATH: nothing to shim", async () => {
+    expect(await createLsbReleaseShim("/nonexistent")).toBeUndefined();
+    expect(await createLsbReleaseShim(undefined)).toBeUndefined();
   });
 
-  test("answers -a exactly as the real one did, quotes and tabs included; anything else goes to the real one", () => {
+  test("answers -a exactly as the real one did, quotes and tabs included; anything else goes to the real one", async () => {
     const answer = "Distributor ID:\tOdd'Distro\"\nDescription:\tIt's $HOME `x`\n";
     const fake = fakeLsbRelease(answer);
-    const shim = createLsbReleaseShim(fake);
+    const shim = await createLsbReleaseShim(fake);
     try {
       expect(shim).toBeDefined();
       const run = (...args: string[]) => Bun.spawnSync([join(shim?.dir ?? "", "lsb_release"), ...args]).stdout.toString();
@@ -118,11 +97,11 @@ describe("createLsbReleaseShim", () => {
   });
 });
 
-test("createLsbReleaseShim: an unwritable temp directory costs the saving, never a turn", () => {
+test("createLsbReleaseShim: an unwritable temp directory costs the saving, never a turn", async () => {
   const previous = process.env.TMPDIR;
   process.env.TMPDIR = "/nonexistent/tmp";
   try {
-    expect(createLsbReleaseShim("/usr/bin:/bin")).toBeUndefined();
+    expect(await createLsbReleaseShim("/usr/bin:/bin")).toBeUndefined();
   } finally {
     if (previous === undefined) delete process.env.TMPDIR;
     else process.env.TMPDIR = previous;

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
 import { codexHome } from "./codex-home";
 
 /**
@@ -39,24 +39,6 @@ export function userSets(userConfig: Table, dottedKey: string): boolean {
 /** The lean profile as `--config` overrides, leaving out every key the user set. */
 export function leanOverrides(userConfig: Table): string[] {
   return LEAN_PROFILE.filter(([key]) => !userSets(userConfig, key)).map(([key, value]) => `${key}=${value}`);
-}
-
-/** Whether the user decides what environment commands get; then the server leaves PATH alone. */
-export function userShapesCommandEnvironment(userConfig: Table, configOverrides: readonly string[]): boolean {
-  return userSets(userConfig, "shell_environment_policy") || configOverrides.some((override) => override.startsWith("shell_environment_policy"));
-}
-
-/**
- * codex's environment with `dir` first on its PATH, and the override that gives the commands it
- * runs the PATH they had before: the shim is for codex itself, the agent never sees it.
- */
-export function withShimFirstOnPath(env: Record<string, string>, dir: string): { env: Record<string, string>; overrides: string[] } {
-  const path = env.PATH ?? "";
-  return {
-    env: { ...env, PATH: [dir, path].filter(Boolean).join(delimiter) },
-    // A JSON string is a TOML basic string: codex parses the value as TOML.
-    overrides: [`shell_environment_policy.set.PATH=${JSON.stringify(path)}`],
-  };
 }
 
 /** `$CODEX_HOME/config.toml` as codex reads it; a missing or broken one counts as empty (codex reports the latter). */

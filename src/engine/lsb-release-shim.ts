@@ -14,15 +14,18 @@ function shellQuote(text: string): string {
  * codex names the host's OS in its User-Agent through the os_info crate, which runs
  * `lsb_release -a` twice every time `codex exec` starts. On Debian and Ubuntu that is a shell
  * script starting a dozen processes: about 70 ms of wall time and 30 ms of CPU of a 220 ms lean
- * turn, measured here. So the server runs the real one once and hands codex an `lsb_release` that
- * prints the same answer with a shell builtin; anything but `-a` still goes to the real one.
+ * turn, measured here. So the server runs the real one once and hands codex, first on its PATH, an
+ * `lsb_release` that prints the same answer with a shell builtin; anything but `-a` still goes to
+ * the real one, so the agent's commands, which inherit that PATH, get what they always got.
  * No `lsb_release` on PATH (slim images): os_info reads /etc/os-release itself, nothing to do.
  */
-export function createLsbReleaseShim(pathEnv: string | undefined): LsbReleaseShim | undefined {
+export async function createLsbReleaseShim(pathEnv: string | undefined): Promise<LsbReleaseShim | undefined> {
   const real = Bun.which("lsb_release", { PATH: pathEnv ?? "" });
   if (!real) return undefined;
-  const probe = Bun.spawnSync([real, "-a"], { stdin: "ignore", stdout: "pipe", stderr: "ignore" });
-  if (probe.exitCode !== 0) return undefined;
+  // Asynchronous: the real one takes ~10 ms, which the event loop should not spend waiting.
+  const probe = Bun.spawn([real, "-a"], { stdin: "ignore", stdout: "pipe", stderr: "ignore" });
+  const answer = await new Response(probe.stdout).text();
+  if ((await probe.exited) !== 0) return undefined;
   let dir: string;
   try {
     dir = mkdtempSync(join(tmpdir(), "codex-http-server-"));
@@ -33,7 +36,7 @@ export function createLsbReleaseShim(pathEnv: string | undefined): LsbReleaseShi
   const script = [
     "#!/bin/sh",
     `[ "$*" = "-a" ] || exec ${shellQuote(real)} "$@"`,
-    `printf '%s' ${shellQuote(probe.stdout.toString())}`,
+    `printf '%s' ${shellQuote(answer)}`,
     "",
   ].join("\n");
   const remove = () => rmSync(dir, { recursive: true, force: true });

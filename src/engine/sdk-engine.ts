@@ -2,8 +2,8 @@ import { delimiter } from "node:path";
 import { Codex, type Input, type ThreadOptions } from "@openai/codex-sdk";
 import { assertExecutable } from "./codex-binary";
 import { rolloutExists } from "./codex-home";
-import { leanOverrides, readUserCodexConfig, userShapesCommandEnvironment, withShimFirstOnPath } from "./lean-profile";
-import { createLsbReleaseShim, type LsbReleaseShim } from "./lsb-release-shim";
+import { leanOverrides, readUserCodexConfig } from "./lean-profile";
+import { createLsbReleaseShim } from "./lsb-release-shim";
 import { type CodexLaunchOptions, type Engine, EngineError, type ThreadEvent, type TurnRequest } from "./types";
 
 export type SdkEngineOptions = CodexLaunchOptions & { firstEventTimeoutMs: number };
@@ -61,21 +61,19 @@ export function isChildPipeError(err: unknown): boolean {
 export function createSdkEngine(options: SdkEngineOptions): Engine {
   const env = withPathDirs(options.env, options.codex.pathDirs);
   let active = 0;
-  // Made when the first lean turn needs it (undefined: no lsb_release here), removed at exit.
-  let shim: LsbReleaseShim | undefined | null = null;
-  const lsbReleaseShim = () => {
-    if (shim === null) {
-      shim = createLsbReleaseShim(env.PATH);
-      if (shim) process.once("exit", shim.remove);
-    }
-    return shim;
-  };
+  // Part of the lean profile; made at start-up (undefined: no lsb_release here), removed on close or exit.
+  const shim = options.lean ? createLsbReleaseShim(env.PATH).catch(() => undefined) : Promise.resolve(undefined);
+  void shim.then((made) => made && process.once("exit", made.remove));
   const threadOptions: ThreadOptions = options.bypassApprovalsAndSandbox
     ? { sandboxMode: "danger-full-access", approvalPolicy: "never" }
     : {};
 
   return {
     activeProcesses: () => active,
+
+    async close() {
+      (await shim)?.remove();
+    },
 
     threadExists: (threadId: string) => rolloutExists(options.env, threadId),
 
@@ -88,14 +86,12 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
       if (signal.aborted) abort();
       try {
         // Read per turn, so that a config.toml edited while the server runs is respected.
-        const userConfig = options.lean ? readUserCodexConfig(options.env) : {};
-        const lean = options.lean ? leanOverrides(userConfig) : [];
-        const shimDir = options.lean && !userShapesCommandEnvironment(userConfig, options.configOverrides) ? lsbReleaseShim()?.dir : undefined;
-        const launch = shimDir ? withShimFirstOnPath(env, shimDir) : { env, overrides: [] };
+        const lean = options.lean ? leanOverrides(readUserCodexConfig(options.env)) : [];
+        const shimDir = (await shim)?.dir;
         const codex = new Codex({
           codexPathOverride: options.codex.path,
-          env: launch.env,
-          configOverrides: [...lean, ...launch.overrides, ...options.configOverrides],
+          env: shimDir ? withPathDirs(env, [shimDir]) : env,
+          configOverrides: [...lean, ...options.configOverrides],
         });
         // The work_dir is checked by the server, and a turn may run in any directory, repo or not.
         const perThread: ThreadOptions = {
