@@ -197,12 +197,18 @@ export function normalizeOptionalBoolean(argv: readonly string[], name: string):
   return out;
 }
 
-export function parseLogFormat(text: string): LogFormat {
-  const format = text.trim().toLowerCase();
-  if (!(LOG_FORMATS as readonly string[]).includes(format)) {
-    throw new ConfigError(`invalid value "${text}" for --log-format: expected text or json`);
+/** `text`, case and surrounding space aside, if it is one of `choices`; else the error names them. */
+function parseChoice<T extends string>(flag: string, text: string, choices: readonly T[]): T {
+  const choice = text.trim().toLowerCase();
+  if (!(choices as readonly string[]).includes(choice)) {
+    const named = choices.length > 2 ? `${choices.slice(0, -1).join(", ")} or ${choices.at(-1)}` : choices.join(" or ");
+    throw new ConfigError(`invalid value "${text}" for --${flag}: expected ${named}`);
   }
-  return format as LogFormat;
+  return choice as T;
+}
+
+export function parseLogFormat(text: string): LogFormat {
+  return parseChoice("log-format", text, LOG_FORMATS);
 }
 
 export function parseByteSize(name: string, text: string): number {
@@ -277,22 +283,14 @@ export function parseCodexOverride(text: string): string {
 }
 
 export function parseEngine(text: string): EngineName {
-  const engine = text.trim().toLowerCase();
-  if (!(ENGINES as readonly string[]).includes(engine)) {
-    throw new ConfigError(`invalid value "${text}" for --engine: expected exec or app-server`);
-  }
-  return engine as EngineName;
+  return parseChoice("engine", text, ENGINES);
 }
 
 export function parseApprovalPolicy(text: string): ApprovalPolicy {
-  const policy = text.trim().toLowerCase();
-  if (policy === "on-failure") {
+  if (text.trim().toLowerCase() === "on-failure") {
     throw new ConfigError("--approval-policy on-failure: codex 0.163's app-server no longer accepts it; use on-request or untrusted");
   }
-  if (!(APPROVAL_POLICIES as readonly string[]).includes(policy)) {
-    throw new ConfigError(`invalid value "${text}" for --approval-policy: expected never, on-request or untrusted`);
-  }
-  return policy as ApprovalPolicy;
+  return parseChoice("approval-policy", text, APPROVAL_POLICIES);
 }
 
 /** Approvals need someone to ask: the app-server engine, with codex's sandbox on. */

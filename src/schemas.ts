@@ -50,7 +50,7 @@ export const userEditSchema = z.strictObject({
 });
 
 /** Answers an `approval.requested` event of the running turn `id`. */
-export const userConfirmSchema = z.strictObject({
+const userConfirmSchema = z.strictObject({
   type: z.literal("user_confirm"),
   id: requestIdSchema,
   approval_id: z.string().min(1).max(128),

@@ -89,7 +89,8 @@ describe("POST /messages rejects bad input before codex starts", () => {
     ["unknown field", { body: { type: "user_message", message: "hi", thread: "t" } }, 422, "invalid_request", "thread: unknown field"],
     ["several problems", { body: { type: "user_message", message: "", work_dir: "x" } }, 422, "invalid_request", "message: must not be empty; work_dir: must be an absolute path"],
     ["user_confirm", { body: { type: "user_confirm", id: "r1", approval_id: "a1", decision: "approve" } }, 409, "no_approvals", "This server runs codex with approval policy never, so there is never an approval to answer. To answer approvals, start it with --engine app-server --dangerously-bypass-approvals-and-sandbox false --approval-policy on-request."],
-    ["user_confirm without a decision", { body: { type: "user_confirm", id: "r1", approval_id: "a1" } }, 422, "invalid_request", 'decision: Invalid option: expected one of "approve"|"deny"'],
+    // Where codex never asks, a user_confirm gets the explanation whatever fields it has or lacks.
+    ["user_confirm without a decision", { body: { type: "user_confirm", id: "r1", approval_id: "a1" } }, 409, "no_approvals", "This server runs codex with approval policy never, so there is never an approval to answer. To answer approvals, start it with --engine app-server --dangerously-bypass-approvals-and-sandbox false --approval-policy on-request."],
     ["user_edit of a run that is not going", { body: { type: "user_edit", id: "r1", message: "x" } }, 404, "run_not_found", "No turn with id r1 is running."],
     ["user_edit without a message", { body: { type: "user_edit", id: "r1" } }, 422, "invalid_request", "message: Invalid input: expected string, received undefined"],
     ["a thread id that is no codex thread id", { body: { type: "user_message", message: "hi", thread_id: "../x" } }, 422, "invalid_request", "thread_id: must be a codex thread id (letters, digits and '-')"],
@@ -107,6 +108,13 @@ describe("POST /messages rejects bad input before codex starts", () => {
     expect(res.headers.get("content-type")).toBe("application/json");
     expect(await res.json()).toEqual({ error: { code, message } });
     expect(engine.calls).toHaveLength(0);
+  });
+
+  test("where approvals are asked for, a user_confirm without a decision is 422", async () => {
+    const engine = echo();
+    const res = await setup(engine, { approvalPolicy: "on-request" }).post({ type: "user_confirm", id: "r1", approval_id: "a1" });
+    expect(res.status).toBe(422);
+    expect(await res.json()).toEqual({ error: { code: "invalid_request", message: 'decision: Invalid option: expected one of "approve"|"deny"' } });
   });
 
   test("a chunked body over the limit is cut off with 413 as well", async () => {

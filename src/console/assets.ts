@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
-export type ConsoleAsset = { path: string; contentType: string; body: string };
+type ConsoleAsset = { path: string; contentType: string; body: string };
 
 const SCRIPTS = ["console", "markdown", "sse"];
 

@@ -581,8 +581,8 @@ async function cancel(): Promise<void> {
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ type: "user_cancel", id: runId }),
   }).catch(() => undefined);
-  // 409: it finished meanwhile; its `done` arrives on the stream either way.
-  if (response && !response.ok && response.status !== 409) {
+  // 404 run_not_found: it finished meanwhile; its `done` arrives on the stream either way.
+  if (response && !response.ok && response.status !== 404) {
     const { message } = await errorOf(response);
     announce(`Cancel failed: ${message}`);
     ui.cancel.disabled = false;

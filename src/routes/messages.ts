@@ -121,7 +121,12 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
       bodyLimit({ maxSize: config.maxBodyBytes, onError: tooLarge }),
       requireJsonBody,
       zValidator("json", messageRequestSchema, (result) => {
-        if (!result.success) throw new ApiError(422, "invalid_request", describeIssues(result.error));
+        if (result.success) return;
+        // Where codex never asks, any user_confirm gets the explanation, not a list of its missing fields.
+        if (config.approvalPolicy === "never" && (result.data as { type?: unknown } | null)?.type === "user_confirm") {
+          throw new ApiError(409, "no_approvals", NO_APPROVALS);
+        }
+        throw new ApiError(422, "invalid_request", describeIssues(result.error));
       }),
       async (c) => {
         const body = c.req.valid("json");
