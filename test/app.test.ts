@@ -275,6 +275,35 @@ describe("POST /messages streams the turn", () => {
     expect(JSON.parse(again.at(-1)?.data ?? "").status).toBe("completed");
   });
 
+  test("a client already watching a refused turn by its id sees it end with done, status error", async () => {
+    let refuse!: () => void;
+    const refusing = new Promise<void>((resolve) => {
+      refuse = resolve;
+    });
+    const engine = Object.assign(
+      fakeEngine(async function* () {
+        await refusing;
+        throw new EngineBusyError("codex app-server is overloaded: Server overloaded; retry later.", 5);
+      }),
+      { refusesWhenBusy: true },
+    );
+    const { app, post } = setup(engine);
+    const answer = post({ type: "user_message", message: "hi", id: "busy-2" });
+    const watching = await waitFor("the run", async () => {
+      const res = await app.request("/runs/busy-2/events");
+      return res.status === 200 ? res : undefined;
+    });
+    refuse();
+    expect((await answer).status).toBe(503);
+    const frames = parseSse(await watching.text()).frames;
+    expect(frames.map((f) => f.event)).toEqual(["done"]);
+    expect(JSON.parse(frames[0]?.data ?? "")).toMatchObject({
+      status: "error",
+      request_id: "busy-2",
+      error: "codex app-server is overloaded: Server overloaded; retry later.",
+    });
+  });
+
   test("concurrent turns never see each other's events", async () => {
     const engine = fakeEngine(async function* (request) {
       for (let i = 0; i < 5; i++) {

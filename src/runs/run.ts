@@ -132,17 +132,6 @@ export class Run {
     };
   }
 
-  /** Busy engines refuse before the turn exists for anyone: no events, no done, and the caller says so. */
-  private refused(err: EngineBusyError, elapsedMs: number): void {
-    this.refusal = err;
-    this.options.observer?.finished("error", elapsedMs / 1000);
-    this.log.info("turn refused", { request_id: this.id, error: err.message });
-    this.outcome = { status: "error", thread_id: null, request_id: this.id, usage: null, error: err.message, final_response: null, replaces: this.turn.replaces ?? null };
-    this.finishedAt = new Date();
-    this.events.close();
-    this.admit(err);
-  }
-
   private async drive(): Promise<void> {
     const startedAt = this.options.now();
     this.options.observer?.started();
@@ -172,13 +161,15 @@ export class Run {
       }
     } catch (err) {
       if (err instanceof EngineBusyError && sequence === 0 && !this.stopReason) {
-        this.refused(err, this.options.now() - startedAt);
-        return;
+        // The caller answers 503 instead of streaming; a client already watching the run by its
+        // id still sees it end with a done, like any other.
+        this.refusal = err;
+        result = { status: "error", error: err.message };
       }
       // codex exits non-zero after reporting turn.failed, so a known result outlives the throw.
       if (!result && !this.stopReason) result = { status: "error", error: messageOf(err) };
     }
-    this.admit(undefined);
+    this.admit(this.refusal);
     if (this.stopReason && result?.status !== "completed") {
       result = { status: this.stopReason, error: `turn ${this.stopReason}` };
     }
@@ -196,7 +187,7 @@ export class Run {
     };
     const elapsedMs = this.options.now() - startedAt;
     this.options.observer?.finished(result.status, elapsedMs / 1000);
-    this.log.info("turn finished", {
+    this.log.info(this.refusal ? "turn refused" : "turn finished", {
       request_id: this.id,
       thread_id: this.threadId ?? undefined,
       status: result.status,
