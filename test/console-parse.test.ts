@@ -66,6 +66,9 @@ describe("parseInline", () => {
     ]],
     ["snake_case is not emphasis", "a_b_c", [{ type: "text", text: "a_b_c" }]],
     ["a lone star is text", "2 * 3", [{ type: "text", text: "2 * 3" }]],
+    ["a closing mark beyond 500 characters is not looked for", `*${"a".repeat(600)}*`, [{ type: "text", text: `*${"a".repeat(600)}*` }]],
+    ["within 500 it is", `*${"a".repeat(400)}*`, [{ type: "em", children: [{ type: "text", text: "a".repeat(400) }] }]],
+    ["intraword __ is not strong either", "a__b__c", [{ type: "text", text: "a__b__c" }]],
     ["http link", "[docs](https://example.com/a)", [{ type: "link", href: "https://example.com/a", children: [{ type: "text", text: "docs" }] }]],
     ["javascript: link stays text", "[x](javascript:alert(1))", [{ type: "text", text: "[x](javascript:alert(1))" }]],
   ];

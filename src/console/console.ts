@@ -187,10 +187,12 @@ function collapsible(previous: Element | undefined, className: string, summary: 
   return details;
 }
 
-function renderItem(item: ThreadItem, previous: Element | undefined): HTMLElement {
+/** `final`: the item is complete; until then an agent message is shown as plain text as it grows. */
+function renderItem(item: ThreadItem, previous: Element | undefined, final: boolean): HTMLElement {
   switch (item.type) {
     case "agent_message":
-      return el("div", "item agent-message", ...renderMarkdown(item.text));
+      // Parsing markdown again at every update of a long streamed answer would cost more and more.
+      return final ? el("div", "item agent-message", ...renderMarkdown(item.text)) : el("div", "item agent-message streaming", el("p", undefined, item.text));
     case "reasoning":
       return collapsible(previous, "item reasoning", [el("span", "label", "Reasoning")], renderMarkdown(item.text));
     case "command_execution": {
@@ -317,7 +319,7 @@ class TurnView {
       case "item.updated":
       case "item.completed": {
         const previous = this.items.get(event.item.id);
-        const next = renderItem(event.item, previous);
+        const next = renderItem(event.item, previous, event.type === "item.completed");
         next.dataset.itemType = event.item.type;
         if (previous) previous.replaceWith(next);
         else this.body.append(next);

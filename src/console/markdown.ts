@@ -34,6 +34,24 @@ export function safeHref(href: string): string | undefined {
   }
 }
 
+/**
+ * How far an inline span (code, emphasis, link text) may reach for its closing mark. Agent output
+ * is untrusted: unbounded, every unclosed `*` would scan to the end of the text, which makes a
+ * long enough message freeze the page.
+ */
+const SPAN = 500;
+const CODE = new RegExp(`(\`+)([\\s\\S]{0,${SPAN}}?[^\`])\\1(?!\`)`, "y");
+const STRONG = new RegExp(`(\\*\\*|__)(?=\\S)([\\s\\S]{0,${SPAN}}?\\S)\\1`, "y");
+const EM = new RegExp(`(\\*|_)(?=\\S)([\\s\\S]{0,${SPAN}}?\\S)\\1(?![\\w*])`, "y");
+const LINK = new RegExp(`\\[([^\\]]{1,${SPAN}})\\]\\(([^)\\s]{1,2048})\\)`, "y");
+/** Where an inline span may start; everything between two of these is plain text. */
+const MARK = /[`*_[]/g;
+
+function matchAt(pattern: RegExp, text: string, at: number): RegExpExecArray | null {
+  pattern.lastIndex = at;
+  return pattern.exec(text);
+}
+
 export function parseInline(text: string): Inline[] {
   const out: Inline[] = [];
   let plain = "";
@@ -43,29 +61,39 @@ export function parseInline(text: string): Inline[] {
   };
   let i = 0;
   while (i < text.length) {
-    const rest = text.slice(i);
-    const code = /^(`+)([\s\S]*?[^`])\1(?!`)/.exec(rest);
+    MARK.lastIndex = i;
+    const mark = MARK.exec(text);
+    if (!mark) {
+      plain += text.slice(i);
+      break;
+    }
+    plain += text.slice(i, mark.index);
+    i = mark.index;
+    const char = text[i];
+    const code = char === "`" ? matchAt(CODE, text, i) : null;
     if (code?.[2] !== undefined) {
       flush();
       out.push({ type: "code", text: code[2].trim() || code[2] });
       i += code[0].length;
       continue;
     }
-    const strong = /^(\*\*|__)(?=\S)([\s\S]*?\S)\1/.exec(rest);
+    // snake_case: an underscore inside a word never opens emphasis.
+    const intraword = char === "_" && /\w/.test(text[i - 1] ?? "");
+    const strong = (char === "*" || char === "_") && !intraword ? matchAt(STRONG, text, i) : null;
     if (strong?.[2] !== undefined) {
       flush();
       out.push({ type: "strong", children: parseInline(strong[2]) });
       i += strong[0].length;
       continue;
     }
-    const em = /^(\*|_)(?=\S)([\s\S]*?\S)\1(?![\w*])/.exec(rest);
-    if (em?.[2] !== undefined && !(em[1] === "_" && /\w/.test(text[i - 1] ?? ""))) {
+    const em = (char === "*" || char === "_") && !intraword ? matchAt(EM, text, i) : null;
+    if (em?.[2] !== undefined) {
       flush();
       out.push({ type: "em", children: parseInline(em[2]) });
       i += em[0].length;
       continue;
     }
-    const link = /^\[([^\]]+)\]\(([^)\s]+)\)/.exec(rest);
+    const link = char === "[" ? matchAt(LINK, text, i) : null;
     const href = link?.[2] === undefined ? undefined : safeHref(link[2]);
     if (link?.[1] !== undefined && href !== undefined) {
       flush();
@@ -73,7 +101,7 @@ export function parseInline(text: string): Inline[] {
       i += link[0].length;
       continue;
     }
-    plain += text[i];
+    plain += char;
     i++;
   }
   flush();
