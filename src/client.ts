@@ -4,6 +4,7 @@
  * must keep the turn going: `--reattach-grace`), so that every event arrives exactly once.
  */
 import type { ThreadEvent } from "@openai/codex-sdk";
+import { sseParser } from "./console/sse";
 import type { z } from "zod";
 import type { ApprovalDecision, ApprovalRequestedEvent, ApprovalResolvedEvent } from "./engine/types";
 import type { DoneData, RunSummary, userMessageSchema } from "./schemas";
@@ -45,24 +46,13 @@ export type SendOptions = {
   reconnects?: number;
 };
 
-/** Parses SSE frames out of a byte stream, as they complete; comment lines are skipped. */
+/** SSE frames out of a byte stream, as they complete (the console's parser: comments, CR/LF, multi-line data). */
 async function* frames(body: ReadableStream<Uint8Array>): AsyncGenerator<{ id: number; event: string; data: string }> {
+  const parse = sseParser();
   const decoder = new TextDecoder();
-  let buffer = "";
   for await (const chunk of body) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let end = buffer.indexOf("\n\n");
-    while (end >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      const frame = { id: 0, event: "message", data: "" };
-      for (const line of block.split("\n")) {
-        if (line.startsWith("id: ")) frame.id = Number(line.slice(4));
-        else if (line.startsWith("event: ")) frame.event = line.slice(7);
-        else if (line.startsWith("data: ")) frame.data += line.slice(6);
-      }
-      if (frame.data !== "") yield frame;
-      end = buffer.indexOf("\n\n");
+    for (const message of parse(decoder.decode(chunk, { stream: true }))) {
+      yield { id: Number(message.id ?? 0), event: message.event, data: message.data };
     }
   }
 }
