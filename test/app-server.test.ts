@@ -6,9 +6,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createAppServerEngine } from "../src/engine/app-server/engine";
+import { type AppServerEngineOptions, createAppServerEngine } from "../src/engine/app-server/engine";
 import { locateCodex } from "../src/engine/codex-binary";
-import { EngineBusyError, EngineError } from "../src/engine/types";
+import { type Engine, EngineBusyError, EngineError } from "../src/engine/types";
 import { createLogger } from "../src/log";
 import { ListenError, startServer } from "../src/server";
 import { confirmedSchema } from "../src/schemas";
@@ -299,6 +299,57 @@ describe("approvals (--approval-policy on-request, bypass off)", () => {
 describe("an app-server that misbehaves (a scripted stand-in)", () => {
   const dir = mkdtempSync(join(tmpdir(), "fake-app-server-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** The engine on the stand-in doing `behaviour`, and the lines it logs. */
+  function fakeEngine(behaviour: string, options: Partial<AppServerEngineOptions> = {}, env: Record<string, string> = {}) {
+    const logs: string[] = [];
+    const engine = createAppServerEngine({
+      codex: { path: fakeCodex(dir), pathDirs: [] },
+      env: { PATH: process.env.PATH ?? "", FAKE_APP_SERVER: behaviour, ...env },
+      bypassApprovalsAndSandbox: true,
+      approvalPolicy: "never",
+      approvalTimeoutMs: 1_000,
+      requestTimeoutMs: 5_000,
+      lean: false,
+      configOverrides: [],
+      processes: 1,
+      log: createLogger("warn", (line) => void logs.push(line)),
+      ...options,
+    });
+    return { engine, logs };
+  }
+
+  async function turnEvents(engine: Engine, input: string): Promise<unknown[]> {
+    const events: unknown[] = [];
+    for await (const event of engine.runTurn({ input, workDir: dir, signal: new AbortController().signal })) events.push(event);
+    return events;
+  }
+
+  /** What the stand-in sends for a turn it answers. */
+  const answered = (threadId: unknown, text: string) => [
+    { type: "thread.started", thread_id: threadId },
+    { type: "turn.started" },
+    { type: "item.completed", item: { id: "item_0", type: "agent_message", text } },
+    {
+      type: "turn.completed",
+      usage: { input_tokens: 0, cached_input_tokens: 0, cache_write_input_tokens: 0, output_tokens: 0, reasoning_output_tokens: 0 },
+    },
+  ];
+
+  test("lines that are no message, and a notification whose handling throws, are skipped: the turn still completes", async () => {
+    const { engine, logs } = fakeEngine("serves");
+    try {
+      expect(await turnEvents(engine, "garbled")).toEqual(answered("thread-1", "echo: garbled"));
+      const skipped = logs.filter((line) => line.includes("codex app-server sent a line that was skipped"));
+      expect(skipped).toHaveLength(3);
+      expect(skipped.map((line) => / line=(.+)\n$/.exec(line)?.[1])).toEqual(["null", "[]", JSON.stringify(JSON.stringify({ method: "item/started" }))]);
+      expect(skipped.map((line) => line.includes('reason="not a JSON-RPC message"'))).toEqual([true, true, false]);
+      // The process reads on: its next turn is answered too.
+      expect(await turnEvents(engine, "say again")).toEqual(answered("thread-3", "echo: say again"));
+    } finally {
+      await engine.close();
+    }
+  });
 
   test("overloaded: POST /messages answers 503 engine_busy with retry-after, and no run is kept", async () => {
     const server = startTestServer({

@@ -155,6 +155,8 @@ class PooledProcess {
       notification: (message) => this.engine.onNotification(this, message),
       request: (message) => this.engine.onRequest(this, connection, message),
       exit: (error) => this.onExit(connection, error),
+      skipped: (line, reason) =>
+        this.engine.options.log.warn("codex app-server sent a line that was skipped", { process: this.index, reason, line: line.slice(0, 200) }),
     }, this.engine.options.requestTimeoutMs);
     try {
       await connection.initialize();
