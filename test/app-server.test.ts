@@ -351,6 +351,15 @@ describe("an app-server that misbehaves (a scripted stand-in)", () => {
     }
   });
 
+  test("the late end of another turn of the thread (turn.id, not turnId) does not end this one", async () => {
+    const { engine } = fakeEngine("serves");
+    try {
+      expect(await turnEvents(engine, "stale")).toEqual(answered("thread-1", "echo: stale"));
+    } finally {
+      await engine.close();
+    }
+  });
+
   test("overloaded: POST /messages answers 503 engine_busy with retry-after, and no run is kept", async () => {
     const server = startTestServer({
       engine: "app-server",

@@ -60,6 +60,11 @@ class TurnSession {
   readonly queue = new TurnQueue<EngineEvent>();
   readonly mapper = new TurnEventMapper();
   turnId: string | undefined;
+  /**
+   * Notifications read before turn/start's answer (they come in one burst): held until the turn's
+   * id tells whether they are this turn's or the late end of an interrupted one.
+   */
+  readonly early: ServerNotification[] = [];
   started = false;
   readonly approvals = new Set<PendingApproval>();
   /** File changes by item id: an approval request names only the item. */
@@ -299,6 +304,7 @@ export class AppServerEngine implements Engine {
       // Not abortable: once sent, the turn runs in app-server whatever happens here, and only its id lets it be interrupted.
       const started = await connection.request("turn/start", this.turnParams(member, threadId, request));
       turn.turnId = started.turn.id;
+      for (const message of turn.early.splice(0)) this.onNotification(member, message);
       if (signal.aborted) interrupt();
       else signal.addEventListener("abort", interrupt, { once: true });
       yield* turn.queue.drain();
@@ -374,16 +380,22 @@ export class AppServerEngine implements Engine {
       this.options.log.warn("codex app-server", { warning: message.params.summary });
       return;
     }
-    const params = message.params as { threadId?: string; turnId?: string };
+    // Turn events name their turn in `turn.id`, the others in `turnId`.
+    const params = message.params as { threadId?: string; turnId?: string; turn?: { id?: string } };
     const threadId = params.threadId;
     if (threadId === undefined) return;
     const turn = member.turns.get(threadId);
+    if (turn && turn.turnId === undefined && !turn.queue.done) {
+      turn.early.push(message);
+      return;
+    }
     if (message.method === "warning" && !turn?.started) {
       member.thread(threadId).warnings.push(message.params.message);
       return;
     }
     if (!turn || turn.queue.done) return;
-    if (params.turnId !== undefined && turn.turnId !== undefined && params.turnId !== turn.turnId) return;
+    const turnId = params.turnId ?? params.turn?.id;
+    if (turnId !== undefined && turnId !== turn.turnId) return;
     if (message.method === "turn/started") {
       turn.started = true;
       const thread = member.thread(threadId);
