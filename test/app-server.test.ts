@@ -14,7 +14,7 @@ import { ListenError, startServer } from "../src/server";
 import { confirmedSchema } from "../src/schemas";
 import { fakeCodex } from "./fixtures/fake-app-server";
 import { LEAN_OVERRIDES } from "./fixtures/lean-overrides";
-import { appServersUnder, isConnectedTo } from "./fixtures/processes";
+import { appServersUnder, descendants, isConnectedTo } from "./fixtures/processes";
 import { readSse, type SseFrame, sseReader } from "./fixtures/sse";
 import { startTestServer, type TestServer, testConfig } from "./fixtures/test-server";
 import { agentTexts, doneOf } from "./fixtures/turns";
@@ -356,6 +356,27 @@ describe("an app-server that misbehaves (a scripted stand-in)", () => {
     try {
       expect(await turnEvents(engine, "stale")).toEqual(answered("thread-1", "echo: stale"));
     } finally {
+      await engine.close();
+    }
+  });
+
+  test("--app-servers 2, one dead and waiting to restart: turns go to the live one, busy or not", async () => {
+    const { engine } = fakeEngine("serves", { processes: 2, restartDelayMs: { first: 600_000, max: 600_000 } });
+    const stop = new AbortController();
+    try {
+      engine.warm();
+      await waitFor("two app-servers", () => engine.activeProcesses() === 2);
+      const [victim] = descendants(process.pid).filter((info) => readFileSync(`/proc/${info.pid}/cmdline`, "utf8").includes("fake-app-server.ts"));
+      process.kill(victim?.pid as number, "SIGKILL");
+      await waitFor("one app-server", () => engine.activeProcesses() === 1);
+      const holding = engine.runTurn({ input: "hold", workDir: dir, signal: stop.signal })[Symbol.asyncIterator]();
+      expect((await holding.next()).value).toEqual({ type: "thread.started", thread_id: expect.any(String) });
+      expect(await turnEvents(engine, "say served")).toEqual(answered(expect.stringMatching(/^thread-\d+$/), "echo: say served"));
+      expect(engine.activeProcesses()).toBe(1);
+      stop.abort();
+      while (!(await holding.next()).done);
+    } finally {
+      stop.abort();
       await engine.close();
     }
   });

@@ -102,6 +102,11 @@ class PooledProcess {
     return this.connection?.alive === true;
   }
 
+  /** Dead and waiting out its restart delay: a turn sent here now would be refused as busy. */
+  get restartPending(): boolean {
+    return !this.alive && !this.starting && this.notBefore > Date.now();
+  }
+
   ensure(): Promise<AppServerConnection> {
     if (this.connection?.alive) return Promise.resolve(this.connection);
     if (this.closed) return Promise.reject(new EngineError("the app-server engine is stopped"));
@@ -261,8 +266,11 @@ export class AppServerEngine implements Engine {
   private pick(threadId: string | undefined): PooledProcess {
     const owner = threadId === undefined ? undefined : this.owners.get(threadId);
     if (owner?.alive) return owner;
+    // One waiting to restart would refuse the turn as busy: any other, however loaded, is better.
+    const available = this.pool.filter((member) => !member.restartPending);
+    const candidates = available.length > 0 ? available : this.pool;
     const load = (member: PooledProcess) => member.turns.size + (member.alive ? 0 : 0.5);
-    return this.pool.reduce((best, member) => (load(member) < load(best) ? member : best));
+    return candidates.reduce((best, member) => (load(member) < load(best) ? member : best));
   }
 
   private approvalPolicy(): AskForApproval {
