@@ -445,7 +445,9 @@ describe("an app-server that misbehaves (a scripted stand-in)", () => {
       await expect(turn()).rejects.toThrow(new EngineError("codex app-server exited with code 3"));
       expect(events).toEqual([]);
       // While it waits to restart, a turn is refused as busy at once instead of waiting for it.
-      await expect(turn()).rejects.toThrow(new EngineBusyError("codex app-server is restarting after it stopped; try again in 1 s", 1));
+      await expect(turn()).rejects.toThrow(
+        new EngineBusyError("codex app-server is restarting after it stopped (codex app-server exited with code 3); try again in 1 s", 1),
+      );
       const delays = await waitFor("four restarts", () => {
         const found = logs.filter((line) => line.includes("codex app-server died; restarting it")).map((line) => /delay_ms=(\d+)/.exec(line)?.[1]);
         return found.length >= 4 ? found.slice(0, 4) : undefined;

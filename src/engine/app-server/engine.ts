@@ -86,6 +86,8 @@ function sandboxPolicy(mode: SandboxMode): SandboxPolicy {
 class PooledProcess {
   connection: AppServerConnection | undefined;
   private starting: Promise<AppServerConnection> | undefined;
+  /** Why the last process stopped, told to the turns refused while it waits to restart. */
+  private lastError: EngineError | undefined;
   private deathsInARow = 0;
   private notBefore = 0;
   private restartTimer: ReturnType<typeof setTimeout> | undefined;
@@ -114,7 +116,8 @@ class PooledProcess {
     if (wait > 0 && !this.starting) {
       // Rather than hold the request (and its response headers) for up to the longest restart delay.
       const seconds = Math.ceil(wait / 1000);
-      return Promise.reject(new EngineBusyError(`codex app-server is restarting after it stopped; try again in ${seconds} s`, seconds));
+      const why = this.lastError ? ` (${this.lastError.message})` : "";
+      return Promise.reject(new EngineBusyError(`codex app-server is restarting after it stopped${why}; try again in ${seconds} s`, seconds));
     }
     this.starting ??= this.start().finally(() => {
       this.starting = undefined;
@@ -171,8 +174,11 @@ class PooledProcess {
     try {
       await connection.initialize();
     } catch (err) {
+      const error = err instanceof EngineError ? err : new EngineError(String(err));
       void connection.stop(0);
-      throw err instanceof EngineError ? err : new EngineError(String(err));
+      // Stopping it reports "was stopped"; why the handshake failed says more.
+      this.lastError = error;
+      throw error;
     }
     this.connection = connection;
     this.engine.options.log.debug("codex app-server started", { process: this.index, pid: connection.pid });
@@ -181,6 +187,7 @@ class PooledProcess {
 
   private onExit(connection: AppServerConnection, error: EngineError): void {
     if (this.connection === connection) this.connection = undefined;
+    this.lastError = error;
     for (const threadId of this.threads.keys()) this.engine.forget(threadId, this);
     this.threads.clear();
     for (const turn of this.turns.values()) this.engine.endTurn(turn, error);
