@@ -21,6 +21,7 @@ export type RunningServer = {
   codexPath: string;
   codexVersion: string;
   runs: RunRegistry;
+  engine: Engine;
   /**
    * Stops listening and starting turns, lets running turns finish until the shutdown timeout,
    * cancels the rest, then closes every connection. Each wait is bounded.
@@ -94,6 +95,7 @@ export function startServer(config: Config, log: Logger): RunningServer {
     codexPath: codex.path,
     codexVersion,
     runs,
+    engine,
     shutdown,
   };
 }
@@ -142,8 +144,10 @@ export function handleSignals(running: RunningServer, log: Logger): void {
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (signalled) {
-      // Aborting sends codex its SIGTERM synchronously, so no turn outlives the server.
+      // Aborting sends `codex exec` its SIGTERM synchronously; app-server's interrupt is a request
+      // that would never be read, so its processes are killed outright. Nothing outlives the server.
       running.runs.stopAll("cancelled");
+      running.engine.killNow?.();
       process.exit(130);
     }
     signalled = true;

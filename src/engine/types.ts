@@ -83,6 +83,8 @@ export interface Engine {
   readonly refusesWhenBusy?: boolean;
   /** Stops the engine's long-lived processes, if it has any. */
   close?(): Promise<void>;
+  /** Kills the engine's long-lived processes at once (SIGKILL), for an exit that cannot wait for `close`. */
+  killNow?(): void;
 }
 
 /** codex could not run the turn at all (missing binary, crash, no output): not the model's fault. */

@@ -111,6 +111,12 @@ export class AppServerConnection {
     await this.exited;
   }
 
+  /** SIGKILL, now: for an exit that cannot wait for `stop`. */
+  kill(): void {
+    this.close(new EngineError("codex app-server was killed"));
+    this.child.kill("SIGKILL");
+  }
+
   private send(message: Record<string, unknown>): void {
     if (this.closedWith) return;
     try {

@@ -85,6 +85,8 @@ function sandboxPolicy(mode: SandboxMode): SandboxPolicy {
 /** One app-server process of the pool: started on demand, restarted after a delay when it dies. */
 class PooledProcess {
   connection: AppServerConnection | undefined;
+  /** The process from its spawn until it exits, initialized or not: what `kill` must reach. */
+  private spawned: AppServerConnection | undefined;
   private starting: Promise<AppServerConnection> | undefined;
   /** Why the last process stopped, told to the turns refused while it waits to restart. */
   private lastError: EngineError | undefined;
@@ -171,6 +173,7 @@ class PooledProcess {
       skipped: (line, reason) =>
         this.engine.options.log.warn("codex app-server sent a line that was skipped", { process: this.index, reason, line: line.slice(0, 200) }),
     }, this.engine.options.requestTimeoutMs);
+    this.spawned = connection;
     try {
       await connection.initialize();
     } catch (err) {
@@ -187,6 +190,7 @@ class PooledProcess {
 
   private onExit(connection: AppServerConnection, error: EngineError): void {
     if (this.connection === connection) this.connection = undefined;
+    if (this.spawned === connection) this.spawned = undefined;
     this.lastError = error;
     for (const threadId of this.threads.keys()) this.engine.forget(threadId, this);
     this.threads.clear();
@@ -209,6 +213,12 @@ class PooledProcess {
     clearTimeout(this.restartTimer);
     await this.starting?.catch(() => {});
     await this.connection?.stop();
+  }
+
+  kill(): void {
+    this.closed = true;
+    clearTimeout(this.restartTimer);
+    this.spawned?.kill();
   }
 }
 
@@ -253,6 +263,10 @@ export class AppServerEngine implements Engine {
 
   async close(): Promise<void> {
     await Promise.all(this.pool.map((member) => member.stop()));
+  }
+
+  killNow(): void {
+    for (const member of this.pool) member.kill();
   }
 
   /**
