@@ -360,6 +360,31 @@ describe("an app-server that misbehaves (a scripted stand-in)", () => {
     }
   });
 
+  test("an approval codex withdraws (serverRequest/resolved) is settled at once, and codex gets no answer to it", async () => {
+    const sent = join(dir, "withdrawn.log");
+    const { engine } = fakeEngine("serves", { approvalTimeoutMs: 600_000 }, { FAKE_APP_SERVER_LOG: sent });
+    try {
+      const stop = new AbortController();
+      const events: unknown[] = [];
+      for await (const event of engine.runTurn({ input: "withdraw", workDir: dir, signal: stop.signal })) {
+        events.push(event);
+        if (event.type === "approval.resolved") stop.abort();
+      }
+      const approvalId = (events[2] as { approval_id: string }).approval_id;
+      expect(events).toEqual([
+        { type: "thread.started", thread_id: "thread-1" },
+        { type: "turn.started" },
+        { type: "approval.requested", approval_id: expect.any(String), kind: "command_execution", command: "touch /withdrawn" },
+        { type: "approval.resolved", approval_id: approvalId, decision: "deny", by: "turn_ended" },
+      ]);
+      expect(engine.resolveApproval(approvalId, "approve")).toBe(false);
+      const lines = readFileSync(sent, "utf8").trimEnd().split("\n").map((line) => JSON.parse(line));
+      expect(lines.map((line) => line.method ?? `answer to ${line.id}`)).toEqual(["initialize", "initialized", "thread/start", "turn/start", "turn/interrupt"]);
+    } finally {
+      await engine.close();
+    }
+  });
+
   test("--app-servers 2, one dead and waiting to restart: turns go to the live one, busy or not", async () => {
     const { engine } = fakeEngine("serves", { processes: 2, restartDelayMs: { first: 600_000, max: 600_000 } });
     const stop = new AbortController();

@@ -61,10 +61,10 @@ class TurnSession {
   readonly mapper = new TurnEventMapper();
   turnId: string | undefined;
   /**
-   * Notifications read before turn/start's answer (they come in one burst): held until the turn's
-   * id tells whether they are this turn's or the late end of an interrupted one.
+   * What codex sent before turn/start's answer (it comes in one burst), handled once the turn's id
+   * tells whether it is this turn's or the late end of an interrupted one, and in the order sent.
    */
-  readonly early: ServerNotification[] = [];
+  readonly early: Array<() => void> = [];
   started = false;
   readonly approvals = new Set<PendingApproval>();
   /** File changes by item id: an approval request names only the item. */
@@ -333,7 +333,7 @@ export class AppServerEngine implements Engine {
       // Not abortable: once sent, the turn runs in app-server whatever happens here, and only its id lets it be interrupted.
       const started = await connection.request("turn/start", this.turnParams(member, threadId, request));
       turn.turnId = started.turn.id;
-      for (const message of turn.early.splice(0)) this.onNotification(member, message);
+      for (const handle of turn.early.splice(0)) handle();
       if (signal.aborted) interrupt();
       else signal.addEventListener("abort", interrupt, { once: true });
       yield* turn.queue.drain();
@@ -415,7 +415,14 @@ export class AppServerEngine implements Engine {
     if (threadId === undefined) return;
     const turn = member.turns.get(threadId);
     if (turn && turn.turnId === undefined && !turn.queue.done) {
-      turn.early.push(message);
+      turn.early.push(() => this.onNotification(member, message));
+      return;
+    }
+    if (message.method === "serverRequest/resolved") {
+      // codex withdrew its request (its turn is ending): nothing is left to answer.
+      for (const approval of turn?.approvals ?? []) {
+        if (approval.rpcId === message.params.requestId) this.settle(approval, "deny", "turn_ended");
+      }
       return;
     }
     if (message.method === "warning" && !turn?.started) {
@@ -448,6 +455,10 @@ export class AppServerEngine implements Engine {
       return;
     }
     const turn = member.turns.get(message.params.threadId);
+    if (turn && turn.turnId === undefined && !turn.queue.done) {
+      turn.early.push(() => this.onRequest(member, connection, message));
+      return;
+    }
     if (!turn || turn.queue.done) {
       connection.respond(message.id, { decision: "decline" });
       return;
