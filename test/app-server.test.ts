@@ -212,7 +212,7 @@ describe("approvals (--approval-policy on-request, bypass off)", () => {
     const resolved = frames.find((f) => f.event === "approval.resolved");
     expect(json(resolved)).toEqual({ type: "approval.resolved", approval_id: requested.approval_id, decision: "deny", by: "client" });
     const command = frames.find((f) => f.event === "item.completed" && json(f).item.type === "command_execution");
-    expect(json(command).item).toMatchObject({ status: "declined", exit_code: null });
+    expect(json(command).item).toMatchObject({ status: "failed", exit_code: null });
     expect(agentTexts(frames)[0]).toContain("rejected by user");
     expect(doneOf(frames).status).toBe("completed");
     expect(existsSync(file)).toBe(false);

@@ -91,6 +91,12 @@ describe("TurnEventMapper", () => {
     ]);
   });
 
+  test("a command the user declined reads as failed: the SDK knows no declined", () => {
+    const command = { type: "commandExecution", id: "c", command: "touch x", cwd: "/", status: "declined", aggregatedOutput: null, exitCode: null, commandActions: [] };
+    expect(run([completed(command as unknown as ThreadItem)]).events as unknown[]).toEqual([
+      { type: "item.completed", item: { id: "item_0", type: "command_execution", command: "touch x", aggregated_output: "", exit_code: null, status: "failed" } },
+    ]);
+  });
   test("an item still running when the turn ends is completed with it", () => {
     const command = (status: string) =>
       ({ type: "commandExecution", id: "c", command: "sleep 9", cwd: "/", status, aggregatedOutput: null, exitCode: null, commandActions: [] }) as unknown as ThreadItem;

@@ -171,7 +171,8 @@ function toSdkItem(item: ThreadItem, makeId: () => string): SdkItem | undefined 
         aggregated_output: item.aggregatedOutput ?? "",
         // exec writes `null` while the command runs; the SDK's type calls it optional.
         exit_code: item.exitCode as number,
-        status: (item.status === "inProgress" ? "in_progress" : item.status) as "in_progress" | "completed" | "failed",
+        // The SDK knows no "declined": a command the user refused did not succeed, like a refused patch.
+        status: item.status === "inProgress" ? "in_progress" : item.status === "declined" ? "failed" : item.status,
       };
     case "fileChange":
       return {
