@@ -67,12 +67,12 @@ export function startServer(config: Config, log: Logger): RunningServer {
       fetch: app.fetch,
     });
   } catch (err) {
-    // The app-server engine has started its processes already; they must not outlive the failure.
-    void engine.close?.();
     const code = (err as { code?: string }).code;
     const reason = code === "EADDRINUSE" ? "the address is already in use" : (err as Error).message;
     throw new ListenError(`cannot listen on ${formatUrl(config.host, config.port)}: ${reason}`);
   }
+  // Only once listening: a server that cannot listen exits at once, with nothing started to stop.
+  engine.warm?.();
 
   let stopping: Promise<void> | undefined;
   const shutdown = () =>
@@ -110,7 +110,7 @@ function createEngine(config: Config, codex: CodexBinary, log: Logger): Engine {
     configOverrides: config.codexConfigOverrides,
   };
   if (config.engine === "exec") return createSdkEngine({ ...common, firstEventTimeoutMs: config.firstEventTimeoutMs });
-  const engine = createAppServerEngine({
+  return createAppServerEngine({
     ...common,
     approvalPolicy: config.approvalPolicy,
     approvalTimeoutMs: config.approvalTimeoutMs,
@@ -118,9 +118,6 @@ function createEngine(config: Config, codex: CodexBinary, log: Logger): Engine {
     processes: config.appServers,
     log,
   });
-  // Started with the server, so that the first turn does not pay for it.
-  engine.warm();
-  return engine;
 }
 
 let pipeGuardInstalled = false;

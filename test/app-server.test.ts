@@ -508,14 +508,22 @@ describe("--approval-policy untrusted", () => {
 });
 
 describe("the app-server process", () => {
-  test("does not outlive a server that cannot listen", async () => {
+  test("is not started by a server that cannot listen", async () => {
     const blocker = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("taken") });
+    const dir = mkdtempSync(join(tmpdir(), "never-started-"));
+    const started = join(dir, "started.log");
     try {
-      const config = testConfig({ ...(process.env as Record<string, string>), CODEX_HOME: mkdtempSync(join(tmpdir(), "codex-home-")) }, { engine: "app-server", port: blocker.port });
+      const env = { PATH: process.env.PATH ?? "", FAKE_APP_SERVER: "serves", FAKE_APP_SERVER_LOG: started };
+      const config = testConfig(env, { engine: "app-server", port: blocker.port, codexPath: fakeCodex(dir) });
       expect(() => startServer(config, createLogger("off"))).toThrow(ListenError);
-      await waitFor("its app-server to exit", () => appServersUnder(process.pid).length === 0, 5_000);
-      rmSync(config.codexEnv.CODEX_HOME as string, { recursive: true, force: true });
+      // The same server, listening, starts one app-server: the log then holds its handshake and nothing else.
+      const listening = startServer({ ...config, port: 0 }, createLogger("off"));
+      await waitFor("the listening server's app-server", () => existsSync(started) && readFileSync(started, "utf8").includes('"method":"initialized"'));
+      await listening.shutdown();
+      const lines = readFileSync(started, "utf8").trimEnd().split("\n").map((line) => JSON.parse(line).method);
+      expect(lines).toEqual(["initialize", "initialized"]);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
       await blocker.stop(true);
     }
   });
