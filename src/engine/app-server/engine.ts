@@ -58,7 +58,7 @@ type PendingApproval = {
 
 class TurnSession {
   readonly queue = new TurnQueue<EngineEvent>();
-  readonly mapper = new TurnEventMapper();
+  readonly mapper = new TurnEventMapper((event) => this.queue.push(event));
   turnId: string | undefined;
   /**
    * What codex sent before turn/start's answer (it comes in one burst), handled once the turn's id
@@ -399,6 +399,7 @@ export class AppServerEngine implements Engine {
   /** Ends a turn's stream (with `error` when its process died), settling the approvals it still waits on. */
   endTurn(turn: TurnSession, error?: EngineError): void {
     if (turn.queue.done) return;
+    turn.mapper.dispose();
     for (const approval of turn.approvals) this.settle(approval, "deny", "turn_ended");
     if (error) turn.queue.fail(error);
     else turn.queue.end();
