@@ -21,6 +21,7 @@ export type RunningServer = {
   codexPath: string;
   codexVersion: string;
   runs: RunRegistry;
+  engine: Engine;
   /**
    * Stops listening and starting turns, lets running turns finish until the shutdown timeout,
    * cancels the rest, then closes every connection. Each wait is bounded.
@@ -66,12 +67,12 @@ export function startServer(config: Config, log: Logger): RunningServer {
       fetch: app.fetch,
     });
   } catch (err) {
-    // The app-server engine has started its processes already; they must not outlive the failure.
-    void engine.close?.();
     const code = (err as { code?: string }).code;
     const reason = code === "EADDRINUSE" ? "the address is already in use" : (err as Error).message;
     throw new ListenError(`cannot listen on ${formatUrl(config.host, config.port)}: ${reason}`);
   }
+  // Only once listening: a server that cannot listen exits at once, with nothing started to stop.
+  engine.warm?.();
 
   let stopping: Promise<void> | undefined;
   const shutdown = () =>
@@ -94,6 +95,7 @@ export function startServer(config: Config, log: Logger): RunningServer {
     codexPath: codex.path,
     codexVersion,
     runs,
+    engine,
     shutdown,
   };
 }
@@ -108,7 +110,7 @@ function createEngine(config: Config, codex: CodexBinary, log: Logger): Engine {
     configOverrides: config.codexConfigOverrides,
   };
   if (config.engine === "exec") return createSdkEngine({ ...common, firstEventTimeoutMs: config.firstEventTimeoutMs });
-  const engine = createAppServerEngine({
+  return createAppServerEngine({
     ...common,
     approvalPolicy: config.approvalPolicy,
     approvalTimeoutMs: config.approvalTimeoutMs,
@@ -116,9 +118,6 @@ function createEngine(config: Config, codex: CodexBinary, log: Logger): Engine {
     processes: config.appServers,
     log,
   });
-  // Started with the server, so that the first turn does not pay for it.
-  engine.warm();
-  return engine;
 }
 
 let pipeGuardInstalled = false;
@@ -142,8 +141,10 @@ export function handleSignals(running: RunningServer, log: Logger): void {
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (signalled) {
-      // Aborting sends codex its SIGTERM synchronously, so no turn outlives the server.
+      // Aborting sends `codex exec` its SIGTERM synchronously; app-server's interrupt is a request
+      // that would never be read, so its processes are killed outright. Nothing outlives the server.
       running.runs.stopAll("cancelled");
+      running.engine.killNow?.();
       process.exit(130);
     }
     signalled = true;

@@ -6,15 +6,15 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createAppServerEngine } from "../src/engine/app-server/engine";
+import { type AppServerEngineOptions, createAppServerEngine } from "../src/engine/app-server/engine";
 import { locateCodex } from "../src/engine/codex-binary";
-import { EngineBusyError, EngineError } from "../src/engine/types";
+import { type Engine, EngineBusyError, EngineError } from "../src/engine/types";
 import { createLogger } from "../src/log";
 import { ListenError, startServer } from "../src/server";
 import { confirmedSchema } from "../src/schemas";
 import { fakeCodex } from "./fixtures/fake-app-server";
 import { LEAN_OVERRIDES } from "./fixtures/lean-overrides";
-import { appServersUnder, isConnectedTo } from "./fixtures/processes";
+import { appServersUnder, descendants, isConnectedTo } from "./fixtures/processes";
 import { readSse, type SseFrame, sseReader } from "./fixtures/sse";
 import { startTestServer, type TestServer, testConfig } from "./fixtures/test-server";
 import { agentTexts, doneOf } from "./fixtures/turns";
@@ -212,7 +212,7 @@ describe("approvals (--approval-policy on-request, bypass off)", () => {
     const resolved = frames.find((f) => f.event === "approval.resolved");
     expect(json(resolved)).toEqual({ type: "approval.resolved", approval_id: requested.approval_id, decision: "deny", by: "client" });
     const command = frames.find((f) => f.event === "item.completed" && json(f).item.type === "command_execution");
-    expect(json(command).item).toMatchObject({ status: "declined", exit_code: null });
+    expect(json(command).item).toMatchObject({ status: "failed", exit_code: null });
     expect(agentTexts(frames)[0]).toContain("rejected by user");
     expect(doneOf(frames).status).toBe("completed");
     expect(existsSync(file)).toBe(false);
@@ -300,6 +300,112 @@ describe("an app-server that misbehaves (a scripted stand-in)", () => {
   const dir = mkdtempSync(join(tmpdir(), "fake-app-server-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+  /** The engine on the stand-in doing `behaviour`, and the lines it logs. */
+  function fakeEngine(behaviour: string, options: Partial<AppServerEngineOptions> = {}, env: Record<string, string> = {}) {
+    const logs: string[] = [];
+    const engine = createAppServerEngine({
+      codex: { path: fakeCodex(dir), pathDirs: [] },
+      env: { PATH: process.env.PATH ?? "", FAKE_APP_SERVER: behaviour, ...env },
+      bypassApprovalsAndSandbox: true,
+      approvalPolicy: "never",
+      approvalTimeoutMs: 1_000,
+      requestTimeoutMs: 5_000,
+      lean: false,
+      configOverrides: [],
+      processes: 1,
+      log: createLogger("warn", (line) => void logs.push(line)),
+      ...options,
+    });
+    return { engine, logs };
+  }
+
+  async function turnEvents(engine: Engine, input: string): Promise<unknown[]> {
+    const events: unknown[] = [];
+    for await (const event of engine.runTurn({ input, workDir: dir, signal: new AbortController().signal })) events.push(event);
+    return events;
+  }
+
+  /** What the stand-in sends for a turn it answers. */
+  const answered = (threadId: unknown, text: string) => [
+    { type: "thread.started", thread_id: threadId },
+    { type: "turn.started" },
+    { type: "item.completed", item: { id: "item_0", type: "agent_message", text } },
+    {
+      type: "turn.completed",
+      usage: { input_tokens: 0, cached_input_tokens: 0, cache_write_input_tokens: 0, output_tokens: 0, reasoning_output_tokens: 0 },
+    },
+  ];
+
+  test("lines that are no message, and a notification whose handling throws, are skipped: the turn still completes", async () => {
+    const { engine, logs } = fakeEngine("serves");
+    try {
+      expect(await turnEvents(engine, "garbled")).toEqual(answered("thread-1", "echo: garbled"));
+      const skipped = logs.filter((line) => line.includes("codex app-server sent a line that was skipped"));
+      expect(skipped).toHaveLength(3);
+      expect(skipped.map((line) => / line=(.+)\n$/.exec(line)?.[1])).toEqual(["null", "[]", JSON.stringify(JSON.stringify({ method: "item/started" }))]);
+      expect(skipped.map((line) => line.includes('reason="not a JSON-RPC message"'))).toEqual([true, true, false]);
+      // The process reads on: its next turn is answered too.
+      expect(await turnEvents(engine, "say again")).toEqual(answered("thread-3", "echo: say again"));
+    } finally {
+      await engine.close();
+    }
+  });
+
+  test("the late end of another turn of the thread (turn.id, not turnId) does not end this one", async () => {
+    const { engine } = fakeEngine("serves");
+    try {
+      expect(await turnEvents(engine, "stale")).toEqual(answered("thread-1", "echo: stale"));
+    } finally {
+      await engine.close();
+    }
+  });
+
+  test("an approval codex withdraws (serverRequest/resolved) is settled at once, and codex gets no answer to it", async () => {
+    const sent = join(dir, "withdrawn.log");
+    const { engine } = fakeEngine("serves", { approvalTimeoutMs: 600_000 }, { FAKE_APP_SERVER_LOG: sent });
+    try {
+      const stop = new AbortController();
+      const events: unknown[] = [];
+      for await (const event of engine.runTurn({ input: "withdraw", workDir: dir, signal: stop.signal })) {
+        events.push(event);
+        if (event.type === "approval.resolved") stop.abort();
+      }
+      const approvalId = (events[2] as { approval_id: string }).approval_id;
+      expect(events).toEqual([
+        { type: "thread.started", thread_id: "thread-1" },
+        { type: "turn.started" },
+        { type: "approval.requested", approval_id: expect.any(String), kind: "command_execution", command: "touch /withdrawn" },
+        { type: "approval.resolved", approval_id: approvalId, decision: "deny", by: "turn_ended" },
+      ]);
+      expect(engine.resolveApproval(approvalId, "approve")).toBe(false);
+      const lines = readFileSync(sent, "utf8").trimEnd().split("\n").map((line) => JSON.parse(line));
+      expect(lines.map((line) => line.method ?? `answer to ${line.id}`)).toEqual(["initialize", "initialized", "thread/start", "turn/start", "turn/interrupt"]);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  test("--app-servers 2, one dead and waiting to restart: turns go to the live one, busy or not", async () => {
+    const { engine } = fakeEngine("serves", { processes: 2, restartDelayMs: { first: 600_000, max: 600_000 } });
+    const stop = new AbortController();
+    try {
+      engine.warm();
+      await waitFor("two app-servers", () => engine.activeProcesses() === 2);
+      const [victim] = descendants(process.pid).filter((info) => readFileSync(`/proc/${info.pid}/cmdline`, "utf8").includes("fake-app-server.ts"));
+      process.kill(victim?.pid as number, "SIGKILL");
+      await waitFor("one app-server", () => engine.activeProcesses() === 1);
+      const holding = engine.runTurn({ input: "hold", workDir: dir, signal: stop.signal })[Symbol.asyncIterator]();
+      expect((await holding.next()).value).toEqual({ type: "thread.started", thread_id: expect.any(String) });
+      expect(await turnEvents(engine, "say served")).toEqual(answered(expect.stringMatching(/^thread-\d+$/), "echo: say served"));
+      expect(engine.activeProcesses()).toBe(1);
+      stop.abort();
+      while (!(await holding.next()).done);
+    } finally {
+      stop.abort();
+      await engine.close();
+    }
+  });
+
   test("overloaded: POST /messages answers 503 engine_busy with retry-after, and no run is kept", async () => {
     const server = startTestServer({
       engine: "app-server",
@@ -364,7 +470,9 @@ describe("an app-server that misbehaves (a scripted stand-in)", () => {
       await expect(turn()).rejects.toThrow(new EngineError("codex app-server exited with code 3"));
       expect(events).toEqual([]);
       // While it waits to restart, a turn is refused as busy at once instead of waiting for it.
-      await expect(turn()).rejects.toThrow(new EngineBusyError("codex app-server is restarting after it stopped; try again in 1 s", 1));
+      await expect(turn()).rejects.toThrow(
+        new EngineBusyError("codex app-server is restarting after it stopped (codex app-server exited with code 3); try again in 1 s", 1),
+      );
       const delays = await waitFor("four restarts", () => {
         const found = logs.filter((line) => line.includes("codex app-server died; restarting it")).map((line) => /delay_ms=(\d+)/.exec(line)?.[1]);
         return found.length >= 4 ? found.slice(0, 4) : undefined;
@@ -400,14 +508,22 @@ describe("--approval-policy untrusted", () => {
 });
 
 describe("the app-server process", () => {
-  test("does not outlive a server that cannot listen", async () => {
+  test("is not started by a server that cannot listen", async () => {
     const blocker = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("taken") });
+    const dir = mkdtempSync(join(tmpdir(), "never-started-"));
+    const started = join(dir, "started.log");
     try {
-      const config = testConfig({ ...(process.env as Record<string, string>), CODEX_HOME: mkdtempSync(join(tmpdir(), "codex-home-")) }, { engine: "app-server", port: blocker.port });
+      const env = { PATH: process.env.PATH ?? "", FAKE_APP_SERVER: "serves", FAKE_APP_SERVER_LOG: started };
+      const config = testConfig(env, { engine: "app-server", port: blocker.port, codexPath: fakeCodex(dir) });
       expect(() => startServer(config, createLogger("off"))).toThrow(ListenError);
-      await waitFor("its app-server to exit", () => appServersUnder(process.pid).length === 0, 5_000);
-      rmSync(config.codexEnv.CODEX_HOME as string, { recursive: true, force: true });
+      // The same server, listening, starts one app-server: the log then holds its handshake and nothing else.
+      const listening = startServer({ ...config, port: 0 }, createLogger("off"));
+      await waitFor("the listening server's app-server", () => existsSync(started) && readFileSync(started, "utf8").includes('"method":"initialized"'));
+      await listening.shutdown();
+      const lines = readFileSync(started, "utf8").trimEnd().split("\n").map((line) => JSON.parse(line).method);
+      expect(lines).toEqual(["initialize", "initialized"]);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
       await blocker.stop(true);
     }
   });

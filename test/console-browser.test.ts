@@ -291,14 +291,14 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
       await closeConsole();
     });
 
-    test("Deny: the command never runs; the card says denied and the command declined", async () => {
+    test("Deny: the command never runs; the card says denied and the command failed", async () => {
       const file = join(outside, "denied.txt");
       const card = await askToWrite(file);
       await page.screenshot({ path: join(ARTIFACTS, "console-approval-waiting.png") });
       await card.getByRole("button", { name: "Deny" }).click();
       expect(await lastDone()).toBe("completed");
       expect(await card.locator(".badge").textContent()).toBe("denied");
-      expect(await page.locator(".turn details.command .badge").textContent()).toBe("declined");
+      expect(await page.locator(".turn details.command .badge").textContent()).toBe("failed");
       expect(await page.locator(".turn .agent-message").textContent()).toContain("rejected by user");
       expect(existsSync(file)).toBe(false);
       await closeConsole();

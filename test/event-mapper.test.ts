@@ -5,6 +5,8 @@
 import { describe, expect, test } from "bun:test";
 import { TurnEventMapper } from "../src/engine/app-server/event-mapper";
 import type { ServerNotification, ThreadItem } from "../src/engine/app-server/protocol";
+import type { ThreadEvent } from "../src/engine/types";
+import { waitFor } from "./fixtures/wait-for";
 
 const ids = { threadId: "t", turnId: "u" };
 const started = (item: ThreadItem) => ({ method: "item/started", params: { item, ...ids, startedAtMs: 0 } }) as ServerNotification;
@@ -24,8 +26,8 @@ const patch = (status: string): ThreadItem =>
   }) as ThreadItem;
 
 function run(notifications: ServerNotification[]) {
-  const mapper = new TurnEventMapper();
-  const events = [];
+  const events: ThreadEvent[] = [];
+  const mapper = new TurnEventMapper((event) => events.push(event));
   let ended = false;
   for (const notification of notifications) {
     const mapped = mapper.map(notification);
@@ -89,6 +91,36 @@ describe("TurnEventMapper", () => {
       { type: "error", message: "boom (details)" },
       { type: "turn.failed", error: { message: "boom (details)" } },
     ]);
+  });
+
+  test("a command the user declined reads as failed: the SDK knows no declined", () => {
+    const command = { type: "commandExecution", id: "c", command: "touch x", cwd: "/", status: "declined", aggregatedOutput: null, exitCode: null, commandActions: [] };
+    expect(run([completed(command as unknown as ThreadItem)]).events as unknown[]).toEqual([
+      { type: "item.completed", item: { id: "item_0", type: "command_execution", command: "touch x", aggregated_output: "", exit_code: null, status: "failed" } },
+    ]);
+  });
+
+  test("agent-message deltas: one item.updated at once, the rest coalesced into one per interval; completing cancels what is held", async () => {
+    const late: ThreadEvent[] = [];
+    const mapper = new TurnEventMapper((event) => late.push(event), 300);
+    const delta = (itemId: string, text: string) => ({ method: "item/agentMessage/delta", params: { ...ids, itemId, delta: text } }) as ServerNotification;
+    const update = (id: string, text: string): ThreadEvent => ({ type: "item.updated", item: { id, type: "agent_message", text } });
+    const words = Array.from({ length: 1_000 }, (_, i) => `w${i} `);
+
+    const atOnce = words.flatMap((word) => mapper.map(delta("a", word)).events);
+    expect(atOnce).toEqual([update("item_0", "w0 ")]);
+    await waitFor("the held-back text", () => late.length > 0);
+    expect(late).toEqual([update("item_0", words.join(""))]);
+
+    // Within the interval of that update: held, then completed before the timer fires.
+    expect(mapper.map(delta("a", "end")).events).toEqual([]);
+    const message = { type: "agentMessage", id: "a", text: `${words.join("")}end`, phase: null, memoryCitation: null } as ThreadItem;
+    expect(mapper.map(completed(message)).events).toEqual([{ type: "item.completed", item: { id: "item_0", type: "agent_message", text: `${words.join("")}end` } }]);
+    // Another message's held text is sent after the cancelled one would have been: only it comes.
+    expect(mapper.map(delta("b", "x")).events).toEqual([update("item_1", "x")]);
+    expect(mapper.map(delta("b", "y")).events).toEqual([]);
+    await waitFor("b's held-back text", () => late.length > 1);
+    expect(late).toEqual([update("item_0", words.join("")), update("item_1", "xy")]);
   });
 
   test("an item still running when the turn ends is completed with it", () => {

@@ -202,6 +202,21 @@ describe("app-server engine lifecycle", () => {
     expect(doneOf((await stream.rest()).frames)).toMatchObject({ status: "cancelled", request_id: "at-shutdown" });
     expect(appServers.filter(isAlive)).toEqual([]);
   });
+
+  test("a second signal exits at once with 130, the app-servers killed with it, not left to wind down", async () => {
+    const cli = await startCli(["-a", "127.0.0.1:0", "--engine", "app-server", "--app-servers", "2", "--shutdown-timeout", "60"], scripted.home.env);
+    const appServers = await waitFor("two app-servers", () => {
+      const found = appServersUnder(cli.process.pid);
+      return found.length === 2 ? found : undefined;
+    });
+    const stream = sseReader(await postMessage(cli.url, { type: "user_message", message: "sleep 600000 never" }));
+    await stream.until((f) => f.event === "turn.started");
+    cli.process.kill("SIGTERM");
+    await waitFor("shutdown to begin", () => cli.stderr().includes("shutting down"));
+    expect(await cli.stop("SIGINT")).toBe(130);
+    // SIGKILLed before the exit: gone by the time it is seen.
+    expect(appServers.filter(isAlive)).toEqual([]);
+  });
 });
 
 describe("access control end to end", () => {

@@ -81,8 +81,12 @@ export interface Engine {
    * wait for the first event before they answer; engines that never refuse leave it out.
    */
   readonly refusesWhenBusy?: boolean;
+  /** Starts the engine's long-lived processes ahead of the first turn, if it has any. */
+  warm?(): void;
   /** Stops the engine's long-lived processes, if it has any. */
   close?(): Promise<void>;
+  /** Kills the engine's long-lived processes at once (SIGKILL), for an exit that cannot wait for `close`. */
+  killNow?(): void;
 }
 
 /** codex could not run the turn at all (missing binary, crash, no output): not the model's fault. */

@@ -13,6 +13,8 @@ export type ConnectionHandlers = {
   request(message: ServerRequest): void;
   /** The process is gone; every request still waiting has been rejected with `error`. */
   exit(error: EngineError): void;
+  /** A line that was not a message, or whose handling threw: it is skipped, the reading goes on. */
+  skipped(line: string, reason: string): void;
 };
 
 class RpcError extends EngineError {
@@ -109,6 +111,12 @@ export class AppServerConnection {
     await this.exited;
   }
 
+  /** SIGKILL, now: for an exit that cannot wait for `stop`. */
+  kill(): void {
+    this.close(new EngineError("codex app-server was killed"));
+    this.child.kill("SIGKILL");
+  }
+
   private send(message: Record<string, unknown>): void {
     if (this.closedWith) return;
     try {
@@ -140,7 +148,7 @@ export class AppServerConnection {
         while (newline >= 0) {
           const line = buffer.slice(0, newline);
           buffer = buffer.slice(newline + 1);
-          if (line.trim()) this.dispatch(line);
+          if (line.trim()) this.dispatchOrSkip(line);
           newline = buffer.indexOf("\n");
         }
       }
@@ -158,11 +166,19 @@ export class AppServerConnection {
     } catch {}
   }
 
-  private dispatch(line: string): void {
-    let message: { id?: number | string; method?: string; result?: unknown; error?: { code: number; message: string } };
+  /** One bad line must not end the reading: every turn on this process waits on it. */
+  private dispatchOrSkip(line: string): void {
     try {
-      message = JSON.parse(line);
-    } catch {
+      this.dispatch(line);
+    } catch (err) {
+      this.handlers.skipped(line, err instanceof Error ? err.message : String(err));
+    }
+  }
+
+  private dispatch(line: string): void {
+    const message: { id?: number | string; method?: string; result?: unknown; error?: { code: number; message: string } } = JSON.parse(line);
+    if (typeof message !== "object" || message === null || Array.isArray(message)) {
+      this.handlers.skipped(line, "not a JSON-RPC message");
       return;
     }
     if (message.method !== undefined && message.id !== undefined) {

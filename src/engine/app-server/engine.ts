@@ -58,8 +58,13 @@ type PendingApproval = {
 
 class TurnSession {
   readonly queue = new TurnQueue<EngineEvent>();
-  readonly mapper = new TurnEventMapper();
+  readonly mapper = new TurnEventMapper((event) => this.queue.push(event));
   turnId: string | undefined;
+  /**
+   * What codex sent before turn/start's answer (it comes in one burst), handled once the turn's id
+   * tells whether it is this turn's or the late end of an interrupted one, and in the order sent.
+   */
+  readonly early: Array<() => void> = [];
   started = false;
   readonly approvals = new Set<PendingApproval>();
   /** File changes by item id: an approval request names only the item. */
@@ -80,7 +85,11 @@ function sandboxPolicy(mode: SandboxMode): SandboxPolicy {
 /** One app-server process of the pool: started on demand, restarted after a delay when it dies. */
 class PooledProcess {
   connection: AppServerConnection | undefined;
+  /** The process from its spawn until it exits, initialized or not: what `kill` must reach. */
+  private spawned: AppServerConnection | undefined;
   private starting: Promise<AppServerConnection> | undefined;
+  /** Why the last process stopped, told to the turns refused while it waits to restart. */
+  private lastError: EngineError | undefined;
   private deathsInARow = 0;
   private notBefore = 0;
   private restartTimer: ReturnType<typeof setTimeout> | undefined;
@@ -97,6 +106,11 @@ class PooledProcess {
     return this.connection?.alive === true;
   }
 
+  /** Dead and waiting out its restart delay: a turn sent here now would be refused as busy. */
+  get restartPending(): boolean {
+    return !this.alive && !this.starting && this.notBefore > Date.now();
+  }
+
   ensure(): Promise<AppServerConnection> {
     if (this.connection?.alive) return Promise.resolve(this.connection);
     if (this.closed) return Promise.reject(new EngineError("the app-server engine is stopped"));
@@ -104,7 +118,8 @@ class PooledProcess {
     if (wait > 0 && !this.starting) {
       // Rather than hold the request (and its response headers) for up to the longest restart delay.
       const seconds = Math.ceil(wait / 1000);
-      return Promise.reject(new EngineBusyError(`codex app-server is restarting after it stopped; try again in ${seconds} s`, seconds));
+      const why = this.lastError ? ` (${this.lastError.message})` : "";
+      return Promise.reject(new EngineBusyError(`codex app-server is restarting after it stopped${why}; try again in ${seconds} s`, seconds));
     }
     this.starting ??= this.start().finally(() => {
       this.starting = undefined;
@@ -155,12 +170,18 @@ class PooledProcess {
       notification: (message) => this.engine.onNotification(this, message),
       request: (message) => this.engine.onRequest(this, connection, message),
       exit: (error) => this.onExit(connection, error),
+      skipped: (line, reason) =>
+        this.engine.options.log.warn("codex app-server sent a line that was skipped", { process: this.index, reason, line: line.slice(0, 200) }),
     }, this.engine.options.requestTimeoutMs);
+    this.spawned = connection;
     try {
       await connection.initialize();
     } catch (err) {
+      const error = err instanceof EngineError ? err : new EngineError(String(err));
       void connection.stop(0);
-      throw err instanceof EngineError ? err : new EngineError(String(err));
+      // Stopping it reports "was stopped"; why the handshake failed says more.
+      this.lastError = error;
+      throw error;
     }
     this.connection = connection;
     this.engine.options.log.debug("codex app-server started", { process: this.index, pid: connection.pid });
@@ -169,6 +190,8 @@ class PooledProcess {
 
   private onExit(connection: AppServerConnection, error: EngineError): void {
     if (this.connection === connection) this.connection = undefined;
+    if (this.spawned === connection) this.spawned = undefined;
+    this.lastError = error;
     for (const threadId of this.threads.keys()) this.engine.forget(threadId, this);
     this.threads.clear();
     for (const turn of this.turns.values()) this.engine.endTurn(turn, error);
@@ -190,6 +213,12 @@ class PooledProcess {
     clearTimeout(this.restartTimer);
     await this.starting?.catch(() => {});
     await this.connection?.stop();
+  }
+
+  kill(): void {
+    this.closed = true;
+    clearTimeout(this.restartTimer);
+    this.spawned?.kill();
   }
 }
 
@@ -236,6 +265,10 @@ export class AppServerEngine implements Engine {
     await Promise.all(this.pool.map((member) => member.stop()));
   }
 
+  killNow(): void {
+    for (const member of this.pool) member.kill();
+  }
+
   /**
    * Runs process starts one after another: two app-servers that start together on a CODEX_HOME
    * without a state database yet race to create it, and one exits with "failed to initialize
@@ -254,8 +287,11 @@ export class AppServerEngine implements Engine {
   private pick(threadId: string | undefined): PooledProcess {
     const owner = threadId === undefined ? undefined : this.owners.get(threadId);
     if (owner?.alive) return owner;
+    // One waiting to restart would refuse the turn as busy: any other, however loaded, is better.
+    const available = this.pool.filter((member) => !member.restartPending);
+    const candidates = available.length > 0 ? available : this.pool;
     const load = (member: PooledProcess) => member.turns.size + (member.alive ? 0 : 0.5);
-    return this.pool.reduce((best, member) => (load(member) < load(best) ? member : best));
+    return candidates.reduce((best, member) => (load(member) < load(best) ? member : best));
   }
 
   private approvalPolicy(): AskForApproval {
@@ -297,6 +333,7 @@ export class AppServerEngine implements Engine {
       // Not abortable: once sent, the turn runs in app-server whatever happens here, and only its id lets it be interrupted.
       const started = await connection.request("turn/start", this.turnParams(member, threadId, request));
       turn.turnId = started.turn.id;
+      for (const handle of turn.early.splice(0)) handle();
       if (signal.aborted) interrupt();
       else signal.addEventListener("abort", interrupt, { once: true });
       yield* turn.queue.drain();
@@ -362,6 +399,7 @@ export class AppServerEngine implements Engine {
   /** Ends a turn's stream (with `error` when its process died), settling the approvals it still waits on. */
   endTurn(turn: TurnSession, error?: EngineError): void {
     if (turn.queue.done) return;
+    turn.mapper.dispose();
     for (const approval of turn.approvals) this.settle(approval, "deny", "turn_ended");
     if (error) turn.queue.fail(error);
     else turn.queue.end();
@@ -372,16 +410,29 @@ export class AppServerEngine implements Engine {
       this.options.log.warn("codex app-server", { warning: message.params.summary });
       return;
     }
-    const params = message.params as { threadId?: string; turnId?: string };
+    // Turn events name their turn in `turn.id`, the others in `turnId`.
+    const params = message.params as { threadId?: string; turnId?: string; turn?: { id?: string } };
     const threadId = params.threadId;
     if (threadId === undefined) return;
     const turn = member.turns.get(threadId);
+    if (turn && turn.turnId === undefined && !turn.queue.done) {
+      turn.early.push(() => this.onNotification(member, message));
+      return;
+    }
+    if (message.method === "serverRequest/resolved") {
+      // codex withdrew its request (its turn is ending): nothing is left to answer.
+      for (const approval of turn?.approvals ?? []) {
+        if (approval.rpcId === message.params.requestId) this.settle(approval, "deny", "turn_ended");
+      }
+      return;
+    }
     if (message.method === "warning" && !turn?.started) {
       member.thread(threadId).warnings.push(message.params.message);
       return;
     }
     if (!turn || turn.queue.done) return;
-    if (params.turnId !== undefined && turn.turnId !== undefined && params.turnId !== turn.turnId) return;
+    const turnId = params.turnId ?? params.turn?.id;
+    if (turnId !== undefined && turnId !== turn.turnId) return;
     if (message.method === "turn/started") {
       turn.started = true;
       const thread = member.thread(threadId);
@@ -405,6 +456,10 @@ export class AppServerEngine implements Engine {
       return;
     }
     const turn = member.turns.get(message.params.threadId);
+    if (turn && turn.turnId === undefined && !turn.queue.done) {
+      turn.early.push(() => this.onRequest(member, connection, message));
+      return;
+    }
     if (!turn || turn.queue.done) {
       connection.respond(message.id, { decision: "decline" });
       return;

@@ -3,6 +3,14 @@ import type { ServerNotification, ThreadItem, ThreadTokenUsage } from "./protoco
 
 type SdkItem = Extract<ThreadEvent, { type: "item.completed" }>["item"];
 type TodoItem = { text: string; completed: boolean };
+/** An agent message being written: its text so far, when it was last sent, and a send still to come. */
+type AgentText = { text: string; sentAt: number; flush: ReturnType<typeof setTimeout> | undefined };
+
+/**
+ * Each `item.updated` of an agent message carries its whole text so far, so one per delta would
+ * make a long answer cost O(n²) bytes and push earlier events out of the replay log.
+ */
+const AGENT_TEXT_INTERVAL_MS = 100;
 
 /** `message (details)`, as `codex exec` words an error that has details. */
 function withDetails(message: string, details: string | null | undefined): string {
@@ -14,16 +22,29 @@ function withDetails(message: string, details: string | null | undefined): strin
  * turns the same notifications into its output (codex-rs/exec, event_processor_with_jsonl_output):
  * item ids `item_0`, `item_1`, ... in the order exec numbers them, the same items left out, the
  * usage taken from the thread's token totals. A client sees the same events from either engine;
- * only agent-message deltas are extra, as `item.updated` with the text so far.
+ * only agent-message deltas are extra, as `item.updated` with the text so far, at most one per
+ * message every `intervalMs`: a text held back is sent by a timer, through `late`, unless the
+ * message completes first.
  */
 export class TurnEventMapper {
   private nextId = 0;
   /** app-server item id → the id this turn gave it, while the item runs. */
   private readonly ids = new Map<string, string>();
-  private readonly agentText = new Map<string, string>();
+  private readonly agentText = new Map<string, AgentText>();
   private usage: ThreadTokenUsage | undefined;
   private lastError: string | undefined;
   private todo: { id: string; items: TodoItem[] } | undefined;
+
+  constructor(
+    private readonly late: (event: ThreadEvent) => void,
+    private readonly intervalMs = AGENT_TEXT_INTERVAL_MS,
+  ) {}
+
+  /** The turn is over: no held-back text may be sent after its end. */
+  dispose(): void {
+    for (const entry of this.agentText.values()) clearTimeout(entry.flush);
+    this.agentText.clear();
+  }
 
   private newId(): string {
     return `item_${this.nextId++}`;
@@ -47,6 +68,11 @@ export class TurnEventMapper {
   /** A warning codex reports about the thread, as exec reports it: a completed `error` item. */
   warning(message: string): ThreadEvent {
     return { type: "item.completed", item: { id: this.newId(), type: "error", message } };
+  }
+
+  private agentUpdate(itemId: string, entry: AgentText): ThreadEvent {
+    entry.sentAt = performance.now();
+    return { type: "item.updated", item: { id: this.startedId(itemId), type: "agent_message", text: entry.text } };
   }
 
   /** The events for `notification`, and whether the turn is over. */
@@ -87,14 +113,25 @@ export class TurnEventMapper {
         const fresh = item.type === "reasoning" || (item.type === "agentMessage" && !this.ids.has(item.id));
         const mapped = toSdkItem(item, () => (fresh ? this.newId() : this.completedId(item.id)));
         if (mapped) events.push({ type: "item.completed", item: mapped });
+        clearTimeout(this.agentText.get(item.id)?.flush);
         this.agentText.delete(item.id);
         break;
       }
       case "item/agentMessage/delta": {
         const { itemId, delta } = notification.params;
-        const text = (this.agentText.get(itemId) ?? "") + delta;
-        this.agentText.set(itemId, text);
-        events.push({ type: "item.updated", item: { id: this.startedId(itemId), type: "agent_message", text } });
+        const entry = this.agentText.get(itemId) ?? { text: "", sentAt: Number.NEGATIVE_INFINITY, flush: undefined };
+        this.agentText.set(itemId, entry);
+        entry.text += delta;
+        if (entry.flush !== undefined) break;
+        const wait = entry.sentAt + this.intervalMs - performance.now();
+        if (wait <= 0) {
+          events.push(this.agentUpdate(itemId, entry));
+        } else {
+          entry.flush = setTimeout(() => {
+            entry.flush = undefined;
+            this.late(this.agentUpdate(itemId, entry));
+          }, wait);
+        }
         break;
       }
       case "item/fileChange/patchUpdated": {
@@ -119,6 +156,7 @@ export class TurnEventMapper {
         break;
       case "turn/completed": {
         const { turn } = notification.params;
+        this.dispose();
         if (this.todo) {
           events.push({ type: "item.completed", item: { id: this.todo.id, type: "todo_list", items: this.todo.items } });
           this.todo = undefined;
@@ -171,7 +209,8 @@ function toSdkItem(item: ThreadItem, makeId: () => string): SdkItem | undefined 
         aggregated_output: item.aggregatedOutput ?? "",
         // exec writes `null` while the command runs; the SDK's type calls it optional.
         exit_code: item.exitCode as number,
-        status: (item.status === "inProgress" ? "in_progress" : item.status) as "in_progress" | "completed" | "failed",
+        // The SDK knows no "declined": a command the user refused did not succeed, like a refused patch.
+        status: item.status === "inProgress" ? "in_progress" : item.status === "declined" ? "failed" : item.status,
       };
     case "fileChange":
       return {
