@@ -196,7 +196,7 @@ function renderItem(item: ThreadItem, previous: Element | undefined, final: bool
     case "reasoning":
       return collapsible(previous, "item reasoning", [el("span", "label", "Reasoning")], renderMarkdown(item.text));
     case "command_execution": {
-      // Without an exit code (null from app-server, absent from exec) the status says it all: failed, declined.
+      // Without an exit code (null from app-server, absent from exec) the status says it all.
       const exitCode: unknown = item.exit_code;
       const state =
         item.status === "in_progress"
