@@ -6,7 +6,7 @@ import { dirname } from "node:path";
 import { type ArgsDef, defineCommand, type ParsedArgs, runMain } from "citty";
 import pkg from "../package.json" with { type: "json" };
 import { type Config, DEFAULTS, defaultMaxConcurrentTurns, ENGINES, type EngineName, LOG_LEVELS, type LogLevel } from "./config";
-import { APPROVAL_POLICIES, type ApprovalPolicy } from "./engine/app-server/engine";
+import { APPROVAL_POLICIES, type ApprovalPolicy } from "./engine/types";
 import { locateCodex, probeCodex } from "./engine/codex-binary";
 import { EngineError } from "./engine/types";
 import { isLoopbackHost } from "./middleware/access";

@@ -1,4 +1,4 @@
-import type { ApprovalPolicy } from "./engine/app-server/engine";
+import type { ApprovalPolicy } from "./engine/types";
 
 export const LOG_LEVELS = ["off", "error", "warn", "info", "debug", "trace"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];

@@ -1,17 +1,12 @@
-import { delimiter } from "node:path";
 import { Codex, type Input, type ThreadOptions } from "@openai/codex-sdk";
 import { assertExecutable } from "./codex-binary";
 import { rolloutExists } from "./codex-home";
-import { leanOverrides, readUserCodexConfig } from "./lean-profile";
+import { codexOverrides, withPathDirs } from "./codex-launch";
 import { createLsbReleaseShim } from "./lsb-release-shim";
 import { type CodexLaunchOptions, type Engine, EngineError, type ThreadEvent, type TurnRequest } from "./types";
 
 export type SdkEngineOptions = CodexLaunchOptions & { firstEventTimeoutMs: number };
 
-function withPathDirs(env: Record<string, string>, dirs: string[]): Record<string, string> {
-  if (dirs.length === 0) return env;
-  return { ...env, PATH: [...dirs, env.PATH].filter(Boolean).join(delimiter) };
-}
 
 /**
  * Yields `events`, but fails if the first one does not arrive within `ms`: under Bun a codex that
@@ -85,13 +80,12 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
       signal.addEventListener("abort", abort, { once: true });
       if (signal.aborted) abort();
       try {
-        // Read per turn, so that a config.toml edited while the server runs is respected.
-        const lean = options.lean ? leanOverrides(readUserCodexConfig(options.env)) : [];
         const shimDir = (await shim)?.dir;
         const codex = new Codex({
           codexPathOverride: options.codex.path,
           env: shimDir ? withPathDirs(env, [shimDir]) : env,
-          configOverrides: [...lean, ...options.configOverrides],
+          // Per turn, so that a config.toml edited while the server runs is respected.
+          configOverrides: codexOverrides(options),
         });
         // The work_dir is checked by the server, and a turn may run in any directory, repo or not.
         const perThread: ThreadOptions = {

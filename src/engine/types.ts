@@ -40,6 +40,10 @@ export type CodexLaunchOptions = {
   configOverrides: string[];
 };
 
+/** Approval policies that app-server in codex 0.163 accepts (it refuses `on-failure`). */
+export const APPROVAL_POLICIES = ["never", "on-request", "untrusted"] as const;
+export type ApprovalPolicy = (typeof APPROVAL_POLICIES)[number];
+
 export const APPROVAL_DECISIONS = ["approve", "deny"] as const;
 export type ApprovalDecision = (typeof APPROVAL_DECISIONS)[number];
 

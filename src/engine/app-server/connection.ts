@@ -4,7 +4,7 @@ import { EngineBusyError, EngineError } from "../types";
 import type { Method, ParamsOf, ResultOf, ServerNotification, ServerRequest } from "./protocol";
 
 /** app-server's answer when its queue of incoming requests is full. */
-export const OVERLOADED_CODE = -32001;
+const OVERLOADED_CODE = -32001;
 /** Enough of a dying codex's stderr to say why it died. */
 const STDERR_TAIL_BYTES = 4096;
 

@@ -1,10 +1,11 @@
-import { delimiter } from "node:path";
 import type { Logger } from "../../log";
 import { assertExecutable } from "../codex-binary";
 import { rolloutExists } from "../codex-home";
-import { leanOverrides, readUserCodexConfig } from "../lean-profile";
+import { codexOverrides, withPathDirs } from "../codex-launch";
+import { readUserCodexConfig } from "../lean-profile";
 import {
   type ApprovalDecision,
+  type ApprovalPolicy,
   type ApprovalRequestedEvent,
   type CodexLaunchOptions,
   type Engine,
@@ -18,9 +19,6 @@ import { TurnEventMapper } from "./event-mapper";
 import type { AskForApproval, SandboxMode, SandboxPolicy, ServerNotification, ServerRequest, UserInput } from "./protocol";
 import { TurnQueue } from "./turn-queue";
 
-/** Approval policies that app-server in codex 0.163 accepts (it refuses `on-failure`). */
-export const APPROVAL_POLICIES = ["never", "on-request", "untrusted"] as const;
-export type ApprovalPolicy = (typeof APPROVAL_POLICIES)[number];
 
 export type AppServerEngineOptions = CodexLaunchOptions & {
   approvalPolicy: ApprovalPolicy;
@@ -238,14 +236,13 @@ export class AppServerEngine implements Engine {
 
   constructor(readonly options: AppServerEngineOptions) {
     const { env, codex } = options;
-    this.env = codex.pathDirs.length > 0 ? { ...env, PATH: [...codex.pathDirs, env.PATH].filter(Boolean).join(delimiter) } : env;
+    this.env = withPathDirs(env, codex.pathDirs);
     this.pool = Array.from({ length: Math.max(1, options.processes) }, (_, index) => new PooledProcess(index, this));
   }
 
   /** Read when a process starts, so that a config.toml edited since is respected by the next one. */
   argv(): string[] {
-    const lean = this.options.lean ? leanOverrides(readUserCodexConfig(this.options.env)) : [];
-    return [this.options.codex.path, "app-server", ...[...lean, ...this.options.configOverrides].flatMap((override) => ["-c", override])];
+    return [this.options.codex.path, "app-server", ...codexOverrides(this.options).flatMap((override) => ["-c", override])];
   }
 
   activeProcesses(): number {
