@@ -2,7 +2,7 @@ import { Codex, type Input, type ThreadOptions } from "@openai/codex-sdk";
 import { assertExecutable } from "./codex-binary";
 import { rolloutExists } from "./codex-home";
 import { codexOverrides, withPathDirs } from "./codex-launch";
-import { createLsbReleaseShim } from "./lsb-release-shim";
+import { createLsbReleaseShim, type LsbReleaseShim } from "./lsb-release-shim";
 import { type CodexLaunchOptions, type Engine, EngineError, type ThreadEvent, type TurnRequest } from "./types";
 
 export type SdkEngineOptions = CodexLaunchOptions & { firstEventTimeoutMs: number };
@@ -56,9 +56,15 @@ export function isChildPipeError(err: unknown): boolean {
 export function createSdkEngine(options: SdkEngineOptions): Engine {
   const env = withPathDirs(options.env, options.codex.pathDirs);
   let active = 0;
-  // Part of the lean profile; made at start-up (undefined: no lsb_release here), removed on close or exit.
-  const shim = options.lean ? createLsbReleaseShim(env.PATH).catch(() => undefined) : Promise.resolve(undefined);
-  void shim.then((made) => made && process.once("exit", made.remove));
+  // Part of the lean profile: made once, when the server listens (or at the first turn, if sooner),
+  // so a server that cannot listen makes none; undefined where there is no lsb_release.
+  let made: Promise<LsbReleaseShim | undefined> | undefined;
+  const shim = (): Promise<LsbReleaseShim | undefined> => {
+    if (made) return made;
+    made = options.lean ? createLsbReleaseShim(env.PATH).catch(() => undefined) : Promise.resolve(undefined);
+    void made.then((ready) => ready && process.once("exit", ready.remove));
+    return made;
+  };
   const threadOptions: ThreadOptions = options.bypassApprovalsAndSandbox
     ? { sandboxMode: "danger-full-access", approvalPolicy: "never" }
     : {};
@@ -66,8 +72,12 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
   return {
     activeProcesses: () => active,
 
+    warm() {
+      void shim();
+    },
+
     async close() {
-      (await shim)?.remove();
+      (await made)?.remove();
     },
 
     threadExists: (threadId: string) => rolloutExists(options.env, threadId),
@@ -80,7 +90,7 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
       signal.addEventListener("abort", abort, { once: true });
       if (signal.aborted) abort();
       try {
-        const shimDir = (await shim)?.dir;
+        const shimDir = (await shim())?.dir;
         const codex = new Codex({
           codexPathOverride: options.codex.path,
           env: shimDir ? withPathDirs(env, [shimDir]) : env,

@@ -85,7 +85,7 @@ export interface Engine {
    * wait for the first event before they answer; engines that never refuse leave it out.
    */
   readonly refusesWhenBusy?: boolean;
-  /** Starts the engine's long-lived processes ahead of the first turn, if it has any. */
+  /** Called once the server listens: prepares what turns need (app-server processes, exec's lsb_release shim). */
   warm?(): void;
   /** Stops the engine's long-lived processes, if it has any. */
   close?(): Promise<void>;
