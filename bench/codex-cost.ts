@@ -6,8 +6,10 @@
  */
 import { createCodexHome } from "../test/fixtures/codex-home";
 import { startMockModel } from "../test/fixtures/mock-model";
+import { descendants } from "../test/fixtures/processes";
 import { readSse } from "../test/fixtures/sse";
 import { doneOf, postMessage } from "../test/fixtures/turns";
+import { waitFor } from "../test/fixtures/wait-for";
 import { locateCodex } from "../src/engine/codex-binary";
 import { leanOverrides } from "../src/engine/lean-profile";
 import { cpuSeconds, median, ROOT, round, type ServerProcess, startServerProcess, table } from "./lib";
@@ -27,14 +29,15 @@ async function plainTurn(codex: string, env: Record<string, string>, extraArgs: 
   return { wallMs: performance.now() - started, cpuMs };
 }
 
-/** Server CPU, its own and its waited-for children's (the codex processes), across one turn. */
+/** Server CPU, its own and its waited-for children's (the codex processes), across one turn: wall until its done. */
 async function serverTurn(server: ServerProcess): Promise<Cost> {
   const cpuBefore = cpuSeconds(server.pid);
   const started = performance.now();
   const { frames } = await readSse(await postMessage(server.url, { type: "user_message", message: "say hi", work_dir: "/tmp" }), 120_000);
   if (doneOf(frames).status !== "completed") throw new Error("turn did not complete");
   const wallMs = performance.now() - started;
-  await Bun.sleep(30);
+  // codex goes on exiting after the turn's done; its CPU counts once the server has reaped it.
+  await waitFor("codex to exit", () => descendants(server.pid).length === 0);
   return { wallMs, cpuMs: (cpuSeconds(server.pid) - cpuBefore) * 1000 };
 }
 

@@ -14,6 +14,8 @@ import { RunRegistry } from "./runs/registry";
 const STOP_GRACE_MS = 5_000;
 /** How long finished streams get to flush their last frames before connections are cut. */
 const FLUSH_GRACE_MS = 1_000;
+/** How long a `codex exec` whose turn has ended gets to exit (it takes ~20 ms) before it is killed. */
+const EXIT_GRACE_MS = 5_000;
 
 export type RunningServer = {
   server: Server<undefined>;
@@ -109,7 +111,9 @@ function createEngine(config: Config, codex: CodexBinary, log: Logger): Engine {
     lean: config.leanCodex,
     configOverrides: config.codexConfigOverrides,
   };
-  if (config.engine === "exec") return createSdkEngine({ ...common, firstEventTimeoutMs: config.firstEventTimeoutMs });
+  if (config.engine === "exec") {
+    return createSdkEngine({ ...common, firstEventTimeoutMs: config.firstEventTimeoutMs, exitGraceMs: EXIT_GRACE_MS, log });
+  }
   return createAppServerEngine({
     ...common,
     approvalPolicy: config.approvalPolicy,

@@ -183,6 +183,8 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
     ];
 
     for (const [name, init, status] of bad) test(`${name} -> ${status}`, async () => {
+      // An earlier turn's codex may still be exiting after its done.
+      await waitFor("earlier turns' codex to exit", () => turnProcessesUnder(process.pid).length === 0);
       const requestsBefore = server.model.requests.length;
       const res = await fetch(`${server.url}${init.path ?? "/messages"}`, { method: "POST", ...init });
       expect(res.status).toBe(status);

@@ -1,10 +1,12 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { locateCodex, probeCodex } from "../src/engine/codex-binary";
+import { createLogger } from "../src/log";
 import { createSdkEngine, withFirstEventDeadline } from "../src/engine/sdk-engine";
 import { EngineError } from "../src/engine/types";
+import { isAlive } from "./fixtures/processes";
 
 const dir = mkdtempSync(join(tmpdir(), "engine-test-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -95,6 +97,8 @@ describe("the SDK engine with a broken codex", () => {
     env: { PATH: process.env.PATH ?? "" },
     bypassApprovalsAndSandbox: true,
     firstEventTimeoutMs: 5_000,
+    exitGraceMs: 5_000,
+    log: createLogger("off"),
     lean: false,
     configOverrides: [],
   };
@@ -116,5 +120,82 @@ describe("the SDK engine with a broken codex", () => {
     rmSync(path);
     expect(await drain(engine.runTurn(turn))).toEqual(new EngineError(`codex binary ${path} is missing or not executable`));
   });
+});
 
+describe("the SDK engine once codex has ended the turn", () => {
+  // A codex that ends its turn at once, then stays until $FAKE_DIR/release exists. Its answer says
+  // whether the codex that ran before it (its pid in $FAKE_DIR/pid) was still alive when it started.
+  const lingering = script(
+    "codex-lingering",
+    [
+      "cat > /dev/null",
+      'previous=none; [ -f "$FAKE_DIR/pid" ] && { kill -0 "$(cat "$FAKE_DIR/pid")" 2>/dev/null && previous=alive || previous=gone; }',
+      'echo $$ > "$FAKE_DIR/pid"',
+      `echo '{"type":"thread.started","thread_id":"thread-1"}'`,
+      `echo '{"type":"turn.started"}'`,
+      `printf '{"type":"item.completed","item":{"id":"m","type":"agent_message","text":"previous: %s"}}\n' "$previous"`,
+      `echo '{"type":"turn.completed","usage":{"input_tokens":1,"cached_input_tokens":0,"output_tokens":1}}'`,
+      'while [ ! -f "$FAKE_DIR/release" ]; do sleep 0.02; done',
+    ].join("\n"),
+  );
+
+  function engineIn(fakeDir: string, exitGraceMs = 10_000) {
+    return createSdkEngine({
+      codex: { path: lingering, pathDirs: [] },
+      env: { PATH: process.env.PATH ?? "", FAKE_DIR: fakeDir },
+      bypassApprovalsAndSandbox: true,
+      firstEventTimeoutMs: 5_000,
+      exitGraceMs,
+      log: createLogger("off"),
+      lean: false,
+      configOverrides: [],
+    });
+  }
+
+  async function eventsOf(events: AsyncIterable<unknown>): Promise<Array<{ type: string; item?: { text?: string } }>> {
+    const seen = [];
+    for await (const event of events) seen.push(event as { type: string });
+    return seen;
+  }
+
+  const turn = (threadId?: string) => ({ input: "hi", workDir: dir, threadId, signal: new AbortController().signal });
+
+  test("the turn ends with codex's turn.completed; codex counts as active, and close() waits, until it exits", async () => {
+    const fakeDir = mkdtempSync(join(dir, "fake-"));
+    const engine = engineIn(fakeDir);
+    const events = await eventsOf(engine.runTurn(turn()));
+    expect(events.map((event) => event.type)).toEqual(["thread.started", "turn.started", "item.completed", "turn.completed"]);
+    const pid = Number(readFileSync(join(fakeDir, "pid"), "utf8"));
+    expect(isAlive(pid)).toBe(true);
+    expect(engine.activeProcesses?.()).toBe(1);
+    let closed = false;
+    const closing = engine.close?.().then(() => (closed = true));
+    expect(closed).toBe(false);
+    writeFileSync(join(fakeDir, "release"), "");
+    await closing;
+    expect(engine.activeProcesses?.()).toBe(0);
+    expect(isAlive(pid)).toBe(false);
+  });
+
+  test("a turn that continues the thread starts codex only once the one before has exited, killed after the grace", async () => {
+    const fakeDir = mkdtempSync(join(dir, "fake-"));
+    const engine = engineIn(fakeDir, 300);
+    await eventsOf(engine.runTurn(turn()));
+    const next = await eventsOf(engine.runTurn(turn("thread-1")));
+    expect(next.find((event) => event.type === "item.completed")?.item?.text).toBe("previous: gone");
+    writeFileSync(join(fakeDir, "release"), "");
+    await engine.close?.();
+  });
+
+  test("a turn on another thread does not wait", async () => {
+    const fakeDir = mkdtempSync(join(dir, "fake-"));
+    const engine = engineIn(fakeDir);
+    await eventsOf(engine.runTurn(turn()));
+    const next = await eventsOf(engine.runTurn(turn()));
+    expect(next.find((event) => event.type === "item.completed")?.item?.text).toBe("previous: alive");
+    expect(engine.activeProcesses?.()).toBe(2);
+    writeFileSync(join(fakeDir, "release"), "");
+    await engine.close?.();
+    expect(engine.activeProcesses?.()).toBe(0);
+  });
 });

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { routeLabel } from "../src/metrics";
 import { readSse, sseReader } from "./fixtures/sse";
 import { startTestServer, type TestServer } from "./fixtures/test-server";
+import { waitFor } from "./fixtures/wait-for";
 
 let server: TestServer;
 beforeAll(() => {
@@ -27,7 +28,8 @@ test("a turn is counted: started, finished by status, durations, events sent, re
   expect(text).toContain(`\ncodex_sse_events_sent_total ${frames.length}\n`);
   expect(text).toContain('\ncodex_http_requests_total{method="POST",route="/messages",status="200"} 1\n');
   expect(text).toContain("\ncodex_turns_active 0\n");
-  expect(text).toContain("\ncodex_processes_active 0\n");
+  // codex may still be exiting after the turn's done; it is counted until it has.
+  await waitFor("codex to exit", async () => (await scrape()).includes("\ncodex_processes_active 0\n"));
 });
 
 test("while a turn runs: one active turn, one codex process", async () => {

@@ -3,10 +3,20 @@ import { assertExecutable } from "./codex-binary";
 import { rolloutExists } from "./codex-home";
 import { codexOverrides, withPathDirs } from "./codex-launch";
 import { createLsbReleaseShim, type LsbReleaseShim } from "./lsb-release-shim";
+import type { Logger } from "../log";
 import { type CodexLaunchOptions, type Engine, EngineError, type ThreadEvent, type TurnRequest } from "./types";
 
-export type SdkEngineOptions = CodexLaunchOptions & { firstEventTimeoutMs: number };
+export type SdkEngineOptions = CodexLaunchOptions & {
+  firstEventTimeoutMs: number;
+  /** How long a codex whose turn has ended gets to exit before it is killed. */
+  exitGraceMs: number;
+  log: Logger;
+};
 
+/** The last event of a turn: codex has nothing more to say about it, only its own shut-down to do. */
+export function endsTurn(event: ThreadEvent): boolean {
+  return event.type === "turn.completed" || event.type === "turn.failed";
+}
 
 /**
  * Yields `events`, but fails if the first one does not arrive within `ms`: under Bun a codex that
@@ -52,10 +62,18 @@ export function isChildPipeError(err: unknown): boolean {
   return code === "EPIPE" || code === "ECONNRESET";
 }
 
-/** One `codex exec` process per turn, through @openai/codex-sdk. */
+/**
+ * One `codex exec` process per turn, through @openai/codex-sdk. A turn ends for the client with
+ * codex's `turn.completed` or `turn.failed`; the process then still flushes its session files and
+ * exits (about 20 ms of a 150 ms turn here), which the client need not wait for. Until it has
+ * exited it counts as active, the server's shut-down waits for it, and a turn that continues its
+ * thread starts only after it, so that the next codex reads the whole session.
+ */
 export function createSdkEngine(options: SdkEngineOptions): Engine {
   const env = withPathDirs(options.env, options.codex.pathDirs);
   let active = 0;
+  /** codex processes whose turn has ended but which have not exited yet, by thread. */
+  const exiting = new Map<string, { exited: Promise<void>; kill(): void }>();
   // Part of the lean profile: made once, when the server listens (or at the first turn, if sooner),
   // so a server that cannot listen makes none; undefined where there is no lsb_release.
   let made: Promise<LsbReleaseShim | undefined> | undefined;
@@ -77,18 +95,26 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
     },
 
     async close() {
+      await Promise.all([...exiting.values()].map((lingering) => lingering.exited));
       (await made)?.remove();
+    },
+
+    killNow() {
+      for (const lingering of exiting.values()) lingering.kill();
     },
 
     threadExists: (threadId: string) => rolloutExists(options.env, threadId),
 
     async *runTurn({ input, workDir, threadId, options: turn = {}, signal }: TurnRequest): AsyncGenerator<ThreadEvent> {
       assertExecutable(options.codex.path);
+      if (threadId) await exiting.get(threadId)?.exited;
       active++;
       const stop = new AbortController();
       const abort = () => stop.abort();
       signal.addEventListener("abort", abort, { once: true });
       if (signal.aborted) abort();
+      let rest: { events: AsyncGenerator<ThreadEvent>; failed: boolean } | undefined;
+      let thread = threadId;
       try {
         const shimDir = (await shim())?.dir;
         const codex = new Codex({
@@ -106,17 +132,52 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
           workingDirectory: workDir,
           skipGitRepoCheck: true,
         };
-        const thread = threadId ? codex.resumeThread(threadId, perThread) : codex.startThread(perThread);
+        const sdkThread = threadId ? codex.resumeThread(threadId, perThread) : codex.startThread(perThread);
         const prompt: Input = turn.images?.length
           ? [{ type: "text", text: input }, ...turn.images.map((path) => ({ type: "local_image" as const, path }))]
           : input;
-        const { events } = await thread.runStreamed(prompt, { signal: stop.signal, outputSchema: turn.outputSchema });
-        yield* withFirstEventDeadline(events, options.firstEventTimeoutMs, abort);
+        const { events } = await sdkThread.runStreamed(prompt, { signal: stop.signal, outputSchema: turn.outputSchema });
+        const turnEvents = withFirstEventDeadline(events, options.firstEventTimeoutMs, abort);
+        try {
+          for (let next = await turnEvents.next(); !next.done; next = await turnEvents.next()) {
+            if (next.value.type === "thread.started") thread = next.value.thread_id;
+            // Set before the yield: a client gone once it has the turn's end stops nothing.
+            if (endsTurn(next.value)) rest = { events: turnEvents, failed: next.value.type === "turn.failed" };
+            yield next.value;
+            if (rest) return;
+          }
+        } finally {
+          // Stopping early (the client went away) kills codex; ending with the turn lets it exit.
+          if (!rest) await turnEvents.return(undefined);
+        }
       } finally {
-        // The SDK has reaped codex by the time its event stream ends.
-        active--;
         signal.removeEventListener("abort", abort);
+        // The SDK has reaped codex by the time its event stream ends.
+        if (rest) letExit(rest.events, rest.failed, stop, thread);
+        else active--;
       }
     },
   };
+
+  /** Reads what is left of a finished turn's stream until codex has exited, killing it after the grace. */
+  function letExit(rest: AsyncGenerator<ThreadEvent>, failed: boolean, stop: AbortController, thread: string | undefined): void {
+    const key = thread ?? crypto.randomUUID();
+    const timer = setTimeout(() => stop.abort(), options.exitGraceMs);
+    const drain = async () => {
+      try {
+        for (let next = await rest.next(); !next.done; next = await rest.next()) {
+          options.log.debug("codex event after its turn ended, not sent", { thread_id: thread, type: next.value.type });
+        }
+      } catch (err) {
+        // The client already has the turn's outcome from codex, and codex exits non-zero after a failed one.
+        options.log[failed ? "debug" : "warn"]("codex exited badly after its turn ended", { thread_id: thread, error: (err as Error).message });
+      } finally {
+        clearTimeout(timer);
+        active--;
+        if (exiting.get(key) === lingering) exiting.delete(key);
+      }
+    };
+    const lingering = { exited: drain(), kill: () => stop.abort() };
+    exiting.set(key, lingering);
+  }
 }
