@@ -1,10 +1,14 @@
 /**
  * The same scripted turn, (a) through the SDK in this process with no HTTP, and (b) through the
  * server with an SSE client. Interleaved, alternating which goes first, so that drift in the
- * machine's speed hits both alike.
+ * machine's speed hits both alike. Both run codex alike (the lean profile and the lsb_release
+ * shim) and count a turn as done at codex's turn.completed, as the server does.
  */
 import { Codex } from "@openai/codex-sdk";
+import { withPathDirs } from "../src/engine/codex-launch";
 import { leanOverrides, readUserCodexConfig } from "../src/engine/lean-profile";
+import { createLsbReleaseShim } from "../src/engine/lsb-release-shim";
+import { endsTurn } from "../src/engine/sdk-engine";
 import { createCodexHome } from "../test/fixtures/codex-home";
 import { startMockModel } from "../test/fixtures/mock-model";
 import { postMessage } from "../test/fixtures/turns";
@@ -22,8 +26,13 @@ async function direct(codex: Codex, workDir: string): Promise<Timing> {
   });
   const { events } = await thread.runStreamed("say hi");
   let firstEventMs = 0;
-  for await (const _ of events) firstEventMs ||= performance.now() - started;
-  return { firstEventMs, doneMs: performance.now() - started };
+  let doneMs = 0;
+  // Read to the end all the same, so that codex has exited before the next turn starts.
+  for await (const event of events) {
+    firstEventMs ||= performance.now() - started;
+    if (endsTurn(event)) doneMs ||= performance.now() - started;
+  }
+  return { firstEventMs, doneMs };
 }
 
 async function viaServer(url: string, workDir: string): Promise<Timing> {
@@ -48,10 +57,11 @@ async function viaServer(url: string, workDir: string): Promise<Timing> {
 export async function turnOverhead({ turns }: { turns: number }): Promise<string> {
   const model = startMockModel();
   const home = createCodexHome(model.url);
-  const env = { ...(process.env as Record<string, string>), ...home.env, RUST_LOG: "info" };
+  const env: Record<string, string> = { ...(process.env as Record<string, string>), ...home.env, RUST_LOG: "info" };
   const server = await startServerProcess(["bun", "src/cli.ts", "-a", "127.0.0.1:0"], env);
   // The same codex configuration on both sides: the server's default lean profile.
-  const codex = new Codex({ env, configOverrides: leanOverrides(readUserCodexConfig(env)) });
+  const shim = await createLsbReleaseShim(env.PATH);
+  const codex = new Codex({ env: withPathDirs(env, shim ? [shim.dir] : []), configOverrides: leanOverrides(readUserCodexConfig(env)) });
   const workDir = "/tmp";
   const a: Timing[] = [];
   const b: Timing[] = [];
@@ -71,6 +81,7 @@ export async function turnOverhead({ turns }: { turns: number }): Promise<string
     await server.stop();
     await model.stop();
     home.remove();
+    shim?.remove();
   }
   const row = (name: string, pick: (t: Timing) => number) => {
     const ma = median(a.map(pick));

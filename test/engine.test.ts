@@ -135,7 +135,8 @@ describe("the SDK engine once codex has ended the turn", () => {
       `echo '{"type":"turn.started"}'`,
       `printf '{"type":"item.completed","item":{"id":"m","type":"agent_message","text":"previous: %s"}}\n' "$previous"`,
       `echo '{"type":"turn.completed","usage":{"input_tokens":1,"cached_input_tokens":0,"output_tokens":1}}'`,
-      'while [ ! -f "$FAKE_DIR/release" ]; do sleep 0.02; done',
+      // Gone with the test's directory, should a test fail before it releases it.
+      'while [ -d "$FAKE_DIR" ] && [ ! -f "$FAKE_DIR/release" ]; do sleep 0.02; done',
     ].join("\n"),
   );
 
