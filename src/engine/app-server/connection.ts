@@ -7,6 +7,8 @@ import type { Method, ParamsOf, ResultOf, ServerNotification, ServerRequest } fr
 const OVERLOADED_CODE = -32001;
 /** Enough of a dying codex's stderr to say why it died. */
 const STDERR_TAIL_BYTES = 4096;
+/** codex colours its log lines even into a pipe; a `done` error is plain text. */
+const ANSI_SEQUENCE = /\x1b\[[0-9;]*[A-Za-z]/g;
 
 export type ConnectionHandlers = {
   notification(message: ServerNotification): void;
@@ -50,11 +52,12 @@ export class AppServerConnection {
     void this.readStderr();
     this.exited = this.child.exited.then((code) => {
       const signal = this.child.signalCode;
-      const how = signal ? `signal ${signal}` : `code ${code}`;
+      // Killed, it had no last word: what it wrote before is start-up noise, not the reason.
+      if (signal) return this.close(new EngineError(`codex app-server exited with signal ${signal}`));
       // codex prints its reason on an `Error:` line, then a backtrace that says nothing useful.
-      const lines = this.stderrTail.trim().split("\n");
+      const lines = this.stderrTail.replace(ANSI_SEQUENCE, "").trim().split("\n");
       const tail = lines.find((line) => line.startsWith("Error: ")) ?? lines.slice(-3).join(" | ");
-      this.close(new EngineError(`codex app-server exited with ${how}${tail ? `: ${tail}` : ""}`));
+      this.close(new EngineError(`codex app-server exited with code ${code}${tail ? `: ${tail}` : ""}`));
     });
   }
 
