@@ -451,18 +451,7 @@ describe("an app-server that misbehaves (a scripted stand-in)", () => {
     ["dies-noisily", "codex app-server exited with code 4: WARNING: proceeding | 2026-11-25T21:28:46Z ERROR codex_app_server: no bubblewrap"],
     ["killed", "codex app-server exited with signal SIGKILL"],
   ])("one that is %s: the turn's error is its last words without colours, or only the signal", async (behaviour, message) => {
-    const engine = createAppServerEngine({
-      codex: { path: fakeCodex(dir), pathDirs: [] },
-      env: { PATH: process.env.PATH ?? "", FAKE_APP_SERVER: behaviour },
-      bypassApprovalsAndSandbox: true,
-      approvalPolicy: "never",
-      approvalTimeoutMs: 1_000,
-      requestTimeoutMs: 5_000,
-      lean: false,
-      configOverrides: [],
-      processes: 1,
-      log: createLogger("off"),
-    });
+    const { engine } = fakeEngine(behaviour);
     try {
       const turn = async () => {
         for await (const _ of engine.runTurn({ input: "hi", workDir: dir, signal: new AbortController().signal })) {
@@ -475,20 +464,7 @@ describe("an app-server that misbehaves (a scripted stand-in)", () => {
   });
 
   test("one that dies at once: the turn ends with error, and restarts come after a doubling delay", async () => {
-    const logs: string[] = [];
-    const engine = createAppServerEngine({
-      codex: { path: fakeCodex(dir), pathDirs: [] },
-      env: { PATH: process.env.PATH ?? "", FAKE_APP_SERVER: "dies" },
-      bypassApprovalsAndSandbox: true,
-      approvalPolicy: "never",
-      approvalTimeoutMs: 1_000,
-      requestTimeoutMs: 5_000,
-      lean: false,
-      configOverrides: [],
-      processes: 1,
-      log: createLogger("warn", (line) => void logs.push(line)),
-      restartDelayMs: { first: 200, max: 800 },
-    });
+    const { engine, logs } = fakeEngine("dies", { restartDelayMs: { first: 200, max: 800 } });
     try {
       const events: unknown[] = [];
       const turn = async () => {

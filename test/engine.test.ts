@@ -3,9 +3,9 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { locateCodex, probeCodex } from "../src/engine/codex-binary";
-import { createLogger } from "../src/log";
 import { createSdkEngine, withFirstEventDeadline } from "../src/engine/sdk-engine";
 import { EngineError } from "../src/engine/types";
+import { createLogger } from "../src/log";
 import { isAlive } from "./fixtures/processes";
 
 const dir = mkdtempSync(join(tmpdir(), "engine-test-"));

@@ -1,9 +1,9 @@
 import { Codex, type Input, type ThreadOptions } from "@openai/codex-sdk";
+import type { Logger } from "../log";
 import { assertExecutable } from "./codex-binary";
 import { rolloutExists } from "./codex-home";
 import { codexOverrides, withPathDirs } from "./codex-launch";
 import { createLsbReleaseShim, type LsbReleaseShim } from "./lsb-release-shim";
-import type { Logger } from "../log";
 import { type CodexLaunchOptions, type Engine, EngineError, type ThreadEvent, type TurnRequest } from "./types";
 
 export type SdkEngineOptions = CodexLaunchOptions & {
