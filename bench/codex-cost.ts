@@ -29,22 +29,32 @@ async function plainTurn(codex: string, env: Record<string, string>, extraArgs: 
   return { wallMs: performance.now() - started, cpuMs };
 }
 
-/** Server CPU, its own and its waited-for children's (the codex processes), across one turn: wall until its done. */
-async function serverTurn(server: ServerProcess): Promise<Cost> {
-  const cpuBefore = cpuSeconds(server.pid);
+/** A turn through the server, until its done. */
+async function serverTurnWall(server: ServerProcess): Promise<number> {
   const started = performance.now();
   const { frames } = await readSse(await postMessage(server.url, { type: "user_message", message: "say hi", work_dir: "/tmp" }), 120_000);
   if (doneOf(frames).status !== "completed") throw new Error("turn did not complete");
-  const wallMs = performance.now() - started;
-  // codex goes on exiting after the turn's done; its CPU counts once the server has reaped it.
-  await waitFor("codex to exit", () => descendants(server.pid).length === 0);
+  return performance.now() - started;
+}
+
+/** codex goes on exiting after a turn's done; the server has reaped it (and counted its CPU) after this. */
+const codexExited = (server: ServerProcess) => waitFor("codex to exit", () => descendants(server.pid).length === 0);
+
+/** Server CPU, its own and its waited-for children's (the codex processes), across one turn: wall until its done. */
+async function serverTurn(server: ServerProcess): Promise<Cost> {
+  const cpuBefore = cpuSeconds(server.pid);
+  const wallMs = await serverTurnWall(server);
+  await codexExited(server);
   return { wallMs, cpuMs: (cpuSeconds(server.pid) - cpuBefore) * 1000 };
 }
 
-async function concurrentWall(run: () => Promise<unknown>, count: number): Promise<number> {
+/** `count` turns at once, until the last one's done; then, outside the timing, until their codex processes are gone. */
+async function concurrentWall(run: () => Promise<unknown>, count: number, settle: () => Promise<unknown>): Promise<number> {
   const started = performance.now();
   await Promise.all(Array.from({ length: count }, run));
-  return (performance.now() - started) / 1000;
+  const wall = (performance.now() - started) / 1000;
+  await settle();
+  return wall;
 }
 
 type How = "plain" | "lean" | "noShim" | "full";
@@ -71,7 +81,13 @@ export async function codexCost({ turns, concurrent }: { turns: number; concurre
       for (const how of hows) costs[how].push(await turn(how));
     }
     for (let round = 0; round < CONCURRENT_ROUNDS; round++) {
-      for (const how of hows) concurrentWalls[how].push(await concurrentWall(() => turn(how), concurrent));
+      for (const how of hows) {
+        const burst =
+          how === "plain" || how === "noShim"
+            ? concurrentWall(() => turn(how), concurrent, async () => {})
+            : concurrentWall(() => serverTurnWall(servers[how]), concurrent, () => codexExited(servers[how]));
+        concurrentWalls[how].push(await burst);
+      }
     }
   } finally {
     for (const server of Object.values(servers)) await server.stop();
