@@ -4,13 +4,15 @@
  * where it started.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { locateCodex } from "../src/engine/codex-binary";
 import { EXPOSED_WARNING } from "../src/cli";
 import { type CliProcess, startCli } from "./fixtures/cli-process";
+import { fakeCodex } from "./fixtures/fake-app-server";
 import { ENGINES, type EngineName } from "../src/config";
-import { appServersUnder, codexProcessesUnder, isAlive, turnProcessesUnder } from "./fixtures/processes";
+import { appServersUnder, codexProcessesUnder, descendants, isAlive, turnProcessesUnder } from "./fixtures/processes";
 import { readSse, sseReader } from "./fixtures/sse";
 import { agentTexts, doneOf, postMessage, useScriptedCodex } from "./fixtures/turns";
 import { waitFor } from "./fixtures/wait-for";
@@ -204,18 +206,28 @@ describe("app-server engine lifecycle", () => {
   });
 
   test("a second signal exits at once with 130, the app-servers killed with it, not left to wind down", async () => {
-    const cli = await startCli(["-a", "127.0.0.1:0", "--engine", "app-server", "--app-servers", "2", "--shutdown-timeout", "60"], scripted.home.env);
-    const appServers = await waitFor("two app-servers", () => {
-      const found = appServersUnder(cli.process.pid);
+    // Stand-ins that only SIGKILL ends: codex itself exits when its stdin closes, too soon to tell.
+    const dir = mkdtempSync(join(tmpdir(), "stubborn-"));
+    const cli = await startCli(
+      ["-a", "127.0.0.1:0", "--engine", "app-server", "--app-servers", "2", "--shutdown-timeout", "60", "--codex-path", fakeCodex(dir)],
+      { ...scripted.home.env, FAKE_APP_SERVER: "stubborn" },
+    );
+    const appServers = await waitFor("two stand-ins", () => {
+      const found = descendants(cli.process.pid).filter((info) => info.name.startsWith("bun")).map((info) => info.pid);
       return found.length === 2 ? found : undefined;
     });
-    const stream = sseReader(await postMessage(cli.url, { type: "user_message", message: "sleep 600000 never" }));
-    await stream.until((f) => f.event === "turn.started");
-    cli.process.kill("SIGTERM");
-    await waitFor("shutdown to begin", () => cli.stderr().includes("shutting down"));
-    expect(await cli.stop("SIGINT")).toBe(130);
-    // SIGKILLed before the exit: gone by the time it is seen.
-    expect(appServers.filter(isAlive)).toEqual([]);
+    try {
+      const stream = sseReader(await postMessage(cli.url, { type: "user_message", message: "say hi" }));
+      await stream.until((f) => f.event === "thread.started");
+      cli.process.kill("SIGTERM");
+      await waitFor("shutdown to begin", () => cli.stderr().includes("shutting down"));
+      expect(await cli.stop("SIGINT")).toBe(130);
+      // The kernel ends a SIGKILLed process a moment after kill() returns.
+      await waitFor("the app-servers to die", () => appServers.filter(isAlive).length === 0, 1_000);
+    } finally {
+      for (const pid of appServers.filter(isAlive)) process.kill(pid, "SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
