@@ -4,7 +4,7 @@
  * must keep the turn going: `--reattach-grace`), so that every event arrives exactly once.
  */
 import type { ThreadEvent } from "@openai/codex-sdk";
-import { sseParser } from "./console/sse";
+import { followRun, StreamLost } from "./console/sse";
 import type { z } from "zod";
 import type { ApprovalDecision, ApprovalRequestedEvent, ApprovalResolvedEvent } from "./engine/types";
 import type { DoneData, RunSummary, userMessageSchema } from "./schemas";
@@ -42,20 +42,9 @@ export type ClientOptions = {
 
 export type SendOptions = {
   signal?: AbortSignal;
-  /** How many times to reattach after the connection drops (default 5); 0 never reattaches. */
+  /** How many broken connections in a row to reattach after (default 5); 0 never reattaches. */
   reconnects?: number;
 };
-
-/** SSE frames out of a byte stream, as they complete (the console's parser: comments, CR/LF, multi-line data). */
-async function* frames(body: ReadableStream<Uint8Array>): AsyncGenerator<{ id: number; event: string; data: string }> {
-  const parse = sseParser();
-  const decoder = new TextDecoder();
-  for await (const chunk of body) {
-    for (const message of parse(decoder.decode(chunk, { stream: true }))) {
-      yield { id: Number(message.id ?? 0), event: message.event, data: message.data };
-    }
-  }
-}
 
 export class CodexServerClient {
   private readonly fetch: typeof fetch;
@@ -100,30 +89,24 @@ export class CodexServerClient {
   /** Runs a turn; yields each event once, `done` last, reattaching after a dropped connection. */
   async *sendMessage(message: UserMessage, { signal, reconnects = 5 }: SendOptions = {}): AsyncGenerator<ClientEvent> {
     const id = message.id ?? crypto.randomUUID();
-    let res = await this.request("/messages", {
+    const res = await this.request("/messages", {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ type: "user_message", ...message, id }),
       ...(signal && { signal }),
     });
-    let last = 0;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        for await (const frame of frames(res.body as ReadableStream<Uint8Array>)) {
-          if (frame.id <= last) continue;
-          last = frame.id;
-          const event = { id: frame.id, type: frame.event, data: JSON.parse(frame.data) } as ClientEvent;
-          yield event;
-          if (event.type === "done") return;
-        }
-      } catch (err) {
-        if (signal?.aborted) throw err;
-      }
-      if (attempt >= reconnects) throw new ServerError(0, "stream_ended", `the stream of turn ${id} ended before done`);
-      res = await this.request(`/runs/${encodeURIComponent(id)}/events`, {
-        headers: { "last-event-id": String(last) },
+    const reopen = (lastId: number) =>
+      this.request(`/runs/${encodeURIComponent(id)}/events`, {
+        headers: { "last-event-id": String(lastId) },
         ...(signal && { signal }),
       });
+    try {
+      for await (const frame of followRun(res, { reopen, reconnects, stopped: () => signal?.aborted === true })) {
+        yield { id: Number(frame.id ?? 0), type: frame.event, data: JSON.parse(frame.data) } as ClientEvent;
+      }
+    } catch (err) {
+      if (err instanceof StreamLost) throw new ServerError(0, "stream_ended", `the stream of turn ${id} ended before done`);
+      throw err;
     }
   }
 }

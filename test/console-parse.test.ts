@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { type Block, parseInline, parseMarkdown, safeHref } from "../src/console/markdown";
-import { type SseMessage, sseParser } from "../src/console/sse";
+import { followRun, type SseMessage, StreamLost, sseParser } from "../src/console/sse";
 
 describe("sseParser", () => {
   const cases: Array<[string, string[], SseMessage[]]> = [
@@ -26,6 +26,94 @@ describe("sseParser", () => {
       expect(chunks.flatMap((chunk) => parse(chunk))).toEqual(expected);
     });
   }
+});
+
+describe("followRun", () => {
+  const frame = (id: number, event = "item.completed") => `id: ${id}\nevent: ${event}\ndata: ${id}\n\n`;
+  /** A response whose body sends `text`, then breaks (or ends, with `breaks` false). */
+  const stream = (text: string, breaks = true) => {
+    let sent = false;
+    return new Response(
+      new ReadableStream<Uint8Array>({
+        // Errors only once the text has been read: error() would drop what is still queued.
+        pull(controller) {
+          if (!sent) {
+            sent = true;
+            controller.enqueue(new TextEncoder().encode(text));
+          } else if (breaks) controller.error(new TypeError("network connection lost"));
+          else controller.close();
+        },
+      }),
+    );
+  };
+  const ids = async (messages: AsyncIterable<SseMessage>) => {
+    const seen: string[] = [];
+    for await (const message of messages) seen.push(`${message.event}:${message.id}`);
+    return seen;
+  };
+
+  test("ends with done, without asking again", async () => {
+    const reopened: number[] = [];
+    const reopen = async (lastId: number) => {
+      reopened.push(lastId);
+      return stream("");
+    };
+    expect(await ids(followRun(stream(frame(1) + frame(2, "done"), false), { reopen, reconnects: 5 }))).toEqual(["item.completed:1", "done:2"]);
+    expect(reopened).toEqual([]);
+  });
+
+  test("after a break it asks again from the last id, and skips what it has already seen", async () => {
+    const reopened: number[] = [];
+    const answers = [stream(frame(2) + frame(3)), stream(frame(3) + frame(4) + frame(5, "done"), false)];
+    const reopen = async (lastId: number) => {
+      reopened.push(lastId);
+      return answers.shift() as Response;
+    };
+    expect(await ids(followRun(stream(frame(1)), { reopen, reconnects: 5 }))).toEqual([
+      "item.completed:1",
+      "item.completed:2",
+      "item.completed:3",
+      "item.completed:4",
+      "done:5",
+    ]);
+    expect(reopened).toEqual([1, 3]);
+  });
+
+  test("a stream that ends without done counts as a break too", async () => {
+    const reopen = async () => stream(frame(2, "done"), false);
+    expect(await ids(followRun(stream(frame(1), false), { reopen, reconnects: 1 }))).toEqual(["item.completed:1", "done:2"]);
+  });
+
+  test("more breaks in a row than allowed: StreamLost; one that brings a message starts the count again", async () => {
+    let next = 1;
+    // Each answer brings one new event and breaks: never two breaks in a row, however many.
+    const progressing = async () => stream(frame(++next));
+    const seen: string[] = [];
+    const run = followRun(stream(frame(1)), { reopen: progressing, reconnects: 1 });
+    for await (const message of run) {
+      seen.push(message.id ?? "");
+      if (seen.length === 8) break;
+    }
+    expect(seen).toEqual(["1", "2", "3", "4", "5", "6", "7", "8"]);
+
+    let asked = 0;
+    const empty = async () => {
+      asked++;
+      return stream("");
+    };
+    await expect(ids(followRun(stream(frame(1)), { reopen: empty, reconnects: 2 }))).rejects.toBeInstanceOf(StreamLost);
+    expect(asked).toBe(2);
+  });
+
+  test("a break after the caller stopped is its error, not one to reattach after", async () => {
+    let asked = 0;
+    const reopen = async () => {
+      asked++;
+      return stream("");
+    };
+    await expect(ids(followRun(stream(frame(1)), { reopen, reconnects: 5, stopped: () => true }))).rejects.toThrow("network connection lost");
+    expect(asked).toBe(0);
+  });
 });
 
 describe("parseMarkdown", () => {

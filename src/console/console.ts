@@ -7,7 +7,7 @@ import type { ThreadItem } from "@openai/codex-sdk";
 import type { ApprovalDecision, ApprovalRequestedEvent, ApprovalResolvedEvent, EngineEvent } from "../engine/types";
 import type { DoneData, RunSummary, Usage } from "../schemas";
 import { type Block, type Inline, parseMarkdown } from "./markdown.js";
-import { type SseMessage, sseParser } from "./sse.js";
+import { followRun, type SseMessage, StreamLost } from "./sse.js";
 
 const TOKEN_KEY = "codex-http-server:token";
 const THREAD_KEY = "codex-http-server:thread";
@@ -114,22 +114,6 @@ async function errorOf(response: Response): Promise<{ code: string; message: str
     code: body.error?.code ?? `http_${response.status}`,
     message: body.error?.message ?? `The server answered ${response.status} ${response.statusText}.`,
   };
-}
-
-async function* sseMessages(response: Response): AsyncGenerator<SseMessage> {
-  if (!response.body) return;
-  const parse = sseParser();
-  const decoder = new TextDecoder();
-  const reader = response.body.getReader();
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      yield* parse(decoder.decode(value, { stream: true }));
-    }
-  } finally {
-    reader.releaseLock();
-  }
 }
 
 // ---- Rendering --------------------------------------------------------------------------------
@@ -463,38 +447,40 @@ function keepingScroll<T>(update: () => T): T {
   return result;
 }
 
+/** An answer to GET /runs/{id}/events that is no stream: the run is gone, or the token is. */
+class RunUnavailable extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
 /**
  * Shows a turn's events until `done`. A stream that breaks before `done` is picked up again
- * with GET /runs/{id}/events and Last-Event-ID, the same way the typed client does it.
+ * with GET /runs/{id}/events and Last-Event-ID, as the typed client does (both use followRun).
  */
 async function follow(runId: string, first: Response, view: TurnView): Promise<void> {
-  let response = first;
-  let lastId = 0;
-  for (let attempt = 0; attempt < 5; attempt++) {
-    try {
-      for await (const message of sseMessages(response)) {
-        if (message.id) lastId = Number(message.id);
-        const done = keepingScroll(() => view.show(message));
-        if (done) {
-          setThread(done.thread_id ?? sessionStorage.getItem(THREAD_KEY));
-          announce(`Turn ${done.status}.`);
-          return;
-        }
-        attempt = 0;
-      }
-    } catch {
-      // The connection broke; reattach below.
-    }
-    response = await api(`/runs/${encodeURIComponent(runId)}/events`, {
+  const reopen = async (lastId: number) => {
+    const response = await api(`/runs/${encodeURIComponent(runId)}/events`, {
       headers: { accept: "text/event-stream", ...(lastId > 0 && { "last-event-id": String(lastId) }) },
     });
-    if (!response.ok) {
-      const { code, message } = await errorOf(response);
-      keepingScroll(() => view.fail(code, message));
-      return;
+    if (response.ok) return response;
+    const { code, message } = await errorOf(response);
+    throw new RunUnavailable(code, message);
+  };
+  try {
+    for await (const message of followRun(first, { reopen, reconnects: 5 })) {
+      const done = keepingScroll(() => view.show(message));
+      if (done) {
+        setThread(done.thread_id ?? sessionStorage.getItem(THREAD_KEY));
+        announce(`Turn ${done.status}.`);
+        return;
+      }
     }
+  } catch (err) {
+    if (err instanceof RunUnavailable) keepingScroll(() => view.fail(err.code, err.message));
+    else if (err instanceof StreamLost) keepingScroll(() => view.fail("stream_lost", "The connection to the server keeps breaking; reload the page to try again."));
+    else throw err;
   }
-  keepingScroll(() => view.fail("stream_lost", "The connection to the server keeps breaking; reload the page to try again."));
 }
 
 /**

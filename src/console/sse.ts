@@ -1,7 +1,7 @@
 /**
- * The browser side of SSE for fetch streams: EventSource can neither POST nor send an
- * Authorization header, so the console reads `text/event-stream` bodies itself. Pure, so that it
- * runs (and is tested) outside a browser too.
+ * SSE over fetch: EventSource can neither POST nor send an Authorization header, so the console
+ * (and the typed client, src/client.ts) read `text/event-stream` bodies themselves. Nothing here
+ * touches the DOM, so it runs (and is tested) outside a browser too.
  */
 
 export type SseMessage = { id: string | undefined; event: string; data: string };
@@ -42,4 +42,59 @@ export function sseParser(): (chunk: string) => SseMessage[] {
     }
     return messages;
   };
+}
+
+/** The messages of an SSE response body, as they complete. */
+export async function* sseMessages(body: ReadableStream<Uint8Array> | null): AsyncGenerator<SseMessage> {
+  if (!body) return;
+  const parse = sseParser();
+  const decoder = new TextDecoder();
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      yield* parse(decoder.decode(value, { stream: true }));
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/** The stream of a run broke more often in a row than the caller allows. */
+export class StreamLost extends Error {}
+
+export type FollowOptions = {
+  /** Gives the run's stream again after the last id seen: GET /runs/{id}/events with Last-Event-ID. It throws for an answer that is no stream. */
+  reopen(lastId: number): Promise<Response>;
+  /** How many broken connections in a row to reattach after; a message that arrives starts the count again. */
+  reconnects: number;
+  /** True when the caller ended the stream itself: the break is then its error, not one to reattach after. */
+  stopped?(): boolean;
+};
+
+/**
+ * A run's messages, each once, until its `done`, across broken connections. The server keeps a
+ * run going while nobody watches it (`--reattach-grace`) and replays what came after the last
+ * id, so a client that reattaches misses nothing.
+ */
+export async function* followRun(first: Response, { reopen, reconnects, stopped = () => false }: FollowOptions): AsyncGenerator<SseMessage> {
+  let response = first;
+  let lastId = 0;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      for await (const message of sseMessages(response.body)) {
+        const id = Number(message.id ?? 0);
+        if (id > 0 && id <= lastId) continue;
+        if (id > 0) lastId = id;
+        attempt = 0;
+        yield message;
+        if (message.event === "done") return;
+      }
+    } catch (err) {
+      if (stopped()) throw err;
+    }
+    if (attempt >= reconnects) throw new StreamLost(`the stream broke ${attempt + 1} times in a row before done`);
+    response = await reopen(lastId);
+  }
 }
