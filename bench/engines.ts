@@ -9,7 +9,7 @@ import { startMockModel } from "../test/fixtures/mock-model";
 import { descendants } from "../test/fixtures/processes";
 import { readSse } from "../test/fixtures/sse";
 import { doneOf, postMessage } from "../test/fixtures/turns";
-import { cpuSeconds, median, mib, procStatusBytes, round, type ServerProcess, startServerProcess, table } from "./lib";
+import { cpuSeconds, median, mib, ownCpuSeconds, procStatusBytes, round, type ServerProcess, startServerProcess, table } from "./lib";
 
 const ENGINE_NAMES = ["exec", "app-server"] as const;
 type Engine = (typeof ENGINE_NAMES)[number];
@@ -27,13 +27,6 @@ function liveCpuSeconds(pid: number): number {
  * CPU of the server and everything below it. Reaped children (each `codex exec`) are in the
  * server's own figure; live ones (app-server, a turn still running) are added one by one.
  */
-/** The server's own CPU, without its children's: what the HTTP layer costs. */
-function ownCpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
-  return ((fields[11] ?? 0) + (fields[12] ?? 0)) / 100;
-}
-
 function treeCpuSeconds(pid: number): number {
   return liveCpuSeconds(pid) + descendants(pid).reduce((sum, child) => sum + liveCpuSeconds(child.pid), 0);
 }

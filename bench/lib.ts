@@ -19,12 +19,22 @@ export function procStatusBytes(pid: number, field: string): number {
   return Number(/(\d+)/.exec(line ?? "")?.[1]) * 1024;
 }
 
+/** The numeric fields of /proc/<pid>/stat after the command name (field 3 onwards). */
+function statFields(pid: number): number[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
+}
+
 /** CPU time (user + system, children that were waited for included) of a process, in seconds. */
 export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
-  const ticks = (fields[11] ?? 0) + (fields[12] ?? 0) + (fields[13] ?? 0) + (fields[14] ?? 0);
-  return ticks / 100;
+  const fields = statFields(pid);
+  return ((fields[11] ?? 0) + (fields[12] ?? 0) + (fields[13] ?? 0) + (fields[14] ?? 0)) / 100;
+}
+
+/** A process's own CPU time (user + system), without its children's, in seconds. */
+export function ownCpuSeconds(pid: number): number {
+  const fields = statFields(pid);
+  return ((fields[11] ?? 0) + (fields[12] ?? 0)) / 100;
 }
 
 export type ServerProcess = { url: string; pid: number; process: Subprocess; stop(): Promise<number | null> };
