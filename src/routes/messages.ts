@@ -6,13 +6,13 @@ import { ApiError } from "../errors";
 import { RunIdInUseError, RunLimitError, RunsClosedError, ThreadBusyError } from "../runs/registry";
 import type { Run, TurnInput } from "../runs/run";
 import { describeIssues, messageRequestSchema, type userMessageSchema } from "../schemas";
-import { resolveImage, resolveWorkDir } from "../work-dir";
 import type { z } from "zod";
-
-type UserMessage = z.infer<typeof userMessageSchema>;
+import { resolveImage, resolveWorkDir } from "../work-dir";
 import { cancelRun, notRunning } from "./cancel";
 import { methodNotAllowed } from "./method-not-allowed";
 import { streamRunEvents } from "./stream-run-events";
+
+type UserMessage = z.infer<typeof userMessageSchema>;
 
 const JSON_CONTENT_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
