@@ -59,6 +59,18 @@ export class EventLog {
     this.progressWaiters.clear();
   }
 
+  /** The index of the first event with an id above `id` (ids only grow): a reader copies only what is new to it. */
+  private firstAfter(id: number): number {
+    let low = 0;
+    let high = this.events.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if ((this.events[middle] as RunEvent).id > id) high = middle;
+      else low = middle + 1;
+    }
+    return low;
+  }
+
   /** Every event after `afterId`, then each new one as it comes, until the log closes or `signal` aborts. */
   async *read(afterId: number, signal: AbortSignal): AsyncGenerator<RunEvent> {
     const reader = Symbol("reader");
@@ -66,7 +78,7 @@ export class EventLog {
     this.positions.set(reader, last);
     try {
       while (!signal.aborted) {
-        const next = this.events.filter((event) => event.id > last);
+        const next = this.events.slice(this.firstAfter(last));
         for (const event of next) {
           if (signal.aborted) return;
           yield event;
