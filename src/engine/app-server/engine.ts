@@ -7,6 +7,7 @@ import {
   type ApprovalDecision,
   type ApprovalPolicy,
   type ApprovalRequestedEvent,
+  type ApprovalResolvedEvent,
   type CodexLaunchOptions,
   type Engine,
   EngineBusyError,
@@ -18,7 +19,6 @@ import { AppServerConnection } from "./connection";
 import { TurnEventMapper } from "./event-mapper";
 import type { AskForApproval, SandboxMode, SandboxPolicy, ServerNotification, ServerRequest, UserInput } from "./protocol";
 import { TurnQueue } from "./turn-queue";
-
 
 export type AppServerEngineOptions = CodexLaunchOptions & {
   approvalPolicy: ApprovalPolicy;
@@ -498,7 +498,7 @@ export class AppServerEngine implements Engine {
     return true;
   }
 
-  private settle(approval: PendingApproval, decision: ApprovalDecision, by: "client" | "timeout" | "turn_ended"): void {
+  private settle(approval: PendingApproval, decision: ApprovalDecision, by: ApprovalResolvedEvent["by"]): void {
     if (!this.approvals.delete(approval.id)) return;
     clearTimeout(approval.timer);
     approval.turn.approvals.delete(approval);
