@@ -1,4 +1,5 @@
 import type { ApprovalPolicy } from "./engine/types";
+import type { LogFormat } from "./log";
 
 export const LOG_LEVELS = ["off", "error", "warn", "info", "debug", "trace"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -15,7 +16,7 @@ export type Config = {
   bypassApprovalsAndSandbox: boolean;
   maxBodyBytes: number;
   logLevel: LogLevel;
-  logFormat: "text" | "json";
+  logFormat: LogFormat;
   /** Where a turn runs when the request names no `work_dir`. */
   defaultWorkDir: string;
   /** An explicit codex binary (`--codex-path` or `CODEX_PATH`); otherwise it is looked up. */
