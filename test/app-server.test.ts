@@ -319,6 +319,10 @@ describe("an app-server that misbehaves (a scripted stand-in)", () => {
     return { engine, logs };
   }
 
+  /** The whole server, on the stand-in doing `behaviour`. */
+  const fakeServer = (behaviour: string) =>
+    startTestServer({ engine: "app-server", codexPath: fakeCodex(dir), codexEnv: { PATH: process.env.PATH ?? "", FAKE_APP_SERVER: behaviour } });
+
   async function turnEvents(engine: Engine, input: string): Promise<unknown[]> {
     const events: unknown[] = [];
     for await (const event of engine.runTurn({ input, workDir: dir, signal: new AbortController().signal })) events.push(event);
@@ -407,11 +411,7 @@ describe("an app-server that misbehaves (a scripted stand-in)", () => {
   });
 
   test("overloaded: POST /messages answers 503 engine_busy with retry-after, and no run is kept", async () => {
-    const server = startTestServer({
-      engine: "app-server",
-      codexPath: fakeCodex(dir),
-      codexEnv: { PATH: process.env.PATH ?? "", FAKE_APP_SERVER: "overloaded" },
-    });
+    const server = fakeServer("overloaded");
     try {
       const res = await server.send({ type: "user_message", message: "say hi", id: "overloaded-1" });
       expect(res.status).toBe(503);
@@ -426,11 +426,7 @@ describe("an app-server that misbehaves (a scripted stand-in)", () => {
   });
 
   test("one that never reports an interrupted turn's end: the turn ends cancelled 3 s after the interrupt", async () => {
-    const server = startTestServer({
-      engine: "app-server",
-      codexPath: fakeCodex(dir),
-      codexEnv: { PATH: process.env.PATH ?? "", FAKE_APP_SERVER: "deaf" },
-    });
+    const server = fakeServer("deaf");
     try {
       const stream = sseReader(await server.send({ type: "user_message", message: "say hi", id: "deaf-1" }));
       await stream.until((f) => f.event === "thread.started");

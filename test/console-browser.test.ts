@@ -53,6 +53,12 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
     await page.close();
   }
 
+  /** The id of the turn the page is running, once it has saved it for a reload. */
+  async function activeRunId(): Promise<string> {
+    const saved = await waitFor("the run id", () => page.evaluate(() => sessionStorage.getItem("codex-http-server:active-run")));
+    return (JSON.parse(saved) as { id: string }).id;
+  }
+
   /** The last turn's `done` footer, once there is one. */
   async function lastDone(): Promise<string> {
     const footer = page.locator(".turn").last().locator("footer.done");
@@ -167,8 +173,7 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
     await openConsole();
     await page.getByLabel("Message").fill("sleep 1500 finished while reloading");
     await page.getByRole("button", { name: "Send" }).click();
-    const saved = await waitFor("the run id", () => page.evaluate(() => sessionStorage.getItem("codex-http-server:active-run")));
-    const runId = (JSON.parse(saved) as { id: string }).id;
+    const runId = await activeRunId();
     await page.reload();
     expect(await lastDone()).toBe("completed");
     expect(await page.locator(".turn").count()).toBe(1);
@@ -184,8 +189,7 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
     await openConsole();
     await page.getByLabel("Message").fill("sleep 60000 never said");
     await page.getByRole("button", { name: "Send" }).click();
-    const saved = await waitFor("the run id", () => page.evaluate(() => sessionStorage.getItem("codex-http-server:active-run")));
-    const runId = (JSON.parse(saved) as { id: string }).id;
+    const runId = await activeRunId();
     await page.reload();
     await page.locator(".turn .user-message").waitFor();
     await page.reload();
