@@ -4,6 +4,7 @@ import { assertExecutable } from "./codex-binary";
 import { rolloutExists } from "./codex-home";
 import { codexOverrides, withPathDirs } from "./codex-launch";
 import { createLsbReleaseShim, type LsbReleaseShim } from "./lsb-release-shim";
+import { endMarkedProcesses, endMarkedProcessesNow, threadMarker, TURN_MARKER_NAME } from "./turn-processes";
 import { type CodexLaunchOptions, type Engine, EngineError, type ThreadEvent, type TurnRequest } from "./types";
 
 export type SdkEngineOptions = CodexLaunchOptions & {
@@ -74,6 +75,8 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
   let active = 0;
   /** codex processes whose turn has ended but which have not exited yet, by thread. */
   const exiting = new Map<string, { exited: Promise<void>; kill(): void }>();
+  /** The markers of every turn whose processes may still run: what a second signal must end. */
+  const turnMarkers = new Set<string[]>();
   // Part of the lean profile: made once, when the server listens (or at the first turn, if sooner),
   // so a server that cannot listen makes none; undefined where there is no lsb_release.
   let made: Promise<LsbReleaseShim | undefined> | undefined;
@@ -101,6 +104,7 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
 
     killNow() {
       for (const lingering of exiting.values()) lingering.kill();
+      for (const markers of turnMarkers) endMarkedProcessesNow(markers);
     },
 
     threadExists: (threadId: string) => rolloutExists(options.env, threadId),
@@ -115,11 +119,18 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
       if (signal.aborted) abort();
       let rest: { events: AsyncGenerator<ThreadEvent>; failed: boolean } | undefined;
       let thread = threadId;
+      // codex itself carries the turn's marker, so that ending the turn's processes freezes codex
+      // too, before it can start another command; its commands carry it unless codex's
+      // shell_environment_policy drops it, and always carry the thread's.
+      const turnId = crypto.randomUUID();
+      const markers = [`${TURN_MARKER_NAME}=${turnId}`, ...(threadId ? [threadMarker(threadId)] : [])];
+      turnMarkers.add(markers);
+      let ranCommands = false;
       try {
         const shimDir = (await shim())?.dir;
         const codex = new Codex({
           codexPathOverride: options.codex.path,
-          env: shimDir ? withPathDirs(env, [shimDir]) : env,
+          env: { ...(shimDir ? withPathDirs(env, [shimDir]) : env), [TURN_MARKER_NAME]: turnId },
           // Per turn, so that a config.toml edited while the server runs is respected.
           configOverrides: codexOverrides(options),
         });
@@ -140,7 +151,11 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
         const turnEvents = withFirstEventDeadline(events, options.firstEventTimeoutMs, abort);
         try {
           for (let next = await turnEvents.next(); !next.done; next = await turnEvents.next()) {
-            if (next.value.type === "thread.started") thread = next.value.thread_id;
+            if (next.value.type === "thread.started" && !threadId) {
+              thread = next.value.thread_id;
+              markers.push(threadMarker(thread));
+            }
+            if (next.value.type === "item.started" && next.value.item.type === "command_execution") ranCommands = true;
             // Set before the yield: a client gone once it has the turn's end stops nothing.
             if (endsTurn(next.value)) rest = { events: turnEvents, failed: next.value.type === "turn.failed" };
             yield next.value;
@@ -152,15 +167,33 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
         }
       } finally {
         signal.removeEventListener("abort", abort);
-        // The SDK has reaped codex by the time its event stream ends.
-        if (rest) letExit(rest.events, rest.failed, stop, thread);
-        else active--;
+        if (rest) letExit(rest.events, rest.failed, stop, thread, () => endTurnProcesses(markers, ranCommands));
+        else {
+          // Stopped, or codex failed: whatever the turn started ends before the turn does.
+          await endTurnProcesses(markers, true);
+          active--;
+        }
       }
     },
   };
 
-  /** Reads what is left of a finished turn's stream until codex has exited, killing it after the grace. */
-  function letExit(rest: AsyncGenerator<ThreadEvent>, failed: boolean, stop: AbortController, thread: string | undefined): void {
+  /**
+   * Ends what a turn left running. A turn that completed without a command has nothing to end;
+   * one that was stopped may have been stopped as its first command started.
+   */
+  async function endTurnProcesses(markers: string[], mayHaveAny: boolean): Promise<void> {
+    if (mayHaveAny) await endMarkedProcesses(markers);
+    turnMarkers.delete(markers);
+  }
+
+  /** Reads what is left of a finished turn's stream until codex has exited, killing it after the grace, then `ended`. */
+  function letExit(
+    rest: AsyncGenerator<ThreadEvent>,
+    failed: boolean,
+    stop: AbortController,
+    thread: string | undefined,
+    ended: () => Promise<void>,
+  ): void {
     const key = thread ?? crypto.randomUUID();
     const timer = setTimeout(() => stop.abort(), options.exitGraceMs);
     const drain = async () => {
@@ -173,6 +206,7 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
         options.log[failed ? "debug" : "warn"]("codex exited badly after its turn ended", { thread_id: thread, error: (err as Error).message });
       } finally {
         clearTimeout(timer);
+        await ended();
         active--;
         if (exiting.get(key) === lingering) exiting.delete(key);
       }

@@ -3,6 +3,7 @@ import { assertExecutable } from "../codex-binary";
 import { rolloutExists } from "../codex-home";
 import { codexOverrides, withPathDirs } from "../codex-launch";
 import { readUserCodexConfig } from "../lean-profile";
+import { endMarkedProcesses, endMarkedProcessesNow, threadMarker } from "../turn-processes";
 import {
   type ApprovalDecision,
   type ApprovalPolicy,
@@ -263,7 +264,11 @@ export class AppServerEngine implements Engine {
   }
 
   killNow(): void {
-    for (const member of this.pool) member.kill();
+    for (const member of this.pool) {
+      // A command that ignores the hang-up its terminal gets when app-server dies would outlive it.
+      for (const threadId of member.turns.keys()) endMarkedProcessesNow([threadMarker(threadId)]);
+      member.kill();
+    }
   }
 
   /**
@@ -307,10 +312,13 @@ export class AppServerEngine implements Engine {
     let threadId: string | undefined;
     let connection: AppServerConnection | undefined;
     let interruptTimer: ReturnType<typeof setTimeout> | undefined;
+    let ranCommands = false;
     const interrupt = () => {
       if (turn.queue.done) return;
       if (connection && threadId && turn.turnId) {
         void connection.request("turn/interrupt", { threadId, turnId: turn.turnId }).catch(() => {});
+        // turn/interrupt leaves the turn's commands running; they end now, not when app-server confirms.
+        void endMarkedProcesses([threadMarker(threadId)]);
       }
       interruptTimer = setTimeout(() => this.endTurn(turn), INTERRUPT_GRACE_MS);
     };
@@ -333,7 +341,10 @@ export class AppServerEngine implements Engine {
       for (const handle of turn.early.splice(0)) handle();
       if (signal.aborted) interrupt();
       else signal.addEventListener("abort", interrupt, { once: true });
-      yield* turn.queue.drain();
+      for await (const event of turn.queue.drain()) {
+        if (event.type === "item.started" && event.item.type === "command_execution") ranCommands = true;
+        yield event;
+      }
       member.succeeded();
     } finally {
       signal.removeEventListener("abort", interrupt);
@@ -343,6 +354,9 @@ export class AppServerEngine implements Engine {
         if (connection?.alive) member.release(threadId, connection);
       }
       this.endTurn(turn);
+      // However the turn ended (completed, interrupted, its process died), what it started ends with
+      // it, before its thread can take another turn. A turn that ran no command started nothing.
+      if (threadId !== undefined && (ranCommands || signal.aborted)) await endMarkedProcesses([threadMarker(threadId)]);
     }
   }
 
