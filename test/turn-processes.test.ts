@@ -1,17 +1,20 @@
 /**
  * Stop means stop: every way a turn ends ends the processes it started, on both engines. codex
  * starts each command in a session of its own, so a command that outlives its turn is re-parented
- * to PID 1: these tests look for it machine-wide, by a command line no other test uses.
+ * to PID 1: these tests look for it machine-wide, by a command line no other test uses. The turns
+ * run their commands with `sh`, not in a login shell: a login shell here runs `pyenv rehash`, and
+ * what these tests end should not depend on the machine's profile.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ENGINES } from "../src/config";
 import { endMarkedProcesses, findMarkedProcesses } from "../src/engine/turn-processes";
 import { startCli } from "./fixtures/cli-process";
 import { appServersUnder, isAlive } from "./fixtures/processes";
 import { readSse, sseReader } from "./fixtures/sse";
-import { doneOf, postMessage, useScriptedCodex } from "./fixtures/turns";
+import { agentTexts, doneOf, postMessage, useScriptedCodex } from "./fixtures/turns";
 import { type TestServer, startTestServer } from "./fixtures/test-server";
 import { waitFor } from "./fixtures/wait-for";
 
@@ -86,6 +89,29 @@ describe("endMarkedProcesses", () => {
     expect(findMarkedProcesses([marker])).toEqual([]);
   });
 
+  test("SIGTERM first: a command's EXIT trap runs; one that ignores SIGTERM is killed all the same", async () => {
+    const marker = `CODEX_THREAD_ID=test-${crypto.randomUUID()}`;
+    const [polite, stubborn] = [uniqueSleep(), uniqueSleep()];
+    const lock = join(tmpdir(), `turn-processes-${crypto.randomUUID()}.lock`);
+    writeFileSync(lock, "");
+    spawned.push(
+      Bun.spawn(["setsid", "bash", "-c", `trap 'rm -f ${lock}' EXIT; ${polite} & wait`], {
+        env: { ...process.env, CODEX_THREAD_ID: marker.split("=")[1] as string },
+        stdio: ["ignore", "ignore", "ignore"],
+      }),
+      Bun.spawn(["setsid", "bash", "-c", `trap '' TERM; ${stubborn}`], {
+        env: { ...process.env, CODEX_THREAD_ID: marker.split("=")[1] as string },
+        stdio: ["ignore", "ignore", "ignore"],
+      }),
+    );
+    await running(polite);
+    await running(stubborn);
+    await endMarkedProcesses([marker]);
+    expect(existsSync(lock)).toBe(false);
+    expect(processesRunning(polite)).toEqual([]);
+    expect(processesRunning(stubborn)).toEqual([]);
+  });
+
   test("no marker, nothing found", () => {
     expect(findMarkedProcesses([])).toEqual([]);
   });
@@ -106,7 +132,7 @@ for (const engine of ENGINES) {
 
     /** Starts a turn that runs `command` and returns once the command runs, with the stream still being read. */
     async function startCommand(command: string, id: string, init: { signal?: AbortSignal } = {}) {
-      const stream = sseReader(await postMessage(server.url, { type: "user_message", message: `run ${command}; echo x`, id }, init));
+      const stream = sseReader(await postMessage(server.url, { type: "user_message", message: `sh ${command}; echo x`, id }, init));
       await stream.until((frame) => frame.event === "item.started");
       await running(command);
       return stream;
@@ -165,11 +191,12 @@ for (const engine of ENGINES) {
       const pidFile = join(scripted.scratch, `background-${engine}.pid`);
       const res = await postMessage(server.url, {
         type: "user_message",
-        message: `run setsid sh -c 'echo $$ > ${pidFile}; exec ${command}' >/dev/null 2>&1 </dev/null & echo started`,
+        message: `sh setsid ${command} >/dev/null 2>&1 </dev/null & echo $! > ${pidFile}; kill -0 $! && echo started`,
       });
       const { frames } = await readSse(res);
       expect(doneOf(frames).status).toBe("completed");
-      // It did run: it wrote its pid before it became the sleep.
+      // It did start, and was still there when the command ended.
+      expect(agentTexts(frames)).toEqual(["ran: started"]);
       const pid = Number(readFileSync(pidFile, "utf8"));
       await waitFor(`${command} (pid ${pid}) to be ended`, () => !isAlive(pid), 3_000);
     });
@@ -180,7 +207,7 @@ for (const engine of ENGINES) {
   test(`SIGTERM with --shutdown-timeout 1: the server exits 0 and the command does not outlive it, ${engine} engine`, async () => {
     const cli = await startCli(["-a", "127.0.0.1:0", "--engine", engine, "--shutdown-timeout", "1"], scripted.home.env);
     const command = uniqueSleep();
-    const stream = sseReader(await postMessage(cli.url, { type: "user_message", message: `run ${command}; echo x` }));
+    const stream = sseReader(await postMessage(cli.url, { type: "user_message", message: `sh ${command}; echo x` }));
     await stream.until((frame) => frame.event === "item.started");
     await running(command);
     expect(await cli.stop("SIGTERM")).toBe(0);
@@ -193,7 +220,7 @@ test("app-server killed mid-turn: the turn ends in error, and a command that ign
   const cli = await startCli(["-a", "127.0.0.1:0", "--engine", "app-server"], scripted.home.env);
   try {
     const command = uniqueSleep();
-    const stream = sseReader(await postMessage(cli.url, { type: "user_message", message: `run trap '' HUP TERM; ${command}; echo x` }));
+    const stream = sseReader(await postMessage(cli.url, { type: "user_message", message: `sh trap '' HUP TERM; ${command}; echo x` }));
     await stream.until((frame) => frame.event === "item.started");
     await running(command);
     for (const pid of appServersUnder(cli.process.pid)) process.kill(pid, "SIGKILL");

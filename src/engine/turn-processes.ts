@@ -20,11 +20,14 @@ export function threadMarker(threadId: string): string {
 /** The variable the exec engine sets on each `codex exec`, so that codex itself is found with its commands. */
 export const TURN_MARKER_NAME = "CODEX_HTTP_SERVER_TURN";
 
-/** How long `endMarkedProcesses` keeps looking for processes to end. */
+/** How long a turn's processes get to end on SIGTERM (running their traps, removing their lock files) before SIGKILL. */
+export const TERM_GRACE_MS = 300;
+/** How long `endMarkedProcesses` keeps looking for processes to end, grace included. */
 export const END_DEADLINE_MS = 1_000;
 /** Freeze rounds in one look: each round can only find children forked before the last freeze. */
 const MAX_FREEZE_ROUNDS = 50;
-
+/** How often the grace looks whether they have ended. */
+const POLL_MS = 5;
 type ProcessEntry = { pid: number; ppid: number; state: string };
 
 function readEntry(pid: number): ProcessEntry | undefined {
@@ -96,10 +99,10 @@ function signal(pid: number, name: NodeJS.Signals): void {
 }
 
 /**
- * One look: freezes what it finds (a stopped process cannot fork, and a child forked before the
- * stop landed shows up in the next round), then kills it all. Returns the pids it killed.
+ * Stops every marked process it finds, and looks again: a stopped process cannot fork, and a
+ * child forked before the stop landed shows up in the next round. Returns the pids it stopped.
  */
-function freezeAndKill(markers: readonly string[]): number[] {
+function freeze(markers: readonly string[]): number[] {
   const stopped = new Set<number>();
   for (let round = 0; round < MAX_FREEZE_ROUNDS; round++) {
     const fresh = findMarkedProcesses(markers).filter((pid) => !stopped.has(pid));
@@ -109,27 +112,49 @@ function freezeAndKill(markers: readonly string[]): number[] {
       stopped.add(pid);
     }
   }
-  for (const pid of stopped) signal(pid, "SIGKILL");
   return [...stopped];
 }
 
+function freezeAndKill(markers: readonly string[]): number[] {
+  const frozen = freeze(markers);
+  for (const pid of frozen) signal(pid, "SIGKILL");
+  return frozen;
+}
+
+function anyAlive(pids: readonly number[]): boolean {
+  return pids.some((pid) => {
+    const entry = readEntry(pid);
+    return entry !== undefined && entry.state !== "Z" && entry.state !== "X";
+  });
+}
+
 /**
- * Ends every process carrying one of `markers` (and its descendants), looking again until none is
- * left alive or `deadlineMs` passes. Returns the pids it signalled.
+ * Ends every process carrying one of `markers` (and its descendants): frozen, then SIGTERM, so
+ * that a command can clean up (a shell runs its EXIT trap; a killed `pyenv rehash` would leave a
+ * lock that hangs every later login shell), and after `TERM_GRACE_MS` SIGKILL for what is left,
+ * looking again until none is alive or `END_DEADLINE_MS` passes. Returns the pids it signalled.
  */
-export async function endMarkedProcesses(markers: readonly string[], deadlineMs = END_DEADLINE_MS): Promise<Set<number>> {
-  const ended = new Set<number>();
-  const deadline = performance.now() + deadlineMs;
+export async function endMarkedProcesses(markers: readonly string[]): Promise<Set<number>> {
+  const deadline = performance.now() + END_DEADLINE_MS;
+  const frozen = freeze(markers);
+  const ended = new Set(frozen);
+  if (frozen.length === 0) return ended;
+  for (const pid of frozen) {
+    signal(pid, "SIGTERM");
+    signal(pid, "SIGCONT");
+  }
+  const graceEnds = performance.now() + TERM_GRACE_MS;
+  while (anyAlive(frozen) && performance.now() < graceEnds) await Bun.sleep(POLL_MS);
   for (;;) {
     const killed = freezeAndKill(markers);
     for (const pid of killed) ended.add(pid);
     if (killed.length === 0 || performance.now() > deadline) return ended;
     // A killed process is not gone the instant kill() returns; look again once the kernel has had a turn.
-    await Bun.sleep(5);
+    await Bun.sleep(POLL_MS);
   }
 }
 
-/** The same, without waiting: for an exit that cannot wait (a second signal). */
+/** SIGKILL at once, without a grace: for an exit that cannot wait (a second signal). */
 export function endMarkedProcessesNow(markers: readonly string[]): void {
   freezeAndKill(markers);
 }
