@@ -91,8 +91,17 @@ export const openApiDocument = {
     "/runs/{id}/events": {
       get: {
         summary: "Replay a run's events, then follow it live until done",
-        parameters: [runId, { name: "Last-Event-ID", in: "header", required: false, schema: { type: "integer" }, description: "Send only the events after this id." }],
-        responses: { 200: eventStream, 404: errors("run_not_found") },
+        parameters: [
+          runId,
+          {
+            name: "Last-Event-ID",
+            in: "header",
+            required: false,
+            schema: { type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+            description: "Send only the events after this id: decimal digits. An id past the end reads on from the end; the stream still ends with `done`.",
+          },
+        ],
+        responses: { 200: eventStream, 400: errors("invalid_last_event_id"), 404: errors("run_not_found") },
       },
     },
     "/openapi.json": {

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { EngineBusyError, type ThreadEvent } from "../src/engine/types";
 import { setup } from "./fixtures/app-setup";
 import { completedTurn, fakeEngine, hangingTurn, USAGE } from "./fixtures/fake-engine";
-import { parseSse } from "./fixtures/sse";
+import { parseSse, sseReader } from "./fixtures/sse";
 import { waitFor } from "./fixtures/wait-for";
 
 const echo = () => fakeEngine(() => completedTurn("hello"));
@@ -322,5 +322,57 @@ describe("POST /messages streams the turn", () => {
       for (const frame of frames.slice(0, 5)) expect(JSON.parse(frame.data).item.text).toBe(`m${n}`);
       expect(JSON.parse(frames[6]?.data ?? "").request_id).toBe(`c${n}`);
     });
+  });
+});
+
+describe("GET /runs/{id}/events with Last-Event-ID", () => {
+  for (const header of ["1e1", "0x3", "99999999999999999999", "-1", "1.5", "", "three"]) {
+    test(`${JSON.stringify(header)} -> 400 invalid_last_event_id`, async () => {
+      const { app, post } = setup(echo());
+      await (await post({ type: "user_message", message: "hi", id: "r1" })).text();
+      const res = await app.request("/runs/r1/events", { headers: { "last-event-id": header } });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toEqual({
+        error: { code: "invalid_last_event_id", message: "Last-Event-ID must be the id of an event: a decimal integer." },
+      });
+    });
+  }
+
+  test("a finished run replayed after an id past its end: exactly one done", async () => {
+    const { app, post } = setup(echo());
+    const frames = parseSse(await (await post({ type: "user_message", message: "hi", id: "r1" })).text()).frames;
+    const done = frames.at(-1);
+    expect(done?.id).toBe("5");
+    for (const header of ["3", "4", "5", "6", " 1000 ", "9007199254740991"]) {
+      const replay = parseSse(await (await app.request("/runs/r1/events", { headers: { "last-event-id": header } })).text()).frames;
+      expect(replay).toEqual(frames.slice(Math.min(Number(header), 4)));
+      expect(replay.filter((f) => f.event === "done")).toEqual([done as (typeof frames)[number]]);
+    }
+  });
+
+  test("a running run watched after an id past its end still gets its done when it ends", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const engine = fakeEngine(async function* () {
+      yield { type: "thread.started", thread_id: "t-1" } satisfies ThreadEvent;
+      await gate;
+      yield* completedTurn("late", "t-1");
+    });
+    const { app, post } = setup(engine, { heartbeatMs: 5 });
+    const first = sseReader(await post({ type: "user_message", message: "hi", id: "r1" }));
+    await first.until((f) => f.event === "thread.started");
+    const ahead = sseReader(await app.request("/runs/r1/events", { headers: { "last-event-id": "50" } }));
+    // A heartbeat shows that the stream is being read, so it watches the run before it ends.
+    await ahead.untilComment();
+    release();
+    const frames = (await ahead.rest()).frames;
+    expect(frames.map((f) => [f.id, f.event])).toEqual([
+      ["2", "thread.started"],
+      ["3", "turn.started"],
+      ["4", "item.completed"],
+      ["5", "turn.completed"],
+      ["6", "done"],
+    ]);
+    expect((await first.rest()).frames.at(-1)).toEqual(frames.at(-1) as (typeof frames)[number]);
   });
 });
