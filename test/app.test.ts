@@ -117,6 +117,29 @@ describe("POST /messages rejects bad input before codex starts", () => {
     expect(await res.json()).toEqual({ error: { code: "invalid_request", message: 'decision: Invalid option: expected one of "approve"|"deny"' } });
   });
 
+  test("JSON nested past 64 levels -> 422 before it is parsed, and no turn starts", async () => {
+    const nest = (depth: number): Record<string, unknown> => (depth === 0 ? { type: "object" } : { items: nest(depth - 1) });
+    const engine = echo();
+    const { post } = setup(engine, { maxBodyBytes: 1024 * 1024 });
+    // The body is level 1 and output_schema level 2: 63 levels of schema reach 64.
+    const atLimit = await post({ type: "user_message", message: "hi", output_schema: nest(62) });
+    expect(atLimit.status).toBe(200);
+    expect(parseSse(await atLimit.text()).frames.at(-1)?.event).toBe("done");
+    const deep = '{"type":"user_message","message":"hi","output_schema":' + '{"a":'.repeat(20_000) + "1" + "}".repeat(20_000) + "}";
+    for (const body of [{ type: "user_message", message: "hi", output_schema: nest(63) }, deep, `[${"[".repeat(100)}`]) {
+      const res = await post(body);
+      expect(res.status).toBe(422);
+      expect(await res.json()).toEqual({
+        error: { code: "invalid_request", message: "body: must not nest arrays and objects more than 64 deep" },
+      });
+    }
+    expect(engine.calls).toHaveLength(1);
+    // Brackets inside strings are text, not nesting.
+    const bracketed = await post({ type: "user_message", message: "[".repeat(500) });
+    expect(bracketed.status).toBe(200);
+    await bracketed.text();
+  });
+
   test("a chunked body over the limit is cut off with 413 as well", async () => {
     const engine = echo();
     const { app } = setup(engine);

@@ -120,6 +120,16 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
       expect(doneOf(frames).final_response).toEqual({ answer: 42 });
     });
 
+    test("an output_schema nested 20,000 deep: 422 before anything starts, the model never asked", async () => {
+      const before = server.model.requests.length;
+      const deep = '{"type":"user_message","message":"say deep","output_schema":' + '{"a":'.repeat(20_000) + "1" + "}".repeat(20_000) + "}";
+      const res = await server.send(deep);
+      expect(res.status).toBe(422);
+      expect(await res.json()).toEqual({ error: { code: "invalid_request", message: "body: must not nest arrays and objects more than 64 deep" } });
+      expect(server.model.requests.length).toBe(before);
+      expect(doneOf(await turn({ message: "say still here" })).status).toBe("completed");
+    });
+
     test("images inside the work_dir reach the model; others are refused", async () => {
       const image = join(workDir, "pixel.png");
       writeFileSync(image, Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==", "base64"));

@@ -3,6 +3,7 @@ import type { Context, Hono, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { AppDeps, AppEnv } from "../app";
 import { ApiError } from "../errors";
+import { exceedsJsonDepth } from "../json-depth";
 import { RunIdInUseError, RunLimitError, RunsClosedError, ThreadBusyError } from "../runs/registry";
 import type { Run, TurnInput } from "../runs/run";
 import { describeIssues, messageRequestSchema, type userMessageSchema } from "../schemas";
@@ -16,17 +17,25 @@ type UserMessage = z.infer<typeof userMessageSchema>;
 
 const JSON_CONTENT_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
+/** How deep a request body may nest arrays and objects; a real request needs a handful of levels, an output_schema a dozen or two. */
+export const MAX_JSON_DEPTH = 64;
+
 /**
  * zod-validator would read a non-JSON body as `{}` and throw its own error on malformed JSON, so
- * both are refused here first, in our error shape. The parsed body is cached for the validator.
+ * both are refused here first, in our error shape; so is a body nested too deep for recursive
+ * code to walk, before anything parses it. The text is cached for the validator.
  */
 const requireJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
   const contentType = c.req.header("content-type") ?? "";
   if (!JSON_CONTENT_TYPE.test(contentType)) {
     throw new ApiError(415, "unsupported_media_type", "Send the body as JSON with content-type: application/json.");
   }
+  const text = await c.req.text();
+  if (exceedsJsonDepth(text, MAX_JSON_DEPTH)) {
+    throw new ApiError(422, "invalid_request", `body: must not nest arrays and objects more than ${MAX_JSON_DEPTH} deep`);
+  }
   try {
-    await c.req.json();
+    JSON.parse(text);
   } catch {
     throw new ApiError(400, "invalid_json", "The request body is not valid JSON.");
   }
