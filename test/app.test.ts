@@ -93,7 +93,14 @@ describe("POST /messages rejects bad input before codex starts", () => {
     ["user_confirm without a decision", { body: { type: "user_confirm", id: "r1", approval_id: "a1" } }, 409, "no_approvals", "This server runs codex with approval policy never, so there is never an approval to answer. To answer approvals, start it with --engine app-server --dangerously-bypass-approvals-and-sandbox false --approval-policy on-request."],
     ["user_edit of a run that is not going", { body: { type: "user_edit", id: "r1", message: "x" } }, 404, "run_not_found", "No turn with id r1 is running."],
     ["user_edit without a message", { body: { type: "user_edit", id: "r1" } }, 422, "invalid_request", "message: Invalid input: expected string, received undefined"],
-    ["a thread id that is no codex thread id", { body: { type: "user_message", message: "hi", thread_id: "../x" } }, 422, "invalid_request", "thread_id: must be a codex thread id (letters, digits and '-')"],
+    ["a thread id that is no codex thread id", { body: { type: "user_message", message: "hi", thread_id: "../x" } }, 422, "invalid_request", "thread_id: must be a codex thread id: a UUID such as 01a213ec-28be-7ba3-89bc-98f1fe7e9e8e"],
+    ["the last group of a thread id", { body: { type: "user_message", message: "hi", thread_id: "98f1fe7e9e8e" } }, 422, "invalid_request", "thread_id: must be a codex thread id: a UUID such as 01a213ec-28be-7ba3-89bc-98f1fe7e9e8e"],
+    ["a thread id without its first group", { body: { type: "user_message", message: "hi", thread_id: "28be-7ba3-89bc-98f1fe7e9e8e" } }, 422, "invalid_request", "thread_id: must be a codex thread id: a UUID such as 01a213ec-28be-7ba3-89bc-98f1fe7e9e8e"],
+    ["a thread id with a character more", { body: { type: "user_message", message: "hi", thread_id: "01a213ec-28be-7ba3-89bc-98f1fe7e9e8e0" } }, 422, "invalid_request", "thread_id: must be a codex thread id: a UUID such as 01a213ec-28be-7ba3-89bc-98f1fe7e9e8e"],
+    ["a thread id with a glob in it", { body: { type: "user_message", message: "hi", thread_id: "01a213ec-28be-7ba3-89bc-98f1fe7e9e8*" } }, 422, "invalid_request", "thread_id: must be a codex thread id: a UUID such as 01a213ec-28be-7ba3-89bc-98f1fe7e9e8e"],
+    ["a thread id in braces", { body: { type: "user_message", message: "hi", thread_id: "{01a213ec-28be-7ba3-89bc-98f1fe7e9e8e}" } }, 422, "invalid_request", "thread_id: must be a codex thread id: a UUID such as 01a213ec-28be-7ba3-89bc-98f1fe7e9e8e"],
+    ["a thread id without dashes", { body: { type: "user_message", message: "hi", thread_id: "01a213ec28be7ba389bc98f1fe7e9e8e" } }, 422, "invalid_request", "thread_id: must be a codex thread id: a UUID such as 01a213ec-28be-7ba3-89bc-98f1fe7e9e8e"],
+    ["a thread id that is not hex", { body: { type: "user_message", message: "hi", thread_id: "01a213ec-28be-7ba3-89bc-98f1fe7e9e8g" } }, 422, "invalid_request", "thread_id: must be a codex thread id: a UUID such as 01a213ec-28be-7ba3-89bc-98f1fe7e9e8e"],
     ["an unknown reasoning effort", { body: { type: "user_message", message: "hi", reasoning_effort: "max" } }, 422, "invalid_request", 'reasoning_effort: Invalid option: expected one of "minimal"|"low"|"medium"|"high"|"xhigh"'],
     ["a sandbox looser than a request may ask", { body: { type: "user_message", message: "hi", sandbox: "danger-full-access" } }, 422, "invalid_request", 'sandbox: Invalid option: expected one of "read-only"|"workspace-write"'],
     ["a relative image path", { body: { type: "user_message", message: "hi", images: ["a.png"] } }, 422, "invalid_request", "images.0: must be an absolute path"],
@@ -261,6 +268,28 @@ describe("POST /messages streams the turn", () => {
     const done = parseSse(await first.text()).frames.at(-1);
     expect(JSON.parse(done?.data ?? "").status).toBe("cancelled");
     expect(engine.calls).toHaveLength(1);
+  });
+
+  test("a thread id in capitals names the same thread: its running turn makes it busy", async () => {
+    const thread = "01a213ec-28be-7ba3-89bc-98f1fe7e9e8e";
+    const engine = fakeEngine(async function* (request) {
+      if (request.threadId) return yield* completedTurn("continued", request.threadId);
+      yield { type: "thread.started", thread_id: thread } satisfies ThreadEvent;
+      await new Promise<void>((resolve) => request.signal.addEventListener("abort", () => resolve(), { once: true }));
+    });
+    const { post, runs } = setup(engine);
+    const first = sseReader(await post({ type: "user_message", message: "hi", id: "first" }));
+    await first.until((f) => f.event === "thread.started");
+    const res = await post({ type: "user_message", message: "hi", thread_id: thread.toUpperCase() });
+    expect(res.status).toBe(409);
+    expect(await res.json()).toEqual({
+      error: { code: "thread_busy", message: `thread ${thread} is running turn first; a thread runs one turn at a time` },
+    });
+    runs.stopAll("cancelled");
+    await first.rest();
+    const again = await post({ type: "user_message", message: "hi", thread_id: thread.toUpperCase(), id: "again" });
+    expect(JSON.parse(parseSse(await again.text()).frames.at(-1)?.data ?? "")).toMatchObject({ thread_id: thread, status: "completed" });
+    expect(engine.calls.map((call) => call.threadId)).toEqual([undefined, thread]);
   });
 
   test("once shutdown began, a new turn gets 503 and never starts", async () => {

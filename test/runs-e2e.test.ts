@@ -35,6 +35,28 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
       expect(doneOf(second)).toMatchObject({ status: "completed", thread_id: first.thread_id, final_response: "2" });
     });
 
+    test("thread_id is a whole codex thread id: a suffix is 422, an unknown one 404, and the model is not asked", async () => {
+      const thread = doneOf(await turn({ message: "say whole" })).thread_id as string;
+      const before = server.model.requests.length;
+      for (const suffix of [thread.split("-").at(-1), thread.slice(thread.indexOf("-") + 1), thread.slice(1)]) {
+        const res = await server.send({ type: "user_message", message: "count", thread_id: suffix });
+        expect(res.status).toBe(422);
+        expect(await res.json()).toEqual({
+          error: { code: "invalid_request", message: "thread_id: must be a codex thread id: a UUID such as 01a213ec-28be-7ba3-89bc-98f1fe7e9e8e" },
+        });
+      }
+      const unknown = "01a213ec-28be-7ba3-89bc-000000000000";
+      const res = await server.send({ type: "user_message", message: "count", thread_id: unknown });
+      expect(res.status).toBe(404);
+      expect(await res.json()).toEqual({ error: { code: "thread_not_found", message: `No codex thread ${unknown} is stored here.` } });
+      expect(server.model.requests.length).toBe(before);
+      // codex reads a thread id as a UUID, in either case; so does the server.
+      const again = await turn({ message: "count", thread_id: thread.toUpperCase() });
+      expect(agentTexts(again)).toEqual(["2"]);
+      expect(doneOf(again)).toMatchObject({ status: "completed", thread_id: thread });
+      expect(server.model.requests.at(-1)?.prompts).toEqual(["say whole", "count"]);
+    });
+
     test("each turn of a thread runs with its own sandbox", async () => {
       const threadId = doneOf(await turn({ message: "sandbox" })).thread_id;
       expect(agentTexts(await turn({ message: "sandbox", thread_id: threadId, sandbox: "read-only" }))).toEqual(["read-only"]);
