@@ -428,3 +428,77 @@ describe("GET /runs/{id}/events with Last-Event-ID", () => {
     expect((await first.rest()).frames.at(-1)).toEqual(frames.at(-1) as (typeof frames)[number]);
   });
 });
+
+describe("user_edit", () => {
+  const edit = (post: ReturnType<typeof setup>["post"], id: string, newId: string) =>
+    post({ type: "user_edit", id, message: "edited" }, { "content-type": "application/json", "x-request-id": newId });
+
+  test("a refused edit leaves the old turn running: the new id in use, then shutting down", async () => {
+    const engine = fakeEngine(hangingTurn);
+    const { post, runs } = setup(engine);
+    const a = sseReader(await post({ type: "user_message", message: "a", id: "job-A" }));
+    const b = sseReader(await post({ type: "user_message", message: "b", id: "job-B" }));
+    await Promise.all([a.until((f) => f.event === "thread.started"), b.until((f) => f.event === "thread.started")]);
+
+    const inUse = await edit(post, "job-A", "job-B");
+    expect(inUse.status).toBe(409);
+    expect(await inUse.json()).toEqual({ error: { code: "id_in_use", message: "a turn with id job-B is already running" } });
+    expect(runs.get("job-A")?.running).toBe(true);
+    expect(engine.calls[0]?.signal.aborted).toBe(false);
+
+    runs.close();
+    const closing = await edit(post, "job-A", "job-C");
+    expect(closing.status).toBe(503);
+    expect(await closing.json()).toEqual({ error: { code: "shutting_down", message: "the server is shutting down and starts no new turns" } });
+    expect(runs.get("job-A")?.running).toBe(true);
+    expect(engine.calls[0]?.signal.aborted).toBe(false);
+    expect(engine.calls).toHaveLength(2);
+
+    runs.stopAll("cancelled");
+    for (const reader of [a, b]) expect(JSON.parse((await reader.rest()).frames.at(-1)?.data ?? "").status).toBe("cancelled");
+  });
+
+  test("at the limit of running turns, the old turn's slot is the edit's; the edit may keep the old id", async () => {
+    const engine = fakeEngine((request) => (request.input === "edited" ? completedTurn("done", request.threadId) : hangingTurn(request)));
+    const { post } = setup(engine, {}, 1);
+    const old = sseReader(await post({ type: "user_message", message: "a", id: "job-A" }));
+    await old.until((f) => f.event === "thread.started");
+    const res = await edit(post, "job-A", "job-A");
+    expect(res.status).toBe(200);
+    const done = JSON.parse(parseSse(await res.text()).frames.at(-1)?.data ?? "");
+    expect(done).toMatchObject({ status: "completed", request_id: "job-A", replaces: "job-A", thread_id: "thread-hang" });
+    expect(JSON.parse((await old.rest()).frames.at(-1)?.data ?? "").status).toBe("cancelled");
+    expect(engine.calls.map((call) => [call.input, call.threadId])).toEqual([["a", undefined], ["edited", "thread-hang"]]);
+  });
+
+  test("while the old turn ends, the edit's id is held for it", async () => {
+    let letEnd!: () => void;
+    const ending = new Promise<void>((resolve) => (letEnd = resolve));
+    const engine = fakeEngine(async function* (request) {
+      if (request.input === "edited") return yield* completedTurn("done");
+      yield { type: "thread.started", thread_id: "thread-slow" } satisfies ThreadEvent;
+      await new Promise<void>((resolve) => request.signal.addEventListener("abort", () => resolve(), { once: true }));
+      // Like an app-server turn after turn/interrupt: it ends a while after the stop.
+      await ending;
+    });
+    const { post, runs } = setup(engine);
+    const old = sseReader(await post({ type: "user_message", message: "a", id: "job-A" }));
+    await old.until((f) => f.event === "thread.started");
+    const edited = edit(post, "job-A", "job-N");
+    await waitFor("the old turn to be stopped", () => engine.calls[0]?.signal.aborted);
+    const taken = await post({ type: "user_message", message: "b", id: "job-N" });
+    expect(taken.status).toBe(409);
+    expect(await taken.json()).toEqual({ error: { code: "id_in_use", message: "a turn with id job-N is already running" } });
+    expect(runs.get("job-A")?.running).toBe(true);
+    letEnd();
+    const res = await edited;
+    expect(res.status).toBe(200);
+    expect(JSON.parse(parseSse(await res.text()).frames.at(-1)?.data ?? "")).toMatchObject({
+      status: "completed",
+      request_id: "job-N",
+      replaces: "job-A",
+    });
+    expect(JSON.parse((await old.rest()).frames.at(-1)?.data ?? "").status).toBe("cancelled");
+    expect(engine.calls.map((call) => call.input)).toEqual(["a", "edited"]);
+  });
+});

@@ -127,6 +127,26 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
       expect(server.model.requests.at(-1)?.prompts.at(-1)).toBe("say second draft");
     });
 
+    test("a refused user_edit leaves the old turn running", async () => {
+      const a = sseReader(await server.send({ type: "user_message", message: "sleep 60000 a", id: "edit-a" }));
+      const b = sseReader(await server.send({ type: "user_message", message: "sleep 60000 b", id: "edit-b" }));
+      await Promise.all([a.until((f) => f.event === "turn.started"), b.until((f) => f.event === "turn.started")]);
+      try {
+        const requests = server.model.requests.length;
+        const res = await server.send(
+          { type: "user_edit", id: "edit-a", message: "say never" },
+          { headers: { "content-type": "application/json", "x-request-id": "edit-b" } },
+        );
+        expect(res.status).toBe(409);
+        expect(await res.json()).toEqual({ error: { code: "id_in_use", message: "a turn with id edit-b is already running" } });
+        expect(((await (await fetch(`${server.url}/runs/edit-a`)).json()) as { status: string }).status).toBe("running");
+        expect(server.model.requests.length).toBe(requests);
+      } finally {
+        for (const id of ["edit-a", "edit-b"]) await fetch(`${server.url}/runs/${id}`, { method: "DELETE" });
+      }
+      for (const reader of [a, b]) expect(doneOf((await reader.rest()).frames).status).toBe("cancelled");
+    });
+
     test("user_confirm: 409, there is never an approval to answer", async () => {
       const res = await server.send({ type: "user_confirm", id: "x", approval_id: "a", decision: "approve" });
       expect(res.status).toBe(409);

@@ -272,6 +272,19 @@ describe("RunRegistry", () => {
     runs.start("b", { ...turn, threadId: "thread-hang" }).stop("cancelled");
   });
 
+  test("a turn replacing a run may take that run's id, thread and slot, and no other's", async () => {
+    const runs = registry(fakeEngine(hangingTurn), { maxConcurrent: 2 });
+    const a = runs.start("a", { ...turn, threadId: "thread-a" });
+    const b = runs.start("b", { ...turn, threadId: "thread-b" });
+    expect(() => runs.checkStart("a", { ...turn, threadId: "thread-a" }, { replacing: a })).not.toThrow();
+    expect(() => runs.checkStart("c", { ...turn, threadId: "thread-a" })).toThrow(new ThreadBusyError("thread-a", "a"));
+    expect(() => runs.checkStart("b", turn, { replacing: a })).toThrow(new RunIdInUseError("b"));
+    expect(() => runs.checkStart("c", { ...turn, threadId: "thread-b" }, { replacing: a })).toThrow(new ThreadBusyError("thread-b", "b"));
+    expect(() => runs.checkStart("c", turn)).toThrow(new RunLimitError(2));
+    runs.stopAll("cancelled");
+    await Promise.all([a.finished, b.finished]);
+  });
+
   test("finished runs are listed until the retention ends", async () => {
     const runs = registry(fakeEngine(() => completedTurn("hi")), { retentionMs: 40 });
     await runs.start("kept", turn).finished;

@@ -106,11 +106,11 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   const keepOpen = (c: Context<AppEnv>) => c.env?.timeout?.(c.req.raw, 0);
 
   /** Starts the turn and streams it once the engine has taken it; a busy engine's refusal is answered 503 instead. */
-  const startAndStream = async (c: Context<AppEnv>, id: string, turn: TurnInput) => {
+  const startAndStream = async (c: Context<AppEnv>, start: () => Run | Promise<Run>) => {
     keepOpen(c);
     let run: Run;
     try {
-      run = runs.start(id, turn);
+      run = await start();
     } catch (err) {
       startRefused(err);
     }
@@ -154,16 +154,16 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
           case "user_edit": {
             const old = runs.get(body.id);
             if (!old?.running) throw notRunning(body.id);
-            keepOpen(c);
-            old.stop("cancelled");
-            // The thread runs one turn at a time: the edited turn starts once the old one is over.
-            await old.finished;
-            const edited: TurnInput = { ...old.turn, input: body.message, replaces: old.id };
-            if (old.threadId) edited.threadId = old.threadId;
-            return startAndStream(c, c.get("requestId"), edited);
+            const edited = (ended: Run): TurnInput => ({
+              ...ended.turn,
+              input: body.message,
+              replaces: ended.id,
+              ...(ended.threadId && { threadId: ended.threadId }),
+            });
+            return startAndStream(c, () => runs.replace(old, c.get("requestId"), edited));
           }
           case "user_message":
-            return startAndStream(c, body.id ?? c.get("requestId"), turnFor(body));
+            return startAndStream(c, () => runs.start(body.id ?? c.get("requestId"), turnFor(body)));
         }
       },
     )
