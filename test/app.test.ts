@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { EngineBusyError, type ThreadEvent } from "../src/engine/types";
 import { setup } from "./fixtures/app-setup";
-import { completedTurn, fakeEngine, hangingTurn, USAGE } from "./fixtures/fake-engine";
+import { completedTurn, fakeEngine, hangingTurn, heldTurn, USAGE } from "./fixtures/fake-engine";
 import { parseSse, sseReader } from "./fixtures/sse";
 import { waitFor } from "./fixtures/wait-for";
 
@@ -403,14 +403,8 @@ describe("GET /runs/{id}/events with Last-Event-ID", () => {
   });
 
   test("a running run watched after an id past its end still gets its done when it ends", async () => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const engine = fakeEngine(async function* () {
-      yield { type: "thread.started", thread_id: "t-1" } satisfies ThreadEvent;
-      await gate;
-      yield* completedTurn("late", "t-1");
-    });
-    const { app, post } = setup(engine, { heartbeatMs: 5 });
+    const { turn, release } = heldTurn("t-1");
+    const { app, post } = setup(fakeEngine(turn), { heartbeatMs: 5 });
     const first = sseReader(await post({ type: "user_message", message: "hi", id: "r1" }));
     await first.until((f) => f.event === "thread.started");
     const ahead = sseReader(await app.request("/runs/r1/events", { headers: { "last-event-id": "50" } }));

@@ -4,7 +4,7 @@ import { createLogger } from "../src/log";
 import { EventLog, type RunEvent } from "../src/runs/event-log";
 import { type RegistryOptions, RunIdInUseError, RunLimitError, RunRegistry, RunsClosedError, ThreadBusyError } from "../src/runs/registry";
 import type { DoneData, Run } from "../src/runs/run";
-import { completedTurn, fakeEngine, hangingTurn, USAGE } from "./fixtures/fake-engine";
+import { completedTurn, fakeEngine, hangingTurn, heldTurn, USAGE } from "./fixtures/fake-engine";
 import { waitFor } from "./fixtures/wait-for";
 
 const quiet = createLogger("off");
@@ -128,15 +128,8 @@ describe("watching a run", () => {
   });
 
   test("a watcher of a running run with an id past its end reads on from the end, and gets done", async () => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const run = registry(
-      fakeEngine(async function* () {
-        yield { type: "thread.started", thread_id: "t" } satisfies ThreadEvent;
-        await gate;
-        yield* completedTurn("late", "t");
-      }),
-    ).start("ahead", turn);
+    const { turn: held, release } = heldTurn("t");
+    const run = registry(fakeEngine(held)).start("ahead", turn);
     await waitFor("thread.started", () => run.threadId !== null);
     const watching = collect(run.watch(1_000, forever()));
     release();
@@ -150,15 +143,8 @@ describe("watching a run", () => {
   });
 
   test("several watchers see the same live events", async () => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const run = registry(
-      fakeEngine(async function* () {
-        yield { type: "thread.started", thread_id: "t" } satisfies ThreadEvent;
-        await gate;
-        yield* completedTurn("late", "t");
-      }),
-    ).start("many", turn);
+    const { turn: held, release } = heldTurn("t");
+    const run = registry(fakeEngine(held)).start("many", turn);
     const watchers = [all(run), all(run), all(run)];
     release();
     const seen = await Promise.all(watchers);
