@@ -1,9 +1,10 @@
 /**
  * Whether JSON text nests arrays and objects more than `limit` deep (the outermost one is depth 1).
  * It reads the text once, without parsing it and without recursion, so that a body nested 20,000
- * deep is refused before any recursive code (the validator, codex's SDK) can overflow its stack
- * on it. Brackets inside strings do not count. For valid JSON the count is exact; invalid JSON is
- * refused by the parser anyway.
+ * deep is refused before it reaches code that walks JSON recursively and would overflow its stack
+ * (such a body once ended its turn with "Maximum call stack size exceeded."). Brackets inside
+ * strings do not count. For valid JSON the count is exact; invalid JSON is refused by the parser
+ * anyway.
  */
 export function exceedsJsonDepth(text: string, limit: number): boolean {
   let depth = 0;

@@ -18,7 +18,7 @@ type UserMessage = z.infer<typeof userMessageSchema>;
 const JSON_CONTENT_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
 /** How deep a request body may nest arrays and objects; a real request needs a handful of levels, an output_schema a dozen or two. */
-export const MAX_JSON_DEPTH = 64;
+const MAX_JSON_DEPTH = 64;
 
 /**
  * zod-validator would read a non-JSON body as `{}` and throw its own error on malformed JSON, so
