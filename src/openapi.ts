@@ -22,8 +22,8 @@ const eventStream = {
 };
 const runId = { name: "id", in: "path", required: true, schema: { type: "string" } };
 
-/** OpenAPI 3.1 for every route, built once from the zod schemas. */
-export const openApiDocument = {
+/** The document for the routes that every server has. */
+const openApiBase = {
   openapi: "3.1.0",
   info: {
     title: "codex-http-server",
@@ -91,8 +91,17 @@ export const openApiDocument = {
     "/runs/{id}/events": {
       get: {
         summary: "Replay a run's events, then follow it live until done",
-        parameters: [runId, { name: "Last-Event-ID", in: "header", required: false, schema: { type: "integer" }, description: "Send only the events after this id." }],
-        responses: { 200: eventStream, 404: errors("run_not_found") },
+        parameters: [
+          runId,
+          {
+            name: "Last-Event-ID",
+            in: "header",
+            required: false,
+            schema: { type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+            description: "Send only the events after this id: decimal digits. An id past the end reads on from the end; the stream still ends with `done`.",
+          },
+        ],
+        responses: { 200: eventStream, 400: errors("invalid_last_event_id"), 404: errors("run_not_found") },
       },
     },
     "/openapi.json": {
@@ -100,3 +109,40 @@ export const openApiDocument = {
     },
   },
 } as const;
+
+/** The routes that only some servers have. */
+export type OptionalRoutes = { webConsole: boolean; metrics: boolean };
+
+const consolePage = {
+  "/": {
+    get: {
+      summary: "The web console: a page that talks to this API (its scripts and styles are under /console/)",
+      security: [],
+      responses: {
+        200: { description: "The page", content: { "text/html": { schema: { type: "string" } } } },
+        304: { description: "Not modified: If-None-Match named the page's ETag" },
+      },
+    },
+  },
+};
+
+const metricsPath = {
+  "/metrics": {
+    get: {
+      summary: "Prometheus metrics: turns, their durations and outcomes, SSE frames, HTTP requests, codex processes",
+      responses: {
+        200: { description: "Prometheus text exposition format", content: { "text/plain; version=0.0.4": { schema: { type: "string" } } } },
+        401: errors("unauthorized"),
+      },
+    },
+  },
+};
+
+/**
+ * OpenAPI 3.1 for every route this server has, from the zod schemas: `/` only with the web
+ * console on, `/metrics` only where there are metrics. Built once per app.
+ */
+export function openApiDocument(has: OptionalRoutes) {
+  const { paths, ...rest } = openApiBase;
+  return { ...rest, paths: { ...(has.webConsole && consolePage), ...paths, ...(has.metrics && metricsPath) } };
+}

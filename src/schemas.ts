@@ -22,7 +22,19 @@ export const workDirSchema = z.string().superRefine((path, ctx) => {
   else if (!isDirectory(path)) ctx.addIssue({ code: "custom", message: "must be an existing directory" });
 });
 
-export const threadIdSchema = z.string().regex(/^[A-Za-z0-9-]{1,64}$/, "must be a codex thread id (letters, digits and '-')");
+/**
+ * A codex thread id is a UUID (version 7 with codex 0.163), in its canonical 8-4-4-4-12 form.
+ * codex parses it as a UUID, taking either case, and names its files and events in lowercase; the
+ * server lowercases it too, so that the rollout lookup and the one-turn-per-thread rule are exact
+ * matches. The other spellings codex would take (braces, no dashes) are refused, not rewritten.
+ */
+export const threadIdSchema = z
+  .string()
+  .regex(
+    /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/,
+    "must be a codex thread id: a UUID such as 01a213ec-28be-7ba3-89bc-98f1fe7e9e8e",
+  )
+  .toLowerCase();
 
 export const userMessageSchema = z.strictObject({
   type: z.literal("user_message"),

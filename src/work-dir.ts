@@ -1,10 +1,13 @@
 import { realpathSync, statSync } from "node:fs";
-import { isAbsolute, relative } from "node:path";
+import { isAbsolute, relative, sep } from "node:path";
 
-/** Whether `path` is `root` or lies below it; both must already be real paths. */
+/**
+ * Whether `path` is `root` or lies below it; both must already be real paths. Compared by
+ * segment: `..foo` is a name inside the root, only `..` itself leads out.
+ */
 export function isInside(path: string, root: string): boolean {
   const rel = relative(root, path);
-  return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
+  return rel !== ".." && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
 }
 
 /**

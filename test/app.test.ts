@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { EngineBusyError, type ThreadEvent } from "../src/engine/types";
 import { setup } from "./fixtures/app-setup";
-import { completedTurn, fakeEngine, hangingTurn, USAGE } from "./fixtures/fake-engine";
-import { parseSse } from "./fixtures/sse";
+import { completedTurn, fakeEngine, hangingTurn, heldTurn, USAGE } from "./fixtures/fake-engine";
+import { parseSse, sseReader } from "./fixtures/sse";
 import { waitFor } from "./fixtures/wait-for";
 
 const echo = () => fakeEngine(() => completedTurn("hello"));
@@ -93,7 +93,14 @@ describe("POST /messages rejects bad input before codex starts", () => {
     ["user_confirm without a decision", { body: { type: "user_confirm", id: "r1", approval_id: "a1" } }, 409, "no_approvals", "This server runs codex with approval policy never, so there is never an approval to answer. To answer approvals, start it with --engine app-server --dangerously-bypass-approvals-and-sandbox false --approval-policy on-request."],
     ["user_edit of a run that is not going", { body: { type: "user_edit", id: "r1", message: "x" } }, 404, "run_not_found", "No turn with id r1 is running."],
     ["user_edit without a message", { body: { type: "user_edit", id: "r1" } }, 422, "invalid_request", "message: Invalid input: expected string, received undefined"],
-    ["a thread id that is no codex thread id", { body: { type: "user_message", message: "hi", thread_id: "../x" } }, 422, "invalid_request", "thread_id: must be a codex thread id (letters, digits and '-')"],
+    ["a thread id that is no codex thread id", { body: { type: "user_message", message: "hi", thread_id: "../x" } }, 422, "invalid_request", "thread_id: must be a codex thread id: a UUID such as 01a213ec-28be-7ba3-89bc-98f1fe7e9e8e"],
+    ["the last group of a thread id", { body: { type: "user_message", message: "hi", thread_id: "98f1fe7e9e8e" } }, 422, "invalid_request", "thread_id: must be a codex thread id: a UUID such as 01a213ec-28be-7ba3-89bc-98f1fe7e9e8e"],
+    ["a thread id without its first group", { body: { type: "user_message", message: "hi", thread_id: "28be-7ba3-89bc-98f1fe7e9e8e" } }, 422, "invalid_request", "thread_id: must be a codex thread id: a UUID such as 01a213ec-28be-7ba3-89bc-98f1fe7e9e8e"],
+    ["a thread id with a character more", { body: { type: "user_message", message: "hi", thread_id: "01a213ec-28be-7ba3-89bc-98f1fe7e9e8e0" } }, 422, "invalid_request", "thread_id: must be a codex thread id: a UUID such as 01a213ec-28be-7ba3-89bc-98f1fe7e9e8e"],
+    ["a thread id with a glob in it", { body: { type: "user_message", message: "hi", thread_id: "01a213ec-28be-7ba3-89bc-98f1fe7e9e8*" } }, 422, "invalid_request", "thread_id: must be a codex thread id: a UUID such as 01a213ec-28be-7ba3-89bc-98f1fe7e9e8e"],
+    ["a thread id in braces", { body: { type: "user_message", message: "hi", thread_id: "{01a213ec-28be-7ba3-89bc-98f1fe7e9e8e}" } }, 422, "invalid_request", "thread_id: must be a codex thread id: a UUID such as 01a213ec-28be-7ba3-89bc-98f1fe7e9e8e"],
+    ["a thread id without dashes", { body: { type: "user_message", message: "hi", thread_id: "01a213ec28be7ba389bc98f1fe7e9e8e" } }, 422, "invalid_request", "thread_id: must be a codex thread id: a UUID such as 01a213ec-28be-7ba3-89bc-98f1fe7e9e8e"],
+    ["a thread id that is not hex", { body: { type: "user_message", message: "hi", thread_id: "01a213ec-28be-7ba3-89bc-98f1fe7e9e8g" } }, 422, "invalid_request", "thread_id: must be a codex thread id: a UUID such as 01a213ec-28be-7ba3-89bc-98f1fe7e9e8e"],
     ["an unknown reasoning effort", { body: { type: "user_message", message: "hi", reasoning_effort: "max" } }, 422, "invalid_request", 'reasoning_effort: Invalid option: expected one of "minimal"|"low"|"medium"|"high"|"xhigh"'],
     ["a sandbox looser than a request may ask", { body: { type: "user_message", message: "hi", sandbox: "danger-full-access" } }, 422, "invalid_request", 'sandbox: Invalid option: expected one of "read-only"|"workspace-write"'],
     ["a relative image path", { body: { type: "user_message", message: "hi", images: ["a.png"] } }, 422, "invalid_request", "images.0: must be an absolute path"],
@@ -115,6 +122,29 @@ describe("POST /messages rejects bad input before codex starts", () => {
     const res = await setup(engine, { approvalPolicy: "on-request" }).post({ type: "user_confirm", id: "r1", approval_id: "a1" });
     expect(res.status).toBe(422);
     expect(await res.json()).toEqual({ error: { code: "invalid_request", message: 'decision: Invalid option: expected one of "approve"|"deny"' } });
+  });
+
+  test("JSON nested past 64 levels -> 422 before it is parsed, and no turn starts", async () => {
+    const nest = (depth: number): Record<string, unknown> => (depth === 0 ? { type: "object" } : { items: nest(depth - 1) });
+    const engine = echo();
+    const { post } = setup(engine, { maxBodyBytes: 1024 * 1024 });
+    // The body is level 1 and output_schema level 2: 63 levels of schema reach 64.
+    const atLimit = await post({ type: "user_message", message: "hi", output_schema: nest(62) });
+    expect(atLimit.status).toBe(200);
+    expect(parseSse(await atLimit.text()).frames.at(-1)?.event).toBe("done");
+    const deep = '{"type":"user_message","message":"hi","output_schema":' + '{"a":'.repeat(20_000) + "1" + "}".repeat(20_000) + "}";
+    for (const body of [{ type: "user_message", message: "hi", output_schema: nest(63) }, deep, `[${"[".repeat(100)}`]) {
+      const res = await post(body);
+      expect(res.status).toBe(422);
+      expect(await res.json()).toEqual({
+        error: { code: "invalid_request", message: "body: must not nest arrays and objects more than 64 deep" },
+      });
+    }
+    expect(engine.calls).toHaveLength(1);
+    // Brackets inside strings are text, not nesting.
+    const bracketed = await post({ type: "user_message", message: "[".repeat(500) });
+    expect(bracketed.status).toBe(200);
+    await bracketed.text();
   });
 
   test("a chunked body over the limit is cut off with 413 as well", async () => {
@@ -240,6 +270,28 @@ describe("POST /messages streams the turn", () => {
     expect(engine.calls).toHaveLength(1);
   });
 
+  test("a thread id in capitals names the same thread: its running turn makes it busy", async () => {
+    const thread = "01a213ec-28be-7ba3-89bc-98f1fe7e9e8e";
+    const engine = fakeEngine(async function* (request) {
+      if (request.threadId) return yield* completedTurn("continued", request.threadId);
+      yield { type: "thread.started", thread_id: thread } satisfies ThreadEvent;
+      await new Promise<void>((resolve) => request.signal.addEventListener("abort", () => resolve(), { once: true }));
+    });
+    const { post, runs } = setup(engine);
+    const first = sseReader(await post({ type: "user_message", message: "hi", id: "first" }));
+    await first.until((f) => f.event === "thread.started");
+    const res = await post({ type: "user_message", message: "hi", thread_id: thread.toUpperCase() });
+    expect(res.status).toBe(409);
+    expect(await res.json()).toEqual({
+      error: { code: "thread_busy", message: `thread ${thread} is running turn first; a thread runs one turn at a time` },
+    });
+    runs.stopAll("cancelled");
+    await first.rest();
+    const again = await post({ type: "user_message", message: "hi", thread_id: thread.toUpperCase(), id: "again" });
+    expect(JSON.parse(parseSse(await again.text()).frames.at(-1)?.data ?? "")).toMatchObject({ thread_id: thread, status: "completed" });
+    expect(engine.calls.map((call) => call.threadId)).toEqual([undefined, thread]);
+  });
+
   test("once shutdown began, a new turn gets 503 and never starts", async () => {
     const engine = echo();
     const { post, runs } = setup(engine);
@@ -322,5 +374,125 @@ describe("POST /messages streams the turn", () => {
       for (const frame of frames.slice(0, 5)) expect(JSON.parse(frame.data).item.text).toBe(`m${n}`);
       expect(JSON.parse(frames[6]?.data ?? "").request_id).toBe(`c${n}`);
     });
+  });
+});
+
+describe("GET /runs/{id}/events with Last-Event-ID", () => {
+  for (const header of ["1e1", "0x3", "99999999999999999999", "-1", "1.5", "", "three"]) {
+    test(`${JSON.stringify(header)} -> 400 invalid_last_event_id`, async () => {
+      const { app, post } = setup(echo());
+      await (await post({ type: "user_message", message: "hi", id: "r1" })).text();
+      const res = await app.request("/runs/r1/events", { headers: { "last-event-id": header } });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toEqual({
+        error: { code: "invalid_last_event_id", message: "Last-Event-ID must be the id of an event: a decimal integer." },
+      });
+    });
+  }
+
+  test("a finished run replayed after an id past its end: exactly one done", async () => {
+    const { app, post } = setup(echo());
+    const frames = parseSse(await (await post({ type: "user_message", message: "hi", id: "r1" })).text()).frames;
+    const done = frames.at(-1);
+    expect(done?.id).toBe("5");
+    for (const header of ["3", "4", "5", "6", " 1000 ", "9007199254740991"]) {
+      const replay = parseSse(await (await app.request("/runs/r1/events", { headers: { "last-event-id": header } })).text()).frames;
+      expect(replay).toEqual(frames.slice(Math.min(Number(header), 4)));
+      expect(replay.filter((f) => f.event === "done")).toEqual([done as (typeof frames)[number]]);
+    }
+  });
+
+  test("a running run watched after an id past its end still gets its done when it ends", async () => {
+    const { turn, release } = heldTurn("t-1");
+    const { app, post } = setup(fakeEngine(turn), { heartbeatMs: 5 });
+    const first = sseReader(await post({ type: "user_message", message: "hi", id: "r1" }));
+    await first.until((f) => f.event === "thread.started");
+    const ahead = sseReader(await app.request("/runs/r1/events", { headers: { "last-event-id": "50" } }));
+    // A heartbeat shows that the stream is being read, so it watches the run before it ends.
+    await ahead.untilComment();
+    release();
+    const frames = (await ahead.rest()).frames;
+    expect(frames.map((f) => [f.id, f.event])).toEqual([
+      ["2", "thread.started"],
+      ["3", "turn.started"],
+      ["4", "item.completed"],
+      ["5", "turn.completed"],
+      ["6", "done"],
+    ]);
+    expect((await first.rest()).frames.at(-1)).toEqual(frames.at(-1) as (typeof frames)[number]);
+  });
+});
+
+describe("user_edit", () => {
+  const edit = (post: ReturnType<typeof setup>["post"], id: string, newId: string) =>
+    post({ type: "user_edit", id, message: "edited" }, { "content-type": "application/json", "x-request-id": newId });
+
+  test("a refused edit leaves the old turn running: the new id in use, then shutting down", async () => {
+    const engine = fakeEngine(hangingTurn);
+    const { post, runs } = setup(engine);
+    const a = sseReader(await post({ type: "user_message", message: "a", id: "job-A" }));
+    const b = sseReader(await post({ type: "user_message", message: "b", id: "job-B" }));
+    await Promise.all([a.until((f) => f.event === "thread.started"), b.until((f) => f.event === "thread.started")]);
+
+    const inUse = await edit(post, "job-A", "job-B");
+    expect(inUse.status).toBe(409);
+    expect(await inUse.json()).toEqual({ error: { code: "id_in_use", message: "a turn with id job-B is already running" } });
+    expect(runs.get("job-A")?.running).toBe(true);
+    expect(engine.calls[0]?.signal.aborted).toBe(false);
+
+    runs.close();
+    const closing = await edit(post, "job-A", "job-C");
+    expect(closing.status).toBe(503);
+    expect(await closing.json()).toEqual({ error: { code: "shutting_down", message: "the server is shutting down and starts no new turns" } });
+    expect(runs.get("job-A")?.running).toBe(true);
+    expect(engine.calls[0]?.signal.aborted).toBe(false);
+    expect(engine.calls).toHaveLength(2);
+
+    runs.stopAll("cancelled");
+    for (const reader of [a, b]) expect(JSON.parse((await reader.rest()).frames.at(-1)?.data ?? "").status).toBe("cancelled");
+  });
+
+  test("at the limit of running turns, the old turn's slot is the edit's; the edit may keep the old id", async () => {
+    const engine = fakeEngine((request) => (request.input === "edited" ? completedTurn("done", request.threadId) : hangingTurn(request)));
+    const { post } = setup(engine, {}, 1);
+    const old = sseReader(await post({ type: "user_message", message: "a", id: "job-A" }));
+    await old.until((f) => f.event === "thread.started");
+    const res = await edit(post, "job-A", "job-A");
+    expect(res.status).toBe(200);
+    const done = JSON.parse(parseSse(await res.text()).frames.at(-1)?.data ?? "");
+    expect(done).toMatchObject({ status: "completed", request_id: "job-A", replaces: "job-A", thread_id: "thread-hang" });
+    expect(JSON.parse((await old.rest()).frames.at(-1)?.data ?? "").status).toBe("cancelled");
+    expect(engine.calls.map((call) => [call.input, call.threadId])).toEqual([["a", undefined], ["edited", "thread-hang"]]);
+  });
+
+  test("while the old turn ends, the edit's id is held for it", async () => {
+    let letEnd!: () => void;
+    const ending = new Promise<void>((resolve) => (letEnd = resolve));
+    const engine = fakeEngine(async function* (request) {
+      if (request.input === "edited") return yield* completedTurn("done");
+      yield { type: "thread.started", thread_id: "thread-slow" } satisfies ThreadEvent;
+      await new Promise<void>((resolve) => request.signal.addEventListener("abort", () => resolve(), { once: true }));
+      // Like an app-server turn after turn/interrupt: it ends a while after the stop.
+      await ending;
+    });
+    const { post, runs } = setup(engine);
+    const old = sseReader(await post({ type: "user_message", message: "a", id: "job-A" }));
+    await old.until((f) => f.event === "thread.started");
+    const edited = edit(post, "job-A", "job-N");
+    await waitFor("the old turn to be stopped", () => engine.calls[0]?.signal.aborted);
+    const taken = await post({ type: "user_message", message: "b", id: "job-N" });
+    expect(taken.status).toBe(409);
+    expect(await taken.json()).toEqual({ error: { code: "id_in_use", message: "a turn with id job-N is already running" } });
+    expect(runs.get("job-A")?.running).toBe(true);
+    letEnd();
+    const res = await edited;
+    expect(res.status).toBe(200);
+    expect(JSON.parse(parseSse(await res.text()).frames.at(-1)?.data ?? "")).toMatchObject({
+      status: "completed",
+      request_id: "job-N",
+      replaces: "job-A",
+    });
+    expect(JSON.parse((await old.rest()).frames.at(-1)?.data ?? "").status).toBe("cancelled");
+    expect(engine.calls.map((call) => call.input)).toEqual(["a", "edited"]);
   });
 });

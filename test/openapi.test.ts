@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { validate } from "@readme/openapi-parser";
+import { createMetrics } from "../src/metrics";
 import { openApiDocument } from "../src/openapi";
 import { cancelledSchema, doneSchema, errorSchema, healthSchema, runListSchema, runSummarySchema } from "../src/schemas";
 import { setup } from "./fixtures/app-setup";
@@ -13,7 +14,7 @@ describe("GET /openapi.json", () => {
     type Variant = { properties: Record<string, unknown> & { type: { const: string } } };
     const doc = (await res.json()) as { openapi: string; paths: Record<string, unknown>; components: { schemas: { MessageRequest: { oneOf: Variant[] } } } };
     expect(doc.openapi).toBe("3.1.0");
-    expect(Object.keys(doc.paths)).toEqual(["/health", "/messages", "/runs", "/runs/{id}", "/runs/{id}/events", "/openapi.json"]);
+    expect(Object.keys(doc.paths)).toEqual(["/", "/health", "/messages", "/runs", "/runs/{id}", "/runs/{id}/events", "/openapi.json"]);
     const variants = doc.components.schemas.MessageRequest.oneOf;
     expect(variants.map((variant) => variant.properties.type.const)).toEqual([
       "user_message",
@@ -27,9 +28,26 @@ describe("GET /openapi.json", () => {
   });
 });
 
+test("/ only with the console on, /metrics only where there are metrics", async () => {
+  const metrics = createMetrics({ activeTurns: () => 0, activeCodexProcesses: () => 0 });
+  const paths = async (app: ReturnType<typeof setup>["app"]) =>
+    Object.keys(((await (await app.request("/openapi.json")).json()) as { paths: object }).paths);
+  expect(await paths(setup(fakeEngine(() => completedTurn("hi")), {}, 1, { metrics }).app)).toEqual([
+    "/", "/health", "/messages", "/runs", "/runs/{id}", "/runs/{id}/events", "/openapi.json", "/metrics",
+  ]);
+  expect(await paths(setup(fakeEngine(() => completedTurn("hi")), { webConsole: false }, 1, { metrics }).app)).toEqual([
+    "/health", "/messages", "/runs", "/runs/{id}", "/runs/{id}/events", "/openapi.json", "/metrics",
+  ]);
+});
+
 test("validates as OpenAPI 3.1 with a maintained validator, which does reject a broken copy", async () => {
-  expect(await validate(structuredClone(openApiDocument) as never)).toEqual({ valid: true, warnings: [], specification: "OpenAPI" });
-  const broken = structuredClone(openApiDocument) as Record<string, unknown>;
+  for (const webConsole of [true, false]) {
+    for (const metrics of [true, false]) {
+      const document = openApiDocument({ webConsole, metrics });
+      expect(await validate(structuredClone(document) as never)).toEqual({ valid: true, warnings: [], specification: "OpenAPI" });
+    }
+  }
+  const broken = structuredClone(openApiDocument({ webConsole: true, metrics: true })) as Partial<ReturnType<typeof openApiDocument>>;
   delete broken.info;
   expect(((await validate(broken as never)) as { valid: boolean }).valid).toBe(false);
 });
@@ -47,6 +65,30 @@ describe("what the server answers matches the document, field for field", () => 
 
     errorSchema.strict().parse(await (await app.request("/runs/nope")).json());
     expect(runs.size).toBe(0);
+  });
+
+  test("/ and /metrics answer with the media types the document names", async () => {
+    type Operation = { security?: unknown[]; responses: Record<string, { content?: Record<string, unknown> }> };
+    const { app } = setup(fakeEngine(() => completedTurn("hi")), { authToken: "t" }, 1, {
+      metrics: createMetrics({ activeTurns: () => 0, activeCodexProcesses: () => 0 }),
+    });
+    const doc = (await (await app.request("/openapi.json")).json()) as { paths: Record<string, { get: Operation }> };
+    const cases: Array<[string, Record<string, string>]> = [
+      ["/", {}],
+      ["/metrics", { authorization: "Bearer t" }],
+    ];
+    for (const [path, headers] of cases) {
+      const res = await app.request(path, { headers });
+      expect(res.status).toBe(200);
+      const [mediaType] = Object.keys(doc.paths[path]?.get.responses[200]?.content ?? {});
+      expect(res.headers.get("content-type")).toStartWith(`${mediaType};`);
+      await res.text();
+    }
+    // The page is open like /health; the metrics are behind the token like the rest of the API.
+    expect(doc.paths["/"]?.get.security).toEqual([]);
+    expect(doc.paths["/metrics"]?.get.security).toBeUndefined();
+    expect((await app.request("/metrics")).status).toBe(401);
+    expect(Object.keys(doc.paths["/metrics"]?.get.responses ?? {})).toContain("401");
   });
 
   test("cancel", async () => {

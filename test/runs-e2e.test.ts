@@ -35,6 +35,28 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
       expect(doneOf(second)).toMatchObject({ status: "completed", thread_id: first.thread_id, final_response: "2" });
     });
 
+    test("thread_id is a whole codex thread id: a suffix is 422, an unknown one 404, and the model is not asked", async () => {
+      const thread = doneOf(await turn({ message: "say whole" })).thread_id as string;
+      const before = server.model.requests.length;
+      for (const suffix of [thread.split("-").at(-1), thread.slice(thread.indexOf("-") + 1), thread.slice(1)]) {
+        const res = await server.send({ type: "user_message", message: "count", thread_id: suffix });
+        expect(res.status).toBe(422);
+        expect(await res.json()).toEqual({
+          error: { code: "invalid_request", message: "thread_id: must be a codex thread id: a UUID such as 01a213ec-28be-7ba3-89bc-98f1fe7e9e8e" },
+        });
+      }
+      const unknown = "01a213ec-28be-7ba3-89bc-000000000000";
+      const res = await server.send({ type: "user_message", message: "count", thread_id: unknown });
+      expect(res.status).toBe(404);
+      expect(await res.json()).toEqual({ error: { code: "thread_not_found", message: `No codex thread ${unknown} is stored here.` } });
+      expect(server.model.requests.length).toBe(before);
+      // codex reads a thread id as a UUID, in either case; so does the server.
+      const again = await turn({ message: "count", thread_id: thread.toUpperCase() });
+      expect(agentTexts(again)).toEqual(["2"]);
+      expect(doneOf(again)).toMatchObject({ status: "completed", thread_id: thread });
+      expect(server.model.requests.at(-1)?.prompts).toEqual(["say whole", "count"]);
+    });
+
     test("each turn of a thread runs with its own sandbox", async () => {
       const threadId = doneOf(await turn({ message: "sandbox" })).thread_id;
       expect(agentTexts(await turn({ message: "sandbox", thread_id: threadId, sandbox: "read-only" }))).toEqual(["read-only"]);
@@ -105,6 +127,26 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
       expect(server.model.requests.at(-1)?.prompts.at(-1)).toBe("say second draft");
     });
 
+    test("a refused user_edit leaves the old turn running", async () => {
+      const a = sseReader(await server.send({ type: "user_message", message: "sleep 60000 a", id: "edit-a" }));
+      const b = sseReader(await server.send({ type: "user_message", message: "sleep 60000 b", id: "edit-b" }));
+      await Promise.all([a.until((f) => f.event === "turn.started"), b.until((f) => f.event === "turn.started")]);
+      try {
+        const requests = server.model.requests.length;
+        const res = await server.send(
+          { type: "user_edit", id: "edit-a", message: "say never" },
+          { headers: { "content-type": "application/json", "x-request-id": "edit-b" } },
+        );
+        expect(res.status).toBe(409);
+        expect(await res.json()).toEqual({ error: { code: "id_in_use", message: "a turn with id edit-b is already running" } });
+        expect(((await (await fetch(`${server.url}/runs/edit-a`)).json()) as { status: string }).status).toBe("running");
+        expect(server.model.requests.length).toBe(requests);
+      } finally {
+        for (const id of ["edit-a", "edit-b"]) await fetch(`${server.url}/runs/${id}`, { method: "DELETE" });
+      }
+      for (const reader of [a, b]) expect(doneOf((await reader.rest()).frames).status).toBe("cancelled");
+    });
+
     test("user_confirm: 409, there is never an approval to answer", async () => {
       const res = await server.send({ type: "user_confirm", id: "x", approval_id: "a", decision: "approve" });
       expect(res.status).toBe(409);
@@ -118,6 +160,16 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
       const frames = await turn({ message: 'say {"answer":42}', output_schema: schema });
       expect(server.model.requests.at(-1)?.outputSchema).toEqual(schema);
       expect(doneOf(frames).final_response).toEqual({ answer: 42 });
+    });
+
+    test("an output_schema nested 20,000 deep: 422 before anything starts, the model never asked", async () => {
+      const before = server.model.requests.length;
+      const deep = '{"type":"user_message","message":"say deep","output_schema":' + '{"a":'.repeat(20_000) + "1" + "}".repeat(20_000) + "}";
+      const res = await server.send(deep);
+      expect(res.status).toBe(422);
+      expect(await res.json()).toEqual({ error: { code: "invalid_request", message: "body: must not nest arrays and objects more than 64 deep" } });
+      expect(server.model.requests.length).toBe(before);
+      expect(doneOf(await turn({ message: "say still here" })).status).toBe("completed");
     });
 
     test("images inside the work_dir reach the model; others are refused", async () => {

@@ -4,7 +4,7 @@ import { createLogger } from "../src/log";
 import { EventLog, type RunEvent } from "../src/runs/event-log";
 import { type RegistryOptions, RunIdInUseError, RunLimitError, RunRegistry, RunsClosedError, ThreadBusyError } from "../src/runs/registry";
 import type { DoneData, Run } from "../src/runs/run";
-import { completedTurn, fakeEngine, hangingTurn, USAGE } from "./fixtures/fake-engine";
+import { completedTurn, fakeEngine, hangingTurn, heldTurn, USAGE } from "./fixtures/fake-engine";
 import { waitFor } from "./fixtures/wait-for";
 
 const quiet = createLogger("off");
@@ -117,19 +117,34 @@ describe("watching a run", () => {
     const everything = await all(run);
     expect(everything.map((e) => e.event)).toEqual(["thread.started", "turn.started", "item.completed", "turn.completed", "done"]);
     expect(await collect(run.watch(3, forever()))).toEqual(everything.slice(3));
-    expect(await collect(run.watch(5, forever()))).toEqual([]);
+  });
+
+  test("a watcher of a finished run that claims to have seen more than there is gets done, once", async () => {
+    const run = registry(fakeEngine(() => completedTurn("hi"))).start("past", turn);
+    await run.finished;
+    const done = (await all(run)).at(-1) as RunEvent;
+    expect(done.id).toBe(5);
+    for (const afterId of [4, 5, 6, 1_000, Number.MAX_SAFE_INTEGER]) expect(await collect(run.watch(afterId, forever()))).toEqual([done]);
+  });
+
+  test("a watcher of a running run with an id past its end reads on from the end, and gets done", async () => {
+    const { turn: held, release } = heldTurn("t");
+    const run = registry(fakeEngine(held)).start("ahead", turn);
+    await waitFor("thread.started", () => run.threadId !== null);
+    const watching = collect(run.watch(1_000, forever()));
+    release();
+    expect((await watching).map((e) => [e.id, e.event])).toEqual([
+      [2, "thread.started"],
+      [3, "turn.started"],
+      [4, "item.completed"],
+      [5, "turn.completed"],
+      [6, "done"],
+    ]);
   });
 
   test("several watchers see the same live events", async () => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const run = registry(
-      fakeEngine(async function* () {
-        yield { type: "thread.started", thread_id: "t" } satisfies ThreadEvent;
-        await gate;
-        yield* completedTurn("late", "t");
-      }),
-    ).start("many", turn);
+    const { turn: held, release } = heldTurn("t");
+    const run = registry(fakeEngine(held)).start("many", turn);
     const watchers = [all(run), all(run), all(run)];
     release();
     const seen = await Promise.all(watchers);
@@ -181,14 +196,26 @@ describe("watching a run", () => {
 describe("EventLog", () => {
   test("with nobody reading, past its caps it drops the oldest events, keeping the last", async () => {
     const log = new EventLog({ maxEvents: 3, maxBytes: 1_000 });
-    for (let id = 1; id <= 5; id++) await log.append({ id, event: "e", data: "x" });
-    log.close();
+    for (let id = 1; id <= 4; id++) await log.append({ id, event: "e", data: "x" });
+    await log.end({ id: 5, event: "done", data: "x" });
     expect((await collect(log.read(0, forever()))).map((e) => e.id)).toEqual([3, 4, 5]);
     const small = new EventLog({ maxEvents: 100, maxBytes: 10 });
     await small.append({ id: 1, event: "e", data: "12345678" });
-    await small.append({ id: 2, event: "done", data: "123456789012" });
-    small.close();
+    await small.end({ id: 2, event: "done", data: "123456789012" });
     expect((await collect(small.read(0, forever()))).map((e) => e.id)).toEqual([2]);
+  });
+
+  test("a reader past the end that comes while the last event waits for a lagging reader still gets it", async () => {
+    const log = new EventLog({ maxEvents: 1, maxBytes: 1_000 });
+    await log.append({ id: 1, event: "e", data: "x" });
+    const lagging = log.read(0, forever());
+    expect((await lagging.next()).value?.id).toBe(1);
+    const ending = log.end({ id: 2, event: "done", data: "x" });
+    const ahead = collect(log.read(99, forever()));
+    expect((await lagging.next()).value?.id).toBe(2);
+    expect((await lagging.next()).done).toBe(true);
+    await ending;
+    expect((await ahead).map((e) => e.id)).toEqual([2]);
   });
 
   test("a live reader that lags never loses an event: the writer waits for it", async () => {
@@ -199,11 +226,11 @@ describe("EventLog", () => {
     expect((await firstRead).value).toEqual({ id: 1, event: "e", data: "x" });
     let written = 1;
     const writer = (async () => {
-      for (let id = 2; id <= 10; id++) {
+      for (let id = 2; id <= 9; id++) {
         await log.append({ id, event: "e", data: "x" });
         written = id;
       }
-      log.close();
+      await log.end({ id: 10, event: "done", data: "x" });
     })();
     await Bun.sleep(20);
     expect(written).toBe(3);
@@ -229,6 +256,19 @@ describe("RunRegistry", () => {
     first.stop("cancelled");
     await first.finished;
     runs.start("b", { ...turn, threadId: "thread-hang" }).stop("cancelled");
+  });
+
+  test("a turn replacing a run may take that run's id, thread and slot, and no other's", async () => {
+    const runs = registry(fakeEngine(hangingTurn), { maxConcurrent: 2 });
+    const a = runs.start("a", { ...turn, threadId: "thread-a" });
+    const b = runs.start("b", { ...turn, threadId: "thread-b" });
+    expect(() => runs.checkStart("a", { ...turn, threadId: "thread-a" }, { replacing: a })).not.toThrow();
+    expect(() => runs.checkStart("c", { ...turn, threadId: "thread-a" })).toThrow(new ThreadBusyError("thread-a", "a"));
+    expect(() => runs.checkStart("b", turn, { replacing: a })).toThrow(new RunIdInUseError("b"));
+    expect(() => runs.checkStart("c", { ...turn, threadId: "thread-b" }, { replacing: a })).toThrow(new ThreadBusyError("thread-b", "b"));
+    expect(() => runs.checkStart("c", turn)).toThrow(new RunLimitError(2));
+    runs.stopAll("cancelled");
+    await Promise.all([a.finished, b.finished]);
   });
 
   test("finished runs are listed until the retention ends", async () => {

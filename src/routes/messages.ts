@@ -3,6 +3,7 @@ import type { Context, Hono, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { AppDeps, AppEnv } from "../app";
 import { ApiError } from "../errors";
+import { exceedsJsonDepth } from "../json-depth";
 import { RunIdInUseError, RunLimitError, RunsClosedError, ThreadBusyError } from "../runs/registry";
 import type { Run, TurnInput } from "../runs/run";
 import { describeIssues, messageRequestSchema, type userMessageSchema } from "../schemas";
@@ -16,17 +17,25 @@ type UserMessage = z.infer<typeof userMessageSchema>;
 
 const JSON_CONTENT_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
+/** How deep a request body may nest arrays and objects; a real request needs a handful of levels, an output_schema a dozen or two. */
+const MAX_JSON_DEPTH = 64;
+
 /**
  * zod-validator would read a non-JSON body as `{}` and throw its own error on malformed JSON, so
- * both are refused here first, in our error shape. The parsed body is cached for the validator.
+ * both are refused here first, in our error shape; so is a body nested too deep for recursive
+ * code to walk, before anything parses it. The text is cached for the validator.
  */
 const requireJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
   const contentType = c.req.header("content-type") ?? "";
   if (!JSON_CONTENT_TYPE.test(contentType)) {
     throw new ApiError(415, "unsupported_media_type", "Send the body as JSON with content-type: application/json.");
   }
+  const text = await c.req.text();
+  if (exceedsJsonDepth(text, MAX_JSON_DEPTH)) {
+    throw new ApiError(422, "invalid_request", `body: must not nest arrays and objects more than ${MAX_JSON_DEPTH} deep`);
+  }
   try {
-    await c.req.json();
+    JSON.parse(text);
   } catch {
     throw new ApiError(400, "invalid_json", "The request body is not valid JSON.");
   }
@@ -97,11 +106,11 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   const keepOpen = (c: Context<AppEnv>) => c.env?.timeout?.(c.req.raw, 0);
 
   /** Starts the turn and streams it once the engine has taken it; a busy engine's refusal is answered 503 instead. */
-  const startAndStream = async (c: Context<AppEnv>, id: string, turn: TurnInput) => {
+  const startAndStream = async (c: Context<AppEnv>, start: () => Run | Promise<Run>) => {
     keepOpen(c);
     let run: Run;
     try {
-      run = runs.start(id, turn);
+      run = await start();
     } catch (err) {
       startRefused(err);
     }
@@ -145,16 +154,16 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
           case "user_edit": {
             const old = runs.get(body.id);
             if (!old?.running) throw notRunning(body.id);
-            keepOpen(c);
-            old.stop("cancelled");
-            // The thread runs one turn at a time: the edited turn starts once the old one is over.
-            await old.finished;
-            const edited: TurnInput = { ...old.turn, input: body.message, replaces: old.id };
-            if (old.threadId) edited.threadId = old.threadId;
-            return startAndStream(c, c.get("requestId"), edited);
+            const edited = (ended: Run): TurnInput => ({
+              ...ended.turn,
+              input: body.message,
+              replaces: ended.id,
+              ...(ended.threadId && { threadId: ended.threadId }),
+            });
+            return startAndStream(c, () => runs.replace(old, c.get("requestId"), edited));
           }
           case "user_message":
-            return startAndStream(c, body.id ?? c.get("requestId"), turnFor(body));
+            return startAndStream(c, () => runs.start(body.id ?? c.get("requestId"), turnFor(body)));
         }
       },
     )

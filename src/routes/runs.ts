@@ -2,7 +2,7 @@ import type { Hono } from "hono";
 import type { AppDeps, AppEnv } from "../app";
 import { ApiError } from "../errors";
 import type { Run } from "../runs/run";
-import { lastEventId } from "../sse/stream-run";
+import { parseLastEventId } from "../sse/stream-run";
 import { cancelRun } from "./cancel";
 import { methodNotAllowed } from "./method-not-allowed";
 import { streamRunEvents } from "./stream-run-events";
@@ -22,7 +22,11 @@ export function runRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     .all("/runs/:id", methodNotAllowed("GET", "DELETE"))
     .get("/runs/:id/events", (c) => {
       const run = find(c.req.param("id"));
-      return streamRunEvents(c, run, lastEventId(c.req.header("last-event-id")), deps);
+      const afterId = parseLastEventId(c.req.header("last-event-id"));
+      if (afterId === undefined) {
+        throw new ApiError(400, "invalid_last_event_id", "Last-Event-ID must be the id of an event: a decimal integer.");
+      }
+      return streamRunEvents(c, run, afterId, deps);
     })
     .all("/runs/:id/events", methodNotAllowed("GET"));
 }

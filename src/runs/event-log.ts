@@ -8,7 +8,7 @@ export type EventLogLimits = { maxEvents: number; maxBytes: number };
  * `maxEvents` or `maxBytes`, the oldest events are dropped, but only once every live reader has
  * read them; while a reader lags that far behind, `append` waits for it (backpressure, as a
  * client reading codex's stream directly would give). A later reader that asks for dropped
- * events starts at the oldest one kept. The last event, `done`, is always kept.
+ * events starts at the oldest one kept. The last event, `done`, is always kept, and always read.
  */
 export class EventLog {
   private readonly events: RunEvent[] = [];
@@ -32,10 +32,13 @@ export class EventLog {
     }
   }
 
-  /** No event follows; readers end once they have read everything. */
-  close(): void {
+  /**
+   * Appends the last event (a run's `done`): no event follows it, and readers end once they have
+   * read it. Closed in the same step as it is added, so no reader can find it there unclosed.
+   */
+  async end(last: RunEvent): Promise<void> {
     this.closed = true;
-    this.wake();
+    await this.append(last);
   }
 
   private overCap(): boolean {
@@ -71,10 +74,15 @@ export class EventLog {
     return low;
   }
 
-  /** Every event after `afterId`, then each new one as it comes, until the log closes or `signal` aborts. */
+  /**
+   * Every event after `afterId`, then each new one as it comes, until the log closes or `signal`
+   * aborts. An `afterId` past the end reads on from the end, and every reading of a closed log
+   * ends with its last event: a client that claims to have seen more than there is still gets `done`.
+   */
   async *read(afterId: number, signal: AbortSignal): AsyncGenerator<RunEvent> {
     const reader = Symbol("reader");
-    let last = afterId;
+    const lastId = this.events.at(-1)?.id ?? 0;
+    let last = Math.min(afterId, this.closed ? lastId - 1 : lastId);
     this.positions.set(reader, last);
     try {
       while (!signal.aborted) {

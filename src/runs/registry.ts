@@ -53,6 +53,8 @@ export class RunRegistry {
   private readonly runs = new Map<string, Run>();
   private readonly running = new Set<Run>();
   private readonly idleWaiters = new Set<() => void>();
+  /** Ids of turns that will start once the run they replace has ended (see `replace`). */
+  private readonly reserved = new Set<string>();
   private closed = false;
 
   constructor(
@@ -66,14 +68,42 @@ export class RunRegistry {
     return this.running.size;
   }
 
-  start(id: string, turn: TurnInput): Run {
+  /**
+   * Throws what `start(id, turn)` would refuse the turn for. A turn `replacing` a running run takes
+   * its place: that run's id, thread and slot count as free.
+   */
+  checkStart(id: string, turn: TurnInput, { replacing }: { replacing?: Run } = {}): void {
     if (this.closed) throw new RunsClosedError();
-    if (this.runs.get(id)?.running) throw new RunIdInUseError(id);
+    const holder = this.runs.get(id);
+    if ((holder?.running && holder !== replacing) || this.reserved.has(id)) throw new RunIdInUseError(id);
     if (turn.threadId !== undefined) {
-      const busy = [...this.running].find((run) => run.threadId === turn.threadId);
+      const busy = [...this.running].find((run) => run.threadId === turn.threadId && run !== replacing);
       if (busy) throw new ThreadBusyError(turn.threadId, busy.id);
     }
-    if (this.running.size >= this.options.maxConcurrent) throw new RunLimitError(this.options.maxConcurrent);
+    const others = this.running.size - (replacing?.running ? 1 : 0);
+    if (others >= this.options.maxConcurrent) throw new RunLimitError(this.options.maxConcurrent);
+  }
+
+  /**
+   * Starts a turn in place of the running run `old` (an edit). Whatever would refuse it is checked
+   * before `old` is touched, so a refused edit leaves it running. Then `old` is cancelled and the
+   * turn starts once it has ended (a thread runs one turn at a time), its id held for it meanwhile;
+   * `edit` makes the turn from `old` as it ended, when its thread is known.
+   */
+  async replace(old: Run, id: string, edit: (old: Run) => TurnInput): Promise<Run> {
+    this.checkStart(id, edit(old), { replacing: old });
+    this.reserved.add(id);
+    try {
+      old.stop("cancelled");
+      await old.finished;
+    } finally {
+      this.reserved.delete(id);
+    }
+    return this.start(id, edit(old));
+  }
+
+  start(id: string, turn: TurnInput): Run {
+    this.checkStart(id, turn);
     const { reattachGraceMs, maxEvents, maxBytes, retentionMs, maxRetained } = { ...RUN_DEFAULTS, ...this.options };
     const run = new Run(id, this.engine, turn, this.log, {
       reattachGraceMs,

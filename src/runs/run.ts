@@ -194,7 +194,6 @@ export class Run {
       duration_ms: Math.round(elapsedMs),
       error: result.error ?? undefined,
     });
-    await this.events.append({ id: ++sequence, event: "done", data: JSON.stringify(this.outcome) });
-    this.events.close();
+    await this.events.end({ id: ++sequence, event: "done", data: JSON.stringify(this.outcome) });
   }
 }

@@ -31,8 +31,15 @@ export function streamRun(
   });
 }
 
-/** `Last-Event-ID: n` → n; anything else → 0 (from the start). */
-export function lastEventId(header: string | undefined): number {
-  const value = Number(header?.trim());
-  return Number.isSafeInteger(value) && value > 0 ? value : 0;
+/**
+ * The id after which a client wants a run's events: none given → 0 (from the start); a decimal
+ * integer → that number; anything else (`1e1`, `0x3`, `-1`, past the safe integers) → undefined,
+ * which the route refuses rather than guess what `Number()` would make of it.
+ */
+export function parseLastEventId(header: string | undefined): number | undefined {
+  if (header === undefined) return 0;
+  const digits = /^[ \t]*([0-9]+)[ \t]*$/.exec(header)?.[1];
+  if (digits === undefined) return undefined;
+  const value = Number(digits);
+  return Number.isSafeInteger(value) ? value : undefined;
 }
