@@ -28,11 +28,7 @@ test.each([
   expect(exceedsJsonDepth(text, limit)).toBe(exceeds);
 });
 
-test("a 1 MiB body nested all the way is scanned in well under a second", () => {
-  const text = nested(512 * 1024);
-  const started = performance.now();
-  expect(exceedsJsonDepth(text, 64)).toBe(true);
-  const flat = `[${"1,".repeat(512 * 1024 - 1)}1]`;
-  expect(exceedsJsonDepth(flat, 64)).toBe(false);
-  expect(performance.now() - started).toBeLessThan(1_000);
+test("a 1 MiB body, nested all the way or flat, is read without recursion", () => {
+  expect(exceedsJsonDepth(nested(512 * 1024), 64)).toBe(true);
+  expect(exceedsJsonDepth(`[${"1,".repeat(512 * 1024 - 1)}1]`, 64)).toBe(false);
 });
