@@ -263,6 +263,17 @@ describe("log lines cannot be forged", () => {
     expect(logs).toHaveLength(1);
     expect(logs[0]).toContain("GET /x\\nINFO fake status=404");
   });
+
+  test.each([
+    ["%C2%85", "\\u0085"],
+    ["%E2%80%A8", "\\u2028"],
+    ["%E2%80%A9", "\\u2029"],
+  ])("a decoded %s (a Unicode line end) in the path is escaped", async (encoded, escaped) => {
+    const { app, logs } = setup(echo());
+    await app.request(`/x${encoded}INFO%20fake`);
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toContain(`GET /x${escaped}INFO fake status=404`);
+  });
 });
 
 describe("Bun's idle timer", () => {
