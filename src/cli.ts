@@ -57,6 +57,11 @@ export const args = {
     valueHint: "ORIGINS",
     description: "Comma-separated browser origins, besides the server's own, that may call the API, e.g. https://app.example.com",
   },
+  "allowed-hosts": {
+    type: "string",
+    valueHint: "HOSTS",
+    description: "Comma-separated names, besides IP addresses and localhost, by which a browser may reach this server (DNS rebinding guard); .example.com: it and every name under it (env CODEX_SERVER_ALLOWED_HOSTS)",
+  },
   "max-concurrent-turns": {
     type: "string",
     valueHint: "N",
@@ -152,12 +157,13 @@ const KNOWN_KEYS = new Set([
 /** A user mistake in flags or environment: one line on stderr, exit code 2. */
 export class ConfigError extends Error {}
 
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
 export function parseAddress(text: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text.trim());
   const host = match?.[1] ?? match?.[2];
   const port = Number(match?.[3]);
-  const hostname = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
-  const validHost = host !== undefined && (match?.[1] ? isIP(host) === 6 : isIP(host) === 4 || hostname.test(host));
+  const validHost = host !== undefined && (match?.[1] ? isIP(host) === 6 : isIP(host) === 4 || HOSTNAME.test(host));
   if (!validHost || !Number.isInteger(port) || port > 65535) {
     throw new ConfigError(`invalid address "${text}": expected HOST:PORT, e.g. 127.0.0.1:8081 or [::1]:8081`);
   }
@@ -253,6 +259,31 @@ export function parseOrigins(text: string): string[] {
         throw new ConfigError(`invalid origin "${part}" for --allowed-origins: expected scheme://host[:port], e.g. https://app.example.com`);
       }
       return origin;
+    });
+}
+
+/**
+ * `codex.example.com, .corp.example` → lower-case names; `.domain` stands for it and every name
+ * under it, as in Vite's server.allowedHosts. A bare top-level domain (`.com`) is refused: anyone
+ * can register a name under it and point it here.
+ */
+export function parseAllowedHosts(text: string): string[] {
+  return text
+    .split(",")
+    .map((part) => part.trim())
+    .filter(Boolean)
+    .map((part) => {
+      const name = part.toLowerCase();
+      const domain = name.startsWith(".") ? name.slice(1) : name;
+      if (!HOSTNAME.test(domain)) {
+        throw new ConfigError(
+          `invalid host "${part}" for --allowed-hosts: expected a host name, e.g. codex.example.com, or .example.com for it and every name under it`,
+        );
+      }
+      if (name.startsWith(".") && !domain.includes(".")) {
+        throw new ConfigError(`invalid host "${part}" for --allowed-hosts: anyone can register a name under ${domain}; list a domain you control, e.g. .example.${domain}`);
+      }
+      return name;
     });
 }
 
@@ -365,6 +396,7 @@ export function buildConfig(
       firstEventTimeoutMs: DEFAULTS.firstEventTimeoutMs,
       authToken: parsed["auth-token"] || env.CODEX_SERVER_AUTH_TOKEN || undefined,
       allowedOrigins: parsed["allowed-origins"] ? parseOrigins(parsed["allowed-origins"]) : [],
+      allowedHosts: parseAllowedHosts(parsed["allowed-hosts"] ?? env.CODEX_SERVER_ALLOWED_HOSTS ?? ""),
       maxConcurrentTurns: parsed["max-concurrent-turns"]
         ? parsePositiveInteger("max-concurrent-turns", parsed["max-concurrent-turns"])
         : defaultMaxConcurrentTurns(totalMemoryBytes),
@@ -394,10 +426,20 @@ export function isExposed(config: Pick<Config, "host" | "bypassApprovalsAndSandb
   return !isLoopbackHost(config.host) && config.bypassApprovalsAndSandbox && config.authToken === undefined;
 }
 
+/** Which Host names get an answer: on loopback, from anyone; beyond it, from browsers. */
+function hostsLine(config: Pick<Config, "host" | "allowedHosts">): string {
+  const listed = config.allowedHosts.join(", ");
+  if (isLoopbackHost(config.host)) return `Hosts: loopback addresses, localhost${listed && `, ${listed}`}`;
+  return `Browsers: by IP address or localhost${listed ? `, or as ${listed}` : " (names: --allowed-hosts)"}`;
+}
+
 export function banner(
   url: string,
   codexVersion: string,
-  config: Pick<Config, "host" | "bypassApprovalsAndSandbox" | "authToken" | "webConsole" | "engine" | "appServers" | "approvalPolicy">,
+  config: Pick<
+    Config,
+    "host" | "bypassApprovalsAndSandbox" | "authToken" | "allowedHosts" | "webConsole" | "engine" | "appServers" | "approvalPolicy"
+  >,
 ): string {
   const mode = config.bypassApprovalsAndSandbox
     ? "Mode: bypass ON (sandbox danger-full-access, approvals never)"
@@ -427,6 +469,7 @@ export function banner(
     engine,
     mode,
     config.authToken === undefined ? "Auth: none" : "Auth: bearer token required",
+    hostsLine(config),
     ...(isExposed(config) ? ["", EXPOSED_WARNING] : []),
   ];
   const width = Math.max(...lines.map((line) => line.length));

@@ -11,6 +11,7 @@ import {
   isExposed,
   normalizeOptionalBoolean,
   parseAddress,
+  parseAllowedHosts,
   parseBoolean,
   parseByteSize,
   parseCodexOverride,
@@ -159,6 +160,7 @@ describe("buildConfig", () => {
       codexEnv: { PATH: "/bin" },
       authToken: undefined,
       allowedOrigins: [],
+      allowedHosts: [],
       maxConcurrentTurns: 81,
       turnTimeoutMs: undefined,
       workspaceRoot: undefined,
@@ -227,6 +229,15 @@ describe("buildConfig", () => {
     expect(warnings).toEqual(['RUST_LOG: ignored "nonsense"']);
   });
 
+  test.each([
+    [[], {}, []],
+    [[], { CODEX_SERVER_ALLOWED_HOSTS: "codex.example.com,.corp.example" }, ["codex.example.com", ".corp.example"]],
+    [["--allowed-hosts", "a.example"], { CODEX_SERVER_ALLOWED_HOSTS: "b.example" }, ["a.example"]],
+    [["--allowed-hosts="], { CODEX_SERVER_ALLOWED_HOSTS: "b.example" }, []],
+  ] as Array<[string[], Record<string, string>, string[]]>)("allowed hosts from %p and %p -> %p", (argv, env, allowedHosts) => {
+    expect(build(argv, env).config.allowedHosts).toEqual(allowedHosts);
+  });
+
   test("--codex-path wins over CODEX_PATH", () => {
     expect(build(["--codex-path", "/a/codex"], { CODEX_PATH: "/b/codex" }).config.codexPath).toBe("/a/codex");
   });
@@ -242,7 +253,7 @@ describe("buildConfig", () => {
 });
 
 describe("banner", () => {
-  const exec = { engine: "exec", appServers: 1, approvalPolicy: "never" } as const;
+  const exec = { engine: "exec", appServers: 1, approvalPolicy: "never", allowedHosts: [] as string[] } as const;
   const local = { host: "::1", authToken: undefined, webConsole: true, ...exec };
 
   test("boxes the address, the endpoints, the mode and auth", () => {
@@ -286,6 +297,16 @@ describe("banner", () => {
     expect(text).toContain("Engine: app-server (2 codex app-server processes)");
     expect(text).toContain("Mode: bypass OFF (codex's own sandbox, approvals on-request: answer with user_confirm)");
     expect(banner("http://[::1]:8081", "codex-cli 0.163.0", { ...config, appServers: 1 })).toContain("Engine: app-server (1 codex app-server process)");
+  });
+
+  test.each([
+    ["127.0.0.1", [], "Hosts: loopback addresses, localhost"],
+    ["::1", ["codex.example.com"], "Hosts: loopback addresses, localhost, codex.example.com"],
+    ["0.0.0.0", [], "Browsers: by IP address or localhost (names: --allowed-hosts)"],
+    ["::", ["codex.example.com", ".corp.example"], "Browsers: by IP address or localhost, or as codex.example.com, .corp.example"],
+  ] as Array<[string, string[], string]>)("bound to %p with allowed hosts %p, it says %p", (host, allowedHosts, line) => {
+    const text = banner("http://x:1", "codex-cli 0.163.0", { ...local, host, allowedHosts, bypassApprovalsAndSandbox: false });
+    expect(text).toContain(`│  ${line} `);
   });
 });
 
@@ -393,6 +414,28 @@ describe("limits and access flags", () => {
 
   test.each(["*", "app.example.com", "https://app.example.com/path", "null", "file:///tmp/x"])("parseOrigins %p is rejected", (text) => {
     expect(() => parseOrigins(text)).toThrow(ConfigError);
+  });
+
+  test("parseAllowedHosts keeps names and .domains, in lower case", () => {
+    expect(parseAllowedHosts(" codex.example.com, .Corp.Example ,,build-1.lan")).toEqual(["codex.example.com", ".corp.example", "build-1.lan"]);
+    expect(parseAllowedHosts("")).toEqual([]);
+  });
+
+  test.each(["*", "codex.example.com:8081", "https://codex.example.com", "[::1]", "bad_name", "a..b", "..example.com", "."])(
+    "parseAllowedHosts %p is rejected",
+    (text) => {
+      expect(() => parseAllowedHosts(text)).toThrow(
+        new ConfigError(
+          `invalid host "${text}" for --allowed-hosts: expected a host name, e.g. codex.example.com, or .example.com for it and every name under it`,
+        ),
+      );
+    },
+  );
+
+  test("parseAllowedHosts refuses a whole top-level domain", () => {
+    expect(() => parseAllowedHosts(".com")).toThrow(
+      new ConfigError('invalid host ".com" for --allowed-hosts: anyone can register a name under com; list a domain you control, e.g. .example.com'),
+    );
   });
 
   test("parseDirectory resolves symlinks; a missing one is an error", () => {

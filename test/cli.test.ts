@@ -105,6 +105,7 @@ describe("a running server", () => {
         "Engine: exec (one codex exec process per turn)",
         "Mode: bypass ON (sandbox danger-full-access, approvals never)",
         "Auth: none",
+        "Hosts: loopback addresses, localhost",
         banner.at(-1) as string,
       ]);
 

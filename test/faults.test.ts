@@ -262,6 +262,29 @@ describe("access control end to end", () => {
     }
   });
 
+  test("bound to 0.0.0.0: a rebinding-shaped request gets 403; a curl-shaped one under the same Host runs its turn", async () => {
+    const cli = await startCli(["-a", "0.0.0.0:0"], scripted.home.env);
+    try {
+      const port = new URL(cli.url).port;
+      const loopback = `http://127.0.0.1:${port}`;
+      const rebound = `attacker.example:${port}`;
+      const rebinding = await postMessage(loopback, { type: "user_message", message: "say rebound" }, { headers: { host: rebound, origin: `http://${rebound}` } });
+      expect(rebinding.status).toBe(403);
+      expect(await rebinding.json()).toEqual({
+        error: {
+          code: "forbidden_host",
+          message: "A browser may reach this server only by IP address, localhost or a name that --allowed-hosts lists, not as attacker.example.",
+        },
+      });
+      const curl = await postMessage(loopback, { type: "user_message", message: "say through a proxy" }, { headers: { host: rebound } });
+      expect(curl.status).toBe(200);
+      expect(agentTexts((await readSse(curl)).frames)).toEqual(["through a proxy"]);
+      expect(scripted.model.requests.map((request) => request.prompts.at(-1))).not.toContain("say rebound");
+    } finally {
+      expect(await cli.stop()).toBe(0);
+    }
+  });
+
   test("--allowed-origins: that origin gets CORS, preflight included, and can run a turn", async () => {
     const origin = "https://app.example";
     const cli = await startCli(["-a", "127.0.0.1:0", "--allowed-origins", origin, "--auth-token", "t0k"], scripted.home.env);
