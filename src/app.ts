@@ -65,9 +65,11 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     const refused = refuseRequest(c);
     if (refused) c.res = errorResponse(c, refused);
     else await next();
-    deps.metrics?.httpRequest(c.req.method, c.req.path, c.res.status);
+    // Without a Host the URL is the bare request target, which Hono's path misreads.
+    const path = refused?.code === "missing_host" ? (c.req.url.split("?")[0] as string) : c.req.path;
+    deps.metrics?.httpRequest(c.req.method, path, c.res.status);
     if (deps.log.enabled("info")) {
-      deps.log.info(`${c.req.method} ${c.req.path}`, {
+      deps.log.info(`${c.req.method} ${path}`, {
         status: c.res.status,
         duration_ms: Math.round((now() - startedAt) * 10) / 10,
         request_id: c.get("requestId"),

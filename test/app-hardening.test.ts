@@ -214,6 +214,34 @@ describe("Host check beyond loopback (DNS rebinding)", () => {
   }
 });
 
+/** What Bun hands the app for a request without Host (HTTP/1.0 allows that): a URL that is only the request target. */
+function hostlessRequest(target: string, init?: RequestInit): Request {
+  const request = new Request(`http://unused${target}`, init);
+  Object.defineProperty(request, "url", { value: target });
+  return request;
+}
+
+describe("a request without Host", () => {
+  const MISSING_HOST = { error: { code: "missing_host", message: "Send a Host header: this server needs it to tell whom a request is for." } };
+
+  test("GET /health -> 400 missing_host, logged under its own path", async () => {
+    const { app, logs } = setup(echo());
+    const res = await app.fetch(hostlessRequest("/health?probe=1"));
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual(MISSING_HOST);
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toMatch(/ INFO {2}GET \/health status=400 duration_ms=[\d.]+ request_id=generated-id\n$/);
+  });
+
+  test("POST /messages -> 400 missing_host, codex never starts", async () => {
+    const engine = echo();
+    const res = await setup(engine).app.fetch(hostlessRequest("/messages", { method: "POST", headers: JSON_TYPE, body: turn }));
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual(MISSING_HOST);
+    expect(engine.calls).toHaveLength(0);
+  });
+});
+
 describe("workspace root", () => {
   let root: string;
   let outside: string;

@@ -66,6 +66,8 @@ export type AccessPolicy = {
 /** Which requests a Host header lets through: all of them, only those no browser sent, or none. */
 type HostVerdict = "all" | "not_browsers" | "none";
 
+const SLASH = 47;
+const MISSING_HOST = new ApiError(400, "missing_host", "Send a Host header: this server needs it to tell whom a request is for.");
 const LOOPBACK_ONLY = new ApiError(
   403,
   "forbidden_host",
@@ -74,6 +76,8 @@ const LOOPBACK_ONLY = new ApiError(
 
 /**
  * Returns what tells why a request must be refused, if it must, before any route sees it:
+ * - no Host header: Bun builds a request's URL from it, and without one (HTTP/1.0 allows that) the
+ *   URL is the bare path, which Hono would route as another path ("/health" as "h");
  * - a page on another site may make a browser send requests here (cross-site POST), and through
  *   DNS rebinding, under its own name, even read the answers. So a request that carries a
  *   browser's marks (Origin, Sec-Fetch-Site, Sec-Fetch-Mode) must name this server by a host no
@@ -97,6 +101,7 @@ export function requestGuard(policy: AccessPolicy): (c: Context) => ApiError | u
     return verdict;
   };
   return (c) => {
+    if (c.req.url.charCodeAt(0) === SLASH) return MISSING_HOST;
     // Bun's URL names the Host header's host; a Request built by hand (app.request) has only the URL.
     const host = c.req.header("host") ?? new URL(c.req.url).host;
     const verdict = verdictOf(host);
