@@ -9,7 +9,7 @@ import { type Config, DEFAULTS, defaultMaxConcurrentTurns, ENGINES, type EngineN
 import { APPROVAL_POLICIES, type ApprovalPolicy } from "./engine/types";
 import { locateCodex, probeCodex } from "./engine/codex-binary";
 import { EngineError } from "./engine/types";
-import { isLoopbackHost } from "./middleware/access";
+import { BEARER_TOKEN, isLoopbackHost } from "./middleware/access";
 import { createLogger, LOG_FORMATS, type LogFormat } from "./log";
 import { handleSignals, ListenError, startServer } from "./server";
 
@@ -51,6 +51,11 @@ export const args = {
     type: "string",
     valueHint: "TOKEN",
     description: "Require Authorization: Bearer TOKEN on the API; /health, /openapi.json and the console page stay open (env CODEX_SERVER_AUTH_TOKEN, preferred: argv is visible to other users)",
+  },
+  "auth-token-file": {
+    type: "string",
+    valueHint: "PATH",
+    description: "Read the token from a file instead (one trailing newline ignored), e.g. a systemd credential or a Kubernetes secret (env CODEX_SERVER_AUTH_TOKEN_FILE)",
   },
   "allowed-origins": {
     type: "string",
@@ -305,6 +310,52 @@ export function collectRepeated(argv: readonly string[], name: string): string[]
   return values;
 }
 
+export const SHORT_TOKEN_WARNING = "the auth token is shorter than 16 characters, which makes it easy to guess; use e.g. `openssl rand -hex 32`";
+
+/** Where a setting came from: its flag when given, else its environment variable when set. */
+function flagOrEnv(flag: string, flagValue: string | undefined, variable: string, env: Record<string, string | undefined>) {
+  if (flagValue !== undefined) return { source: `--${flag}`, value: flagValue };
+  const value = env[variable];
+  return value === undefined ? undefined : { source: variable, value };
+}
+
+/**
+ * The bearer token: from --auth-token / CODEX_SERVER_AUTH_TOKEN, or read from the file that
+ * --auth-token-file / CODEX_SERVER_AUTH_TOKEN_FILE names; undefined when neither is set. An empty
+ * token would switch auth off unseen, and one that no Authorization header can carry would let
+ * no client in: both stop start-up. Messages name where the token came from, never the token.
+ */
+export function readAuthToken(
+  tokenFlag: string | undefined,
+  fileFlag: string | undefined,
+  env: Record<string, string | undefined>,
+): { token: string | undefined; warning?: string } {
+  const direct = flagOrEnv("auth-token", tokenFlag, "CODEX_SERVER_AUTH_TOKEN", env);
+  const file = flagOrEnv("auth-token-file", fileFlag, "CODEX_SERVER_AUTH_TOKEN_FILE", env);
+  if (direct && file) throw new ConfigError(`${direct.source} and ${file.source} are both set: give the token one way`);
+  if (!direct && !file) return { token: undefined };
+  let token: string;
+  let source: string;
+  if (file) {
+    if (file.value === "") throw new ConfigError(`${file.source} is empty: expected the path of a file holding the token`);
+    source = `the token in ${file.source} ${file.value}`;
+    try {
+      token = readFileSync(file.value, "utf8").replace(/\r?\n$/, "");
+    } catch (err) {
+      throw new ConfigError(`cannot read ${file.source} ${file.value}: ${(err as Error).message.split(",")[0]}`);
+    }
+  } else {
+    ({ source, value: token } = direct as { source: string; value: string });
+  }
+  if (token === "") throw new ConfigError(`${source} is empty: set a token, or none to run without one`);
+  if (!BEARER_TOKEN.test(token)) {
+    throw new ConfigError(
+      `${source} has characters an Authorization header cannot carry (spaces, control characters or non-ASCII): use visible ASCII, e.g. \`openssl rand -hex 32\``,
+    );
+  }
+  return token.length < 16 ? { token, warning: SHORT_TOKEN_WARNING } : { token };
+}
+
 /** `key.path=value` as codex's -c takes it; the value is TOML (or a bare string) and codex checks it. */
 export function parseCodexOverride(text: string): string {
   if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*=\S/.test(text)) {
@@ -356,6 +407,8 @@ export function parseLogLevel(rustLog: string | undefined): { level: LogLevel; w
   return { level: ours ?? level, ...(warning && { warning }) };
 }
 
+const AUTH_VARIABLES = new Set(["CODEX_SERVER_AUTH_TOKEN", "CODEX_SERVER_AUTH_TOKEN_FILE"]);
+
 export function buildConfig(
   parsed: ParsedArgs<typeof args>,
   env: Record<string, string | undefined>,
@@ -368,10 +421,11 @@ export function buildConfig(
   if (parsed._.length > 0) throw new ConfigError(`unexpected argument "${parsed._[0]}"; see --help`);
   const { host, port } = parseAddress(parsed.addr);
   const { level, warning } = parseLogLevel(env.RUST_LOG);
-  // The token is for clients of this server; the agent could read it from codex's environment.
+  const auth = readAuthToken(parsed["auth-token"], parsed["auth-token-file"], env);
+  // The token is for clients of this server: it (and where it lies) stays out of codex's environment.
   const codexEnv = Object.fromEntries(
     Object.entries(env).filter(
-      (entry): entry is [string, string] => entry[1] !== undefined && entry[0] !== "CODEX_SERVER_AUTH_TOKEN",
+      (entry): entry is [string, string] => entry[1] !== undefined && !AUTH_VARIABLES.has(entry[0]),
     ),
   );
   // `codex exec` takes an API key from CODEX_API_KEY only; OPENAI_API_KEY is what users of OpenAI's tools set.
@@ -394,7 +448,7 @@ export function buildConfig(
       codexEnv,
       heartbeatMs: DEFAULTS.heartbeatMs,
       firstEventTimeoutMs: DEFAULTS.firstEventTimeoutMs,
-      authToken: parsed["auth-token"] || env.CODEX_SERVER_AUTH_TOKEN || undefined,
+      authToken: auth.token,
       allowedOrigins: parsed["allowed-origins"] ? parseOrigins(parsed["allowed-origins"]) : [],
       allowedHosts: parseAllowedHosts(parsed["allowed-hosts"] ?? env.CODEX_SERVER_ALLOWED_HOSTS ?? ""),
       maxConcurrentTurns: parsed["max-concurrent-turns"]
@@ -414,7 +468,7 @@ export function buildConfig(
       approvalPolicy,
       approvalTimeoutMs: parseSeconds("approval-timeout", parsed["approval-timeout"]),
     },
-    warnings: warning ? [warning] : [],
+    warnings: [warning, auth.warning].filter((text): text is string => text !== undefined),
   };
 }
 

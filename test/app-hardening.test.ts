@@ -40,6 +40,12 @@ describe("bearer token", () => {
     });
   }
 
+  test("a token of any visible ASCII, as start-up allows it, passes: the header and the check read it alike", async () => {
+    const visible = "~All.visible-ASCII_/+=!#$%&'*(){}[]:;<>?@^`|\\\"";
+    const res = await setup(echo(), { authToken: visible }).app.request("/runs", { headers: { authorization: `Bearer ${visible}` } });
+    expect(res.status).toBe(200);
+  });
+
   test("the right token passes on every route, and never shows up in the log", async () => {
     const { app, logs } = setup(echo(), { authToken: token });
     const headers = { ...JSON_TYPE, authorization: `Bearer ${token}` };

@@ -1,6 +1,8 @@
-import { describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { parseArgs } from "citty";
-import { realpathSync } from "node:fs";
+import { mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   args,
   banner,
@@ -21,6 +23,7 @@ import {
   parseOrigins,
   parsePositiveInteger,
   parseSeconds,
+  SHORT_TOKEN_WARNING,
 } from "../src/cli";
 import { defaultMaxConcurrentTurns } from "../src/config";
 
@@ -250,6 +253,83 @@ describe("buildConfig", () => {
   ])("%p -> %p", (argv, message) => {
     expect(() => build(argv)).toThrow(new ConfigError(message));
   });
+});
+
+describe("auth token", () => {
+  const LONG = "0123456789abcdef0123";
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "token-"));
+    for (const [name, text] of Object.entries({
+      plain: LONG,
+      newline: `${LONG}\n`,
+      crlf: `${LONG}\r\n`,
+      "two-newlines": `${LONG}\n\n`,
+      short: "t0k\n",
+      empty: "",
+      "only-newline": "\n",
+      spaced: "my token\n",
+    })) {
+      writeFileSync(join(dir, name), text);
+    }
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const build = (argv: string[], env: Record<string, string> = {}) =>
+    buildConfig(parseArgs(argv.map((arg) => arg.replace("$DIR", dir)), args), env, "/srv", 1024 ** 3);
+
+  const accepted: Array<[argv: string[], env: Record<string, string>, token: string | undefined, warnings: string[]]> = [
+    [[], {}, undefined, []],
+    [["--auth-token", LONG], {}, LONG, []],
+    [[], { CODEX_SERVER_AUTH_TOKEN: LONG }, LONG, []],
+    [["--auth-token", LONG], { CODEX_SERVER_AUTH_TOKEN: "other-token-from-env" }, LONG, []],
+    [["--auth-token", "~All.visible-ASCII_/+=!#$%&'*(){}[]:;<>?@^`|\\"], {}, "~All.visible-ASCII_/+=!#$%&'*(){}[]:;<>?@^`|\\", []],
+    [["--auth-token", "x"], {}, "x", [SHORT_TOKEN_WARNING]],
+    [[], { CODEX_SERVER_AUTH_TOKEN: "fifteen-chars-x" }, "fifteen-chars-x", [SHORT_TOKEN_WARNING]],
+    [["--auth-token-file", "$DIR/plain"], {}, LONG, []],
+    [["--auth-token-file", "$DIR/newline"], {}, LONG, []],
+    [["--auth-token-file", "$DIR/crlf"], {}, LONG, []],
+    [["--auth-token-file", "$DIR/short"], {}, "t0k", [SHORT_TOKEN_WARNING]],
+    [[], { CODEX_SERVER_AUTH_TOKEN_FILE: "$DIR/newline" }, LONG, []],
+    [["--auth-token-file", "$DIR/newline"], { CODEX_SERVER_AUTH_TOKEN_FILE: "$DIR/missing" }, LONG, []],
+  ];
+  for (const [argv, env, token, warnings] of accepted) {
+    test(`${JSON.stringify(argv)} ${JSON.stringify(env)} -> ${token === undefined ? "no token" : "the token"}, warnings ${JSON.stringify(warnings)}`, () => {
+      const resolved = Object.fromEntries(Object.entries(env).map(([key, value]) => [key, value.replace("$DIR", dir)]));
+      const built = build(argv, { ...resolved, PATH: "/bin" });
+      expect(built.config.authToken).toBe(token as string);
+      expect(built.warnings).toEqual(warnings);
+      expect(built.config.codexEnv).toEqual({ PATH: "/bin" });
+    });
+  }
+
+  const refused: Array<[argv: string[], env: Record<string, string>, message: string]> = [
+    [["--auth-token", ""], {}, "--auth-token is empty: set a token, or none to run without one"],
+    [["--auth-token"], {}, "--auth-token is empty: set a token, or none to run without one"],
+    [[], { CODEX_SERVER_AUTH_TOKEN: "" }, "CODEX_SERVER_AUTH_TOKEN is empty: set a token, or none to run without one"],
+    [["--auth-token", "my token"], {}, "--auth-token has characters an Authorization header cannot carry (spaces, control characters or non-ASCII): use visible ASCII, e.g. `openssl rand -hex 32`"],
+    [[], { CODEX_SERVER_AUTH_TOKEN: "my token" }, "CODEX_SERVER_AUTH_TOKEN has characters an Authorization header cannot carry (spaces, control characters or non-ASCII): use visible ASCII, e.g. `openssl rand -hex 32`"],
+    [[], { CODEX_SERVER_AUTH_TOKEN: "tab\tinside-the-token" }, "CODEX_SERVER_AUTH_TOKEN has characters an Authorization header cannot carry (spaces, control characters or non-ASCII): use visible ASCII, e.g. `openssl rand -hex 32`"],
+    [[], { CODEX_SERVER_AUTH_TOKEN: "0123456789abcdef\n" }, "CODEX_SERVER_AUTH_TOKEN has characters an Authorization header cannot carry (spaces, control characters or non-ASCII): use visible ASCII, e.g. `openssl rand -hex 32`"],
+    [[], { CODEX_SERVER_AUTH_TOKEN: "ünïcode-token-0123" }, "CODEX_SERVER_AUTH_TOKEN has characters an Authorization header cannot carry (spaces, control characters or non-ASCII): use visible ASCII, e.g. `openssl rand -hex 32`"],
+    [[], { CODEX_SERVER_AUTH_TOKEN: "del\u007f-in-the-token" }, "CODEX_SERVER_AUTH_TOKEN has characters an Authorization header cannot carry (spaces, control characters or non-ASCII): use visible ASCII, e.g. `openssl rand -hex 32`"],
+    [["--auth-token-file", "$DIR/empty"], {}, "the token in --auth-token-file $DIR/empty is empty: set a token, or none to run without one"],
+    [["--auth-token-file", "$DIR/only-newline"], {}, "the token in --auth-token-file $DIR/only-newline is empty: set a token, or none to run without one"],
+    [["--auth-token-file", "$DIR/two-newlines"], {}, "the token in --auth-token-file $DIR/two-newlines has characters an Authorization header cannot carry (spaces, control characters or non-ASCII): use visible ASCII, e.g. `openssl rand -hex 32`"],
+    [["--auth-token-file", "$DIR/spaced"], {}, "the token in --auth-token-file $DIR/spaced has characters an Authorization header cannot carry (spaces, control characters or non-ASCII): use visible ASCII, e.g. `openssl rand -hex 32`"],
+    [["--auth-token-file", "$DIR/missing"], {}, "cannot read --auth-token-file $DIR/missing: ENOENT: no such file or directory"],
+    [[], { CODEX_SERVER_AUTH_TOKEN_FILE: "$DIR" }, "cannot read CODEX_SERVER_AUTH_TOKEN_FILE $DIR: EISDIR: illegal operation on a directory"],
+    [["--auth-token-file", ""], {}, "--auth-token-file is empty: expected the path of a file holding the token"],
+    [["--auth-token", LONG, "--auth-token-file", "$DIR/plain"], {}, "--auth-token and --auth-token-file are both set: give the token one way"],
+    [["--auth-token-file", "$DIR/plain"], { CODEX_SERVER_AUTH_TOKEN: LONG }, "CODEX_SERVER_AUTH_TOKEN and --auth-token-file are both set: give the token one way"],
+    [[], { CODEX_SERVER_AUTH_TOKEN: LONG, CODEX_SERVER_AUTH_TOKEN_FILE: "$DIR/plain" }, "CODEX_SERVER_AUTH_TOKEN and CODEX_SERVER_AUTH_TOKEN_FILE are both set: give the token one way"],
+    [["--auth-token", LONG], { CODEX_SERVER_AUTH_TOKEN_FILE: "$DIR/plain" }, "--auth-token and CODEX_SERVER_AUTH_TOKEN_FILE are both set: give the token one way"],
+  ];
+  for (const [argv, env, message] of refused) {
+    test(`${JSON.stringify(argv)} ${JSON.stringify(env)} is refused: ${message}`, () => {
+      const resolved = Object.fromEntries(Object.entries(env).map(([key, value]) => [key, value.replace("$DIR", dir)]));
+      expect(() => build(argv, resolved)).toThrow(new ConfigError(message.replace("$DIR", dir)));
+    });
+  }
 });
 
 describe("banner", () => {

@@ -139,10 +139,19 @@ export function corsForAllowedOrigins(allowed: ReadonlySet<string>): MiddlewareH
   });
 }
 
+/**
+ * What an Authorization header can carry as a bearer token, and so what a token may hold:
+ * visible ASCII, no space (RFC 6750's b64token is a subset). Header values are bytes; anything
+ * else could never arrive as configured.
+ */
+const TOKEN_CHARACTERS = "[\\x21-\\x7e]+";
+export const BEARER_TOKEN = new RegExp(`^${TOKEN_CHARACTERS}$`);
+const BEARER_HEADER = new RegExp(`^Bearer +(${TOKEN_CHARACTERS}) *$`, "i");
+
 export function requireBearerToken(token: string): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const header = c.req.header("authorization") ?? "";
-    const given = /^Bearer +(\S+)\s*$/i.exec(header)?.[1];
+    const given = BEARER_HEADER.exec(header)?.[1];
     if (given === undefined || !tokenMatches(given, token)) {
       throw new ApiError(
         401,
