@@ -101,9 +101,12 @@ export function requestGuard(policy: AccessPolicy): (c: Context) => ApiError | u
     return verdict;
   };
   return (c) => {
-    if (c.req.url.charCodeAt(0) === SLASH) return MISSING_HOST;
-    // Bun's URL names the Host header's host; a Request built by hand (app.request) has only the URL.
-    const host = c.req.header("host") ?? new URL(c.req.url).host;
+    let host = c.req.header("host");
+    if (!host) {
+      if (c.req.url.charCodeAt(0) === SLASH) return MISSING_HOST;
+      // Only a Request built by hand (app.request) has a whole URL and no Host: the URL names it.
+      host = new URL(c.req.url).host;
+    }
     const verdict = verdictOf(host);
     if (verdict === "none") return LOOPBACK_ONLY;
     const origin = c.req.header("origin");
