@@ -249,22 +249,26 @@ export function parseSeconds(name: string, text: string): number {
   return Math.round(value * 1000);
 }
 
-/** `https://a.example, http://localhost:3000` → exact origins; paths, wildcards and junk are refused. */
-export function parseOrigins(text: string): string[] {
+/** `a, b ,,c` → `["a", "b", "c"]`. */
+function commaList(text: string): string[] {
   return text
     .split(",")
     .map((part) => part.trim())
-    .filter(Boolean)
-    .map((part) => {
-      let origin: string | undefined;
-      try {
-        origin = new URL(part).origin;
-      } catch {}
-      if (origin === undefined || origin === "null" || origin !== part.replace(/\/$/, "").toLowerCase()) {
-        throw new ConfigError(`invalid origin "${part}" for --allowed-origins: expected scheme://host[:port], e.g. https://app.example.com`);
-      }
-      return origin;
-    });
+    .filter(Boolean);
+}
+
+/** `https://a.example, http://localhost:3000` → exact origins; paths, wildcards and junk are refused. */
+export function parseOrigins(text: string): string[] {
+  return commaList(text).map((part) => {
+    let origin: string | undefined;
+    try {
+      origin = new URL(part).origin;
+    } catch {}
+    if (origin === undefined || origin === "null" || origin !== part.replace(/\/$/, "").toLowerCase()) {
+      throw new ConfigError(`invalid origin "${part}" for --allowed-origins: expected scheme://host[:port], e.g. https://app.example.com`);
+    }
+    return origin;
+  });
 }
 
 /**
@@ -273,23 +277,19 @@ export function parseOrigins(text: string): string[] {
  * can register a name under it and point it here.
  */
 export function parseAllowedHosts(text: string): string[] {
-  return text
-    .split(",")
-    .map((part) => part.trim())
-    .filter(Boolean)
-    .map((part) => {
-      const name = part.toLowerCase();
-      const domain = name.startsWith(".") ? name.slice(1) : name;
-      if (!HOSTNAME.test(domain)) {
-        throw new ConfigError(
-          `invalid host "${part}" for --allowed-hosts: expected a host name, e.g. codex.example.com, or .example.com for it and every name under it`,
-        );
-      }
-      if (name.startsWith(".") && !domain.includes(".")) {
-        throw new ConfigError(`invalid host "${part}" for --allowed-hosts: anyone can register a name under ${domain}; list a domain you control, e.g. .example.${domain}`);
-      }
-      return name;
-    });
+  return commaList(text).map((part) => {
+    const name = part.toLowerCase();
+    const domain = name.startsWith(".") ? name.slice(1) : name;
+    if (!HOSTNAME.test(domain)) {
+      throw new ConfigError(
+        `invalid host "${part}" for --allowed-hosts: expected a host name, e.g. codex.example.com, or .example.com for it and every name under it`,
+      );
+    }
+    if (name.startsWith(".") && !domain.includes(".")) {
+      throw new ConfigError(`invalid host "${part}" for --allowed-hosts: anyone can register a name under ${domain}; list a domain you control, e.g. .example.${domain}`);
+    }
+    return name;
+  });
 }
 
 export function parseDirectory(name: string, path: string): string {

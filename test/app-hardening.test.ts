@@ -166,11 +166,7 @@ describe("Host check beyond loopback (DNS rebinding)", () => {
       for (const [marks, headers] of refused) {
         test(`a foreign Host with ${marks} -> 403 forbidden_host, codex never starts`, async () => {
           const engine = echo();
-          const res = await setup(engine, { host: bind }).app.request("/messages", {
-            method: "POST",
-            headers: { ...JSON_TYPE, ...headers },
-            body: turn,
-          });
+          const res = await setup(engine, { host: bind }).post(turn, { ...JSON_TYPE, ...headers });
           expect(res.status).toBe(403);
           expect(await res.json()).toEqual(refusal("attacker.example"));
           expect(engine.calls).toHaveLength(0);
@@ -186,11 +182,7 @@ describe("Host check beyond loopback (DNS rebinding)", () => {
       });
 
       test("a foreign Host without a browser's marks (curl, SDKs, a proxy) runs the turn", async () => {
-        const res = await setup(echo(), { host: bind }).app.request("/messages", {
-          method: "POST",
-          headers: { ...JSON_TYPE, host: REBOUND },
-          body: turn,
-        });
+        const res = await setup(echo(), { host: bind }).post(turn, { ...JSON_TYPE, host: REBOUND });
         expect(res.status).toBe(200);
         expect(res.headers.get("content-type")).toBe("text/event-stream");
         expect(parseSse(await res.text()).frames.at(-1)?.event).toBe("done");
@@ -199,20 +191,16 @@ describe("Host check beyond loopback (DNS rebinding)", () => {
       const allowed = ["192.168.1.10:8081", "127.0.0.1:8081", "[::1]:8081", "[fe80::1]:8081", "localhost:8081", "app.localhost:8081", "codex.example.com:8081", "ci.corp.example:8081", "corp.example"];
       for (const host of allowed) {
         test(`a browser addressing it as ${host} runs the turn`, async () => {
-          const { app } = setup(echo(), { host: bind, allowedHosts: ["codex.example.com", ".corp.example"] });
-          const res = await app.request("/messages", { method: "POST", headers: { ...JSON_TYPE, ...browser(host) }, body: turn });
+          const { post } = setup(echo(), { host: bind, allowedHosts: ["codex.example.com", ".corp.example"] });
+          const res = await post(turn, { ...JSON_TYPE, ...browser(host) });
           expect(res.status).toBe(200);
           expect(parseSse(await res.text()).frames.at(-1)?.event).toBe("done");
         });
       }
 
       test("a listed name does not excuse another site's Origin", async () => {
-        const { app } = setup(echo(), { host: bind, allowedHosts: ["codex.example.com"] });
-        const res = await app.request("/messages", {
-          method: "POST",
-          headers: { ...JSON_TYPE, host: "codex.example.com", origin: "https://evil.example" },
-          body: turn,
-        });
+        const { post } = setup(echo(), { host: bind, allowedHosts: ["codex.example.com"] });
+        const res = await post(turn, { ...JSON_TYPE, host: "codex.example.com", origin: "https://evil.example" });
         expect(res.status).toBe(403);
         expect(((await res.json()) as { error: { code: string } }).error.code).toBe("forbidden_origin");
       });
