@@ -32,6 +32,7 @@ export async function sseForwarding({ events, rounds }: { events: number; rounds
       workspaceRoot: undefined,
       authToken: undefined,
       allowedOrigins: [],
+      allowedHosts: [],
       bypassApprovalsAndSandbox: true,
       webConsole: false,
       approvalPolicy: "never",

@@ -3,7 +3,7 @@ import type { Config } from "./config";
 import { ApiError, errorResponse, toApiError } from "./errors";
 import type { Logger } from "./log";
 import type { Metrics } from "./metrics";
-import { browserGuard, corsForAllowedOrigins, isLoopbackHost, requireBearerToken } from "./middleware/access";
+import { corsForAllowedOrigins, isLoopbackHost, requestGuard, requireBearerToken } from "./middleware/access";
 import { consoleRoutes } from "./routes/console";
 import { healthRoutes } from "./routes/health";
 import { messageRoutes } from "./routes/messages";
@@ -23,6 +23,7 @@ export type AppDeps = {
     | "workspaceRoot"
     | "authToken"
     | "allowedOrigins"
+    | "allowedHosts"
     | "bypassApprovalsAndSandbox"
     | "webConsole"
     | "approvalPolicy"
@@ -46,8 +47,12 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const newId = deps.newId ?? (() => crypto.randomUUID());
   const app = new Hono<AppEnv>();
 
-  const policy = { loopbackOnly: isLoopbackHost(deps.config.host), allowedOrigins: new Set(deps.config.allowedOrigins) };
-  const refuseBrowserRequest = browserGuard(policy);
+  const policy = {
+    loopbackOnly: isLoopbackHost(deps.config.host),
+    allowedHosts: deps.config.allowedHosts,
+    allowedOrigins: new Set(deps.config.allowedOrigins),
+  };
+  const refuseRequest = requestGuard(policy);
 
   // One middleware layer for what every request needs: its id, the browser checks and its log
   // line. Each Hono layer adds ~0.8 µs to every request (bench/), /health included.
@@ -57,12 +62,14 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     const requestId = incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : newId();
     c.set("requestId", requestId);
     c.header("x-request-id", requestId);
-    const refused = refuseBrowserRequest(c);
+    const refused = refuseRequest(c);
     if (refused) c.res = errorResponse(c, refused);
     else await next();
-    deps.metrics?.httpRequest(c.req.method, c.req.path, c.res.status);
+    // Without a Host the URL is the bare request target, which Hono's path misreads.
+    const path = refused?.code === "missing_host" ? (c.req.url.split("?")[0] as string) : c.req.path;
+    deps.metrics?.httpRequest(c.req.method, path, c.res.status);
     if (deps.log.enabled("info")) {
-      deps.log.info(`${c.req.method} ${c.req.path}`, {
+      deps.log.info(`${c.req.method} ${path}`, {
         status: c.res.status,
         duration_ms: Math.round((now() - startedAt) * 10) / 10,
         request_id: c.get("requestId"),

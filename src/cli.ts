@@ -9,7 +9,7 @@ import { type Config, DEFAULTS, defaultMaxConcurrentTurns, ENGINES, type EngineN
 import { APPROVAL_POLICIES, type ApprovalPolicy } from "./engine/types";
 import { locateCodex, probeCodex } from "./engine/codex-binary";
 import { EngineError } from "./engine/types";
-import { isLoopbackHost } from "./middleware/access";
+import { BEARER_TOKEN, isLoopbackHost } from "./middleware/access";
 import { createLogger, LOG_FORMATS, type LogFormat } from "./log";
 import { handleSignals, ListenError, startServer } from "./server";
 
@@ -52,10 +52,20 @@ export const args = {
     valueHint: "TOKEN",
     description: "Require Authorization: Bearer TOKEN on the API; /health, /openapi.json and the console page stay open (env CODEX_SERVER_AUTH_TOKEN, preferred: argv is visible to other users)",
   },
+  "auth-token-file": {
+    type: "string",
+    valueHint: "PATH",
+    description: "Read the token from a file instead (one trailing newline ignored), e.g. a systemd credential or a Kubernetes secret (env CODEX_SERVER_AUTH_TOKEN_FILE)",
+  },
   "allowed-origins": {
     type: "string",
     valueHint: "ORIGINS",
     description: "Comma-separated browser origins, besides the server's own, that may call the API, e.g. https://app.example.com",
+  },
+  "allowed-hosts": {
+    type: "string",
+    valueHint: "HOSTS",
+    description: "Comma-separated names, besides IP addresses and localhost, by which a browser may reach this server (DNS rebinding guard); .example.com: it and every name under it (env CODEX_SERVER_ALLOWED_HOSTS)",
   },
   "max-concurrent-turns": {
     type: "string",
@@ -152,12 +162,13 @@ const KNOWN_KEYS = new Set([
 /** A user mistake in flags or environment: one line on stderr, exit code 2. */
 export class ConfigError extends Error {}
 
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
 export function parseAddress(text: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text.trim());
   const host = match?.[1] ?? match?.[2];
   const port = Number(match?.[3]);
-  const hostname = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
-  const validHost = host !== undefined && (match?.[1] ? isIP(host) === 6 : isIP(host) === 4 || hostname.test(host));
+  const validHost = host !== undefined && (match?.[1] ? isIP(host) === 6 : isIP(host) === 4 || HOSTNAME.test(host));
   if (!validHost || !Number.isInteger(port) || port > 65535) {
     throw new ConfigError(`invalid address "${text}": expected HOST:PORT, e.g. 127.0.0.1:8081 or [::1]:8081`);
   }
@@ -238,22 +249,47 @@ export function parseSeconds(name: string, text: string): number {
   return Math.round(value * 1000);
 }
 
-/** `https://a.example, http://localhost:3000` → exact origins; paths, wildcards and junk are refused. */
-export function parseOrigins(text: string): string[] {
+/** `a, b ,,c` → `["a", "b", "c"]`. */
+function commaList(text: string): string[] {
   return text
     .split(",")
     .map((part) => part.trim())
-    .filter(Boolean)
-    .map((part) => {
-      let origin: string | undefined;
-      try {
-        origin = new URL(part).origin;
-      } catch {}
-      if (origin === undefined || origin === "null" || origin !== part.replace(/\/$/, "").toLowerCase()) {
-        throw new ConfigError(`invalid origin "${part}" for --allowed-origins: expected scheme://host[:port], e.g. https://app.example.com`);
-      }
-      return origin;
-    });
+    .filter(Boolean);
+}
+
+/** `https://a.example, http://localhost:3000` → exact origins; paths, wildcards and junk are refused. */
+export function parseOrigins(text: string): string[] {
+  return commaList(text).map((part) => {
+    let origin: string | undefined;
+    try {
+      origin = new URL(part).origin;
+    } catch {}
+    if (origin === undefined || origin === "null" || origin !== part.replace(/\/$/, "").toLowerCase()) {
+      throw new ConfigError(`invalid origin "${part}" for --allowed-origins: expected scheme://host[:port], e.g. https://app.example.com`);
+    }
+    return origin;
+  });
+}
+
+/**
+ * `codex.example.com, .corp.example` → lower-case names; `.domain` stands for it and every name
+ * under it, as in Vite's server.allowedHosts. A bare top-level domain (`.com`) is refused: anyone
+ * can register a name under it and point it here.
+ */
+export function parseAllowedHosts(text: string): string[] {
+  return commaList(text).map((part) => {
+    const name = part.toLowerCase();
+    const domain = name.startsWith(".") ? name.slice(1) : name;
+    if (!HOSTNAME.test(domain)) {
+      throw new ConfigError(
+        `invalid host "${part}" for --allowed-hosts: expected a host name, e.g. codex.example.com, or .example.com for it and every name under it`,
+      );
+    }
+    if (name.startsWith(".") && !domain.includes(".")) {
+      throw new ConfigError(`invalid host "${part}" for --allowed-hosts: anyone can register a name under ${domain}; list a domain you control, e.g. .example.${domain}`);
+    }
+    return name;
+  });
 }
 
 export function parseDirectory(name: string, path: string): string {
@@ -272,6 +308,52 @@ export function collectRepeated(argv: readonly string[], name: string): string[]
     else if (arg.startsWith(`--${name}=`)) values.push(arg.slice(name.length + 3));
   }
   return values;
+}
+
+export const SHORT_TOKEN_WARNING = "the auth token is shorter than 16 characters, which makes it easy to guess; use e.g. `openssl rand -hex 32`";
+
+/** Where a setting came from: its flag when given, else its environment variable when set. */
+function flagOrEnv(flag: string, flagValue: string | undefined, variable: string, env: Record<string, string | undefined>) {
+  if (flagValue !== undefined) return { source: `--${flag}`, value: flagValue };
+  const value = env[variable];
+  return value === undefined ? undefined : { source: variable, value };
+}
+
+/**
+ * The bearer token: from --auth-token / CODEX_SERVER_AUTH_TOKEN, or read from the file that
+ * --auth-token-file / CODEX_SERVER_AUTH_TOKEN_FILE names; undefined when neither is set. An empty
+ * token would switch auth off unseen, and one that no Authorization header can carry would let
+ * no client in: both stop start-up. Messages name where the token came from, never the token.
+ */
+export function readAuthToken(
+  tokenFlag: string | undefined,
+  fileFlag: string | undefined,
+  env: Record<string, string | undefined>,
+): { token: string | undefined; warning?: string } {
+  const direct = flagOrEnv("auth-token", tokenFlag, "CODEX_SERVER_AUTH_TOKEN", env);
+  const file = flagOrEnv("auth-token-file", fileFlag, "CODEX_SERVER_AUTH_TOKEN_FILE", env);
+  if (direct && file) throw new ConfigError(`${direct.source} and ${file.source} are both set: give the token one way`);
+  if (!direct && !file) return { token: undefined };
+  let token: string;
+  let source: string;
+  if (file) {
+    if (file.value === "") throw new ConfigError(`${file.source} is empty: expected the path of a file holding the token`);
+    source = `the token in ${file.source} ${file.value}`;
+    try {
+      token = readFileSync(file.value, "utf8").replace(/\r?\n$/, "");
+    } catch (err) {
+      throw new ConfigError(`cannot read ${file.source} ${file.value}: ${(err as Error).message.split(",")[0]}`);
+    }
+  } else {
+    ({ source, value: token } = direct as { source: string; value: string });
+  }
+  if (token === "") throw new ConfigError(`${source} is empty: set a token, or none to run without one`);
+  if (!BEARER_TOKEN.test(token)) {
+    throw new ConfigError(
+      `${source} has characters an Authorization header cannot carry (spaces, control characters or non-ASCII): use visible ASCII, e.g. \`openssl rand -hex 32\``,
+    );
+  }
+  return token.length < 16 ? { token, warning: SHORT_TOKEN_WARNING } : { token };
 }
 
 /** `key.path=value` as codex's -c takes it; the value is TOML (or a bare string) and codex checks it. */
@@ -325,6 +407,8 @@ export function parseLogLevel(rustLog: string | undefined): { level: LogLevel; w
   return { level: ours ?? level, ...(warning && { warning }) };
 }
 
+const AUTH_VARIABLES = new Set(["CODEX_SERVER_AUTH_TOKEN", "CODEX_SERVER_AUTH_TOKEN_FILE"]);
+
 export function buildConfig(
   parsed: ParsedArgs<typeof args>,
   env: Record<string, string | undefined>,
@@ -337,10 +421,11 @@ export function buildConfig(
   if (parsed._.length > 0) throw new ConfigError(`unexpected argument "${parsed._[0]}"; see --help`);
   const { host, port } = parseAddress(parsed.addr);
   const { level, warning } = parseLogLevel(env.RUST_LOG);
-  // The token is for clients of this server; the agent could read it from codex's environment.
+  const auth = readAuthToken(parsed["auth-token"], parsed["auth-token-file"], env);
+  // The token is for clients of this server: it (and where it lies) stays out of codex's environment.
   const codexEnv = Object.fromEntries(
     Object.entries(env).filter(
-      (entry): entry is [string, string] => entry[1] !== undefined && entry[0] !== "CODEX_SERVER_AUTH_TOKEN",
+      (entry): entry is [string, string] => entry[1] !== undefined && !AUTH_VARIABLES.has(entry[0]),
     ),
   );
   // `codex exec` takes an API key from CODEX_API_KEY only; OPENAI_API_KEY is what users of OpenAI's tools set.
@@ -363,8 +448,9 @@ export function buildConfig(
       codexEnv,
       heartbeatMs: DEFAULTS.heartbeatMs,
       firstEventTimeoutMs: DEFAULTS.firstEventTimeoutMs,
-      authToken: parsed["auth-token"] || env.CODEX_SERVER_AUTH_TOKEN || undefined,
+      authToken: auth.token,
       allowedOrigins: parsed["allowed-origins"] ? parseOrigins(parsed["allowed-origins"]) : [],
+      allowedHosts: parseAllowedHosts(parsed["allowed-hosts"] ?? env.CODEX_SERVER_ALLOWED_HOSTS ?? ""),
       maxConcurrentTurns: parsed["max-concurrent-turns"]
         ? parsePositiveInteger("max-concurrent-turns", parsed["max-concurrent-turns"])
         : defaultMaxConcurrentTurns(totalMemoryBytes),
@@ -382,7 +468,7 @@ export function buildConfig(
       approvalPolicy,
       approvalTimeoutMs: parseSeconds("approval-timeout", parsed["approval-timeout"]),
     },
-    warnings: warning ? [warning] : [],
+    warnings: [warning, auth.warning].filter((text): text is string => text !== undefined),
   };
 }
 
@@ -394,10 +480,20 @@ export function isExposed(config: Pick<Config, "host" | "bypassApprovalsAndSandb
   return !isLoopbackHost(config.host) && config.bypassApprovalsAndSandbox && config.authToken === undefined;
 }
 
+/** Which Host names get an answer: on loopback, from anyone; beyond it, from browsers. */
+function hostsLine(config: Pick<Config, "host" | "allowedHosts">): string {
+  const listed = config.allowedHosts.join(", ");
+  if (isLoopbackHost(config.host)) return `Hosts: loopback addresses, localhost${listed && `, ${listed}`}`;
+  return `Browsers: by IP address or localhost${listed ? `, or as ${listed}` : " (names: --allowed-hosts)"}`;
+}
+
 export function banner(
   url: string,
   codexVersion: string,
-  config: Pick<Config, "host" | "bypassApprovalsAndSandbox" | "authToken" | "webConsole" | "engine" | "appServers" | "approvalPolicy">,
+  config: Pick<
+    Config,
+    "host" | "bypassApprovalsAndSandbox" | "authToken" | "allowedHosts" | "webConsole" | "engine" | "appServers" | "approvalPolicy"
+  >,
 ): string {
   const mode = config.bypassApprovalsAndSandbox
     ? "Mode: bypass ON (sandbox danger-full-access, approvals never)"
@@ -427,6 +523,7 @@ export function banner(
     engine,
     mode,
     config.authToken === undefined ? "Auth: none" : "Auth: bearer token required",
+    hostsLine(config),
     ...(isExposed(config) ? ["", EXPOSED_WARNING] : []),
   ];
   const width = Math.max(...lines.map((line) => line.length));

@@ -30,6 +30,11 @@ export type Config = {
   authToken: string | undefined;
   /** Browser origins, besides the server's own, that may call the API (answered with CORS). */
   allowedOrigins: string[];
+  /**
+   * Names, besides IP addresses and localhost, by which a browser may address this server (and
+   * which pass the loopback Host check): `name`, or `.domain` for it and every name under it.
+   */
+  allowedHosts: string[];
   /** Turns beyond this many at once are refused with 429. */
   maxConcurrentTurns: number;
   /** A turn still running after this long is stopped with status `timeout`. */

@@ -8,13 +8,26 @@ export type Logger = Record<Exclude<LogLevel, "off">, LogMethod> & {
   enabled(level: Exclude<LogLevel, "off">): boolean;
 };
 
-const PLAIN = /^[^\s"=\u0000-\u001f\u007f]+$/;
-const CONTROL = /[\u0000-\u001f\u007f]/g;
+/**
+ * Characters that end a line for some reader of the log, or hide what follows: C0 controls (\n,
+ * \r, \v, \f, ...), DEL, C1 controls (U+0085 NEL among them) and the Unicode line and paragraph
+ * separators U+2028 and U+2029 (Python's splitlines, and editors, break lines at all of them).
+ */
+const UNSAFE = "\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029";
+const PLAIN = new RegExp(`^[^\\s"=${UNSAFE}]+$`);
+const CONTROL = new RegExp(`[${UNSAFE}]`, "g");
 const LABELS: Record<string, string> = { error: "ERROR", warn: "WARN ", info: "INFO ", debug: "DEBUG", trace: "TRACE" };
 
-/** Control characters would let a client forge log lines (Hono decodes %0A in paths). */
+/**
+ * Escapes what would let a client forge log lines (Hono decodes %0A and %E2%80%A8 in paths), as
+ * JSON writes it: JSON.stringify's own escapes for C0 (\n, \u0001), `\uXXXX` for the rest, which
+ * JSON.stringify leaves as they are.
+ */
 function escapeControls(text: string): string {
-  return text.replace(CONTROL, (char) => JSON.stringify(char).slice(1, -1));
+  return text.replace(CONTROL, (char) => {
+    const escaped = JSON.stringify(char).slice(1, -1);
+    return escaped !== char ? escaped : `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`;
+  });
 }
 
 export function formatLine(time: Date, level: string, message: string, fields: LogFields = {}): string {
@@ -23,7 +36,7 @@ export function formatLine(time: Date, level: string, message: string, fields: L
     const value = fields[key];
     if (value === undefined) continue;
     const text = typeof value === "string" ? value : String(value);
-    line += ` ${key}=${PLAIN.test(text) ? text : JSON.stringify(text)}`;
+    line += ` ${key}=${PLAIN.test(text) ? text : escapeControls(JSON.stringify(text))}`;
   }
   return `${line}\n`;
 }
@@ -31,9 +44,13 @@ export function formatLine(time: Date, level: string, message: string, fields: L
 export const LOG_FORMATS = ["text", "json"] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
-/** One JSON object a line, for log collectors: time, level, msg, then the same fields as text. */
+/**
+ * One JSON object a line, for log collectors: time, level, msg, then the same fields as text.
+ * JSON.stringify leaves DEL, C1 controls and U+2028/U+2029 as they are; escaped, they read back
+ * the same and no reader can split the line at them.
+ */
 export function formatJsonLine(time: Date, level: string, message: string, fields: LogFields = {}): string {
-  return `${JSON.stringify({ time: time.toISOString(), level, msg: message, ...fields })}\n`;
+  return `${escapeControls(JSON.stringify({ time: time.toISOString(), level, msg: message, ...fields }))}\n`;
 }
 
 /** How long a log line may wait to be written with the lines that follow it. */

@@ -40,6 +40,12 @@ describe("bearer token", () => {
     });
   }
 
+  test("a token of any visible ASCII, as start-up allows it, passes: the header and the check read it alike", async () => {
+    const visible = "~All.visible-ASCII_/+=!#$%&'*(){}[]:;<>?@^`|\\\"";
+    const res = await setup(echo(), { authToken: visible }).app.request("/runs", { headers: { authorization: `Bearer ${visible}` } });
+    expect(res.status).toBe(200);
+  });
+
   test("the right token passes on every route, and never shows up in the log", async () => {
     const { app, logs } = setup(echo(), { authToken: token });
     const headers = { ...JSON_TYPE, authorization: `Bearer ${token}` };
@@ -116,25 +122,117 @@ describe("Host check when bound to loopback (DNS rebinding)", () => {
     ["localhost:8081", 200],
     ["127.0.0.1:8081", 200],
     ["[::1]:8081", 200],
+    ["codex.example.com:8081", 200],
     ["evil.example:8081", 403],
     ["evil.example", 403],
     ["192.168.1.10:8081", 403],
   ];
   for (const [host, status] of hosts) {
-    test(`Host ${host} -> ${status}`, async () => {
-      const res = await setup(echo(), { host: "127.0.0.1" }).app.request("/health", { headers: { host } });
+    test(`Host ${host} -> ${status}, whoever sends it`, async () => {
+      const { app } = setup(echo(), { host: "127.0.0.1", allowedHosts: ["codex.example.com"] });
+      const res = await app.request("/health", { headers: { host } });
       expect(res.status).toBe(status);
       if (status === 403) {
         expect(await res.json()).toEqual({
-          error: { code: "forbidden_host", message: "This server only answers requests addressed to localhost." },
+          error: {
+            code: "forbidden_host",
+            message: "This server only answers requests addressed to localhost or to a name that --allowed-hosts lists.",
+          },
         });
       }
     });
   }
+});
 
-  test("bound beyond loopback, any Host is fine", async () => {
-    const res = await setup(echo(), { host: "0.0.0.0" }).app.request("/health", { headers: { host: "codex.example:8081" } });
-    expect(res.status).toBe(200);
+describe("Host check beyond loopback (DNS rebinding)", () => {
+  const REBOUND = "attacker.example:8081";
+  const refusal = (name: string) => ({
+    error: {
+      code: "forbidden_host",
+      message: `A browser may reach this server only by IP address, localhost or a name that --allowed-hosts lists, not as ${name}.`,
+    },
+  });
+  /** What a browser adds to a same-origin request: Origin on POST, Sec-Fetch-* from secure contexts. */
+  const browser = (host: string) => ({ host, origin: `http://${host}`, "sec-fetch-site": "same-origin", "sec-fetch-mode": "cors" });
+
+  for (const bind of ["0.0.0.0", "::"]) {
+    describe(`bound to ${bind}`, () => {
+      const refused: Array<[string, Record<string, string>]> = [
+        ["Origin naming the rebound host (what a rebinding page's POST sends)", { host: REBOUND, origin: `http://${REBOUND}` }],
+        ["Sec-Fetch-Site only", { host: REBOUND, "sec-fetch-site": "same-origin" }],
+        ["Sec-Fetch-Mode only", { host: REBOUND, "sec-fetch-mode": "navigate" }],
+        ["every mark", browser(REBOUND)],
+      ];
+      for (const [marks, headers] of refused) {
+        test(`a foreign Host with ${marks} -> 403 forbidden_host, codex never starts`, async () => {
+          const engine = echo();
+          const res = await setup(engine, { host: bind }).post(turn, { ...JSON_TYPE, ...headers });
+          expect(res.status).toBe(403);
+          expect(await res.json()).toEqual(refusal("attacker.example"));
+          expect(engine.calls).toHaveLength(0);
+        });
+      }
+
+      test("the console's page is refused to a browser under a foreign name too", async () => {
+        const res = await setup(echo(), { host: bind }).app.request("/", {
+          headers: { host: REBOUND, "sec-fetch-site": "none", "sec-fetch-mode": "navigate" },
+        });
+        expect(res.status).toBe(403);
+        expect(await res.json()).toEqual(refusal("attacker.example"));
+      });
+
+      test("a foreign Host without a browser's marks (curl, SDKs, a proxy) runs the turn", async () => {
+        const res = await setup(echo(), { host: bind }).post(turn, { ...JSON_TYPE, host: REBOUND });
+        expect(res.status).toBe(200);
+        expect(res.headers.get("content-type")).toBe("text/event-stream");
+        expect(parseSse(await res.text()).frames.at(-1)?.event).toBe("done");
+      });
+
+      const allowed = ["192.168.1.10:8081", "127.0.0.1:8081", "[::1]:8081", "[fe80::1]:8081", "localhost:8081", "app.localhost:8081", "codex.example.com:8081", "ci.corp.example:8081", "corp.example"];
+      for (const host of allowed) {
+        test(`a browser addressing it as ${host} runs the turn`, async () => {
+          const { post } = setup(echo(), { host: bind, allowedHosts: ["codex.example.com", ".corp.example"] });
+          const res = await post(turn, { ...JSON_TYPE, ...browser(host) });
+          expect(res.status).toBe(200);
+          expect(parseSse(await res.text()).frames.at(-1)?.event).toBe("done");
+        });
+      }
+
+      test("a listed name does not excuse another site's Origin", async () => {
+        const { post } = setup(echo(), { host: bind, allowedHosts: ["codex.example.com"] });
+        const res = await post(turn, { ...JSON_TYPE, host: "codex.example.com", origin: "https://evil.example" });
+        expect(res.status).toBe(403);
+        expect(((await res.json()) as { error: { code: string } }).error.code).toBe("forbidden_origin");
+      });
+    });
+  }
+});
+
+/** What Bun hands the app for a request without Host (HTTP/1.0 allows that): a URL that is only the request target. */
+function hostlessRequest(target: string, init?: RequestInit): Request {
+  const request = new Request(`http://unused${target}`, init);
+  Object.defineProperty(request, "url", { value: target });
+  return request;
+}
+
+describe("a request without Host", () => {
+  const MISSING_HOST = { error: { code: "missing_host", message: "Send a Host header: this server needs it to tell whom a request is for." } };
+
+  test("GET /health -> 400 missing_host, logged under its own path", async () => {
+    const { app, logs } = setup(echo());
+    const res = await app.fetch(hostlessRequest("/health?probe=1"));
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual(MISSING_HOST);
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toMatch(/ INFO {2}GET \/health status=400 duration_ms=[\d.]+ request_id=generated-id\n$/);
+  });
+
+  test("POST /messages -> 400 missing_host, codex never starts", async () => {
+    const engine = echo();
+    const res = await setup(engine).app.fetch(hostlessRequest("/messages", { method: "POST", headers: JSON_TYPE, body: turn }));
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual(MISSING_HOST);
+    expect(engine.calls).toHaveLength(0);
   });
 });
 
@@ -262,6 +360,17 @@ describe("log lines cannot be forged", () => {
     await app.request("/x%0AINFO%20fake");
     expect(logs).toHaveLength(1);
     expect(logs[0]).toContain("GET /x\\nINFO fake status=404");
+  });
+
+  test.each([
+    ["%C2%85", "\\u0085"],
+    ["%E2%80%A8", "\\u2028"],
+    ["%E2%80%A9", "\\u2029"],
+  ])("a decoded %s (a Unicode line end) in the path is escaped", async (encoded, escaped) => {
+    const { app, logs } = setup(echo());
+    await app.request(`/x${encoded}INFO%20fake`);
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toContain(`GET /x${escaped}INFO fake status=404`);
   });
 });
 

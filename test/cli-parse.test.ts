@@ -1,6 +1,8 @@
-import { describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { parseArgs } from "citty";
-import { realpathSync } from "node:fs";
+import { mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   args,
   banner,
@@ -11,6 +13,7 @@ import {
   isExposed,
   normalizeOptionalBoolean,
   parseAddress,
+  parseAllowedHosts,
   parseBoolean,
   parseByteSize,
   parseCodexOverride,
@@ -20,6 +23,7 @@ import {
   parseOrigins,
   parsePositiveInteger,
   parseSeconds,
+  SHORT_TOKEN_WARNING,
 } from "../src/cli";
 import { defaultMaxConcurrentTurns } from "../src/config";
 
@@ -159,6 +163,7 @@ describe("buildConfig", () => {
       codexEnv: { PATH: "/bin" },
       authToken: undefined,
       allowedOrigins: [],
+      allowedHosts: [],
       maxConcurrentTurns: 81,
       turnTimeoutMs: undefined,
       workspaceRoot: undefined,
@@ -227,6 +232,15 @@ describe("buildConfig", () => {
     expect(warnings).toEqual(['RUST_LOG: ignored "nonsense"']);
   });
 
+  test.each([
+    [[], {}, []],
+    [[], { CODEX_SERVER_ALLOWED_HOSTS: "codex.example.com,.corp.example" }, ["codex.example.com", ".corp.example"]],
+    [["--allowed-hosts", "a.example"], { CODEX_SERVER_ALLOWED_HOSTS: "b.example" }, ["a.example"]],
+    [["--allowed-hosts="], { CODEX_SERVER_ALLOWED_HOSTS: "b.example" }, []],
+  ] as Array<[string[], Record<string, string>, string[]]>)("allowed hosts from %p and %p -> %p", (argv, env, allowedHosts) => {
+    expect(build(argv, env).config.allowedHosts).toEqual(allowedHosts);
+  });
+
   test("--codex-path wins over CODEX_PATH", () => {
     expect(build(["--codex-path", "/a/codex"], { CODEX_PATH: "/b/codex" }).config.codexPath).toBe("/a/codex");
   });
@@ -241,8 +255,85 @@ describe("buildConfig", () => {
   });
 });
 
+describe("auth token", () => {
+  const LONG = "0123456789abcdef0123";
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "token-"));
+    for (const [name, text] of Object.entries({
+      plain: LONG,
+      newline: `${LONG}\n`,
+      crlf: `${LONG}\r\n`,
+      "two-newlines": `${LONG}\n\n`,
+      short: "t0k\n",
+      empty: "",
+      "only-newline": "\n",
+      spaced: "my token\n",
+    })) {
+      writeFileSync(join(dir, name), text);
+    }
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const build = (argv: string[], env: Record<string, string> = {}) =>
+    buildConfig(parseArgs(argv.map((arg) => arg.replace("$DIR", dir)), args), env, "/srv", 1024 ** 3);
+
+  const accepted: Array<[argv: string[], env: Record<string, string>, token: string | undefined, warnings: string[]]> = [
+    [[], {}, undefined, []],
+    [["--auth-token", LONG], {}, LONG, []],
+    [[], { CODEX_SERVER_AUTH_TOKEN: LONG }, LONG, []],
+    [["--auth-token", LONG], { CODEX_SERVER_AUTH_TOKEN: "other-token-from-env" }, LONG, []],
+    [["--auth-token", "~All.visible-ASCII_/+=!#$%&'*(){}[]:;<>?@^`|\\"], {}, "~All.visible-ASCII_/+=!#$%&'*(){}[]:;<>?@^`|\\", []],
+    [["--auth-token", "x"], {}, "x", [SHORT_TOKEN_WARNING]],
+    [[], { CODEX_SERVER_AUTH_TOKEN: "fifteen-chars-x" }, "fifteen-chars-x", [SHORT_TOKEN_WARNING]],
+    [["--auth-token-file", "$DIR/plain"], {}, LONG, []],
+    [["--auth-token-file", "$DIR/newline"], {}, LONG, []],
+    [["--auth-token-file", "$DIR/crlf"], {}, LONG, []],
+    [["--auth-token-file", "$DIR/short"], {}, "t0k", [SHORT_TOKEN_WARNING]],
+    [[], { CODEX_SERVER_AUTH_TOKEN_FILE: "$DIR/newline" }, LONG, []],
+    [["--auth-token-file", "$DIR/newline"], { CODEX_SERVER_AUTH_TOKEN_FILE: "$DIR/missing" }, LONG, []],
+  ];
+  for (const [argv, env, token, warnings] of accepted) {
+    test(`${JSON.stringify(argv)} ${JSON.stringify(env)} -> ${token === undefined ? "no token" : "the token"}, warnings ${JSON.stringify(warnings)}`, () => {
+      const resolved = Object.fromEntries(Object.entries(env).map(([key, value]) => [key, value.replace("$DIR", dir)]));
+      const built = build(argv, { ...resolved, PATH: "/bin" });
+      expect(built.config.authToken).toBe(token as string);
+      expect(built.warnings).toEqual(warnings);
+      expect(built.config.codexEnv).toEqual({ PATH: "/bin" });
+    });
+  }
+
+  const refused: Array<[argv: string[], env: Record<string, string>, message: string]> = [
+    [["--auth-token", ""], {}, "--auth-token is empty: set a token, or none to run without one"],
+    [["--auth-token"], {}, "--auth-token is empty: set a token, or none to run without one"],
+    [[], { CODEX_SERVER_AUTH_TOKEN: "" }, "CODEX_SERVER_AUTH_TOKEN is empty: set a token, or none to run without one"],
+    [["--auth-token", "my token"], {}, "--auth-token has characters an Authorization header cannot carry (spaces, control characters or non-ASCII): use visible ASCII, e.g. `openssl rand -hex 32`"],
+    [[], { CODEX_SERVER_AUTH_TOKEN: "my token" }, "CODEX_SERVER_AUTH_TOKEN has characters an Authorization header cannot carry (spaces, control characters or non-ASCII): use visible ASCII, e.g. `openssl rand -hex 32`"],
+    [[], { CODEX_SERVER_AUTH_TOKEN: "tab\tinside-the-token" }, "CODEX_SERVER_AUTH_TOKEN has characters an Authorization header cannot carry (spaces, control characters or non-ASCII): use visible ASCII, e.g. `openssl rand -hex 32`"],
+    [[], { CODEX_SERVER_AUTH_TOKEN: "0123456789abcdef\n" }, "CODEX_SERVER_AUTH_TOKEN has characters an Authorization header cannot carry (spaces, control characters or non-ASCII): use visible ASCII, e.g. `openssl rand -hex 32`"],
+    [[], { CODEX_SERVER_AUTH_TOKEN: "ünïcode-token-0123" }, "CODEX_SERVER_AUTH_TOKEN has characters an Authorization header cannot carry (spaces, control characters or non-ASCII): use visible ASCII, e.g. `openssl rand -hex 32`"],
+    [[], { CODEX_SERVER_AUTH_TOKEN: "del\u007f-in-the-token" }, "CODEX_SERVER_AUTH_TOKEN has characters an Authorization header cannot carry (spaces, control characters or non-ASCII): use visible ASCII, e.g. `openssl rand -hex 32`"],
+    [["--auth-token-file", "$DIR/empty"], {}, "the token in --auth-token-file $DIR/empty is empty: set a token, or none to run without one"],
+    [["--auth-token-file", "$DIR/only-newline"], {}, "the token in --auth-token-file $DIR/only-newline is empty: set a token, or none to run without one"],
+    [["--auth-token-file", "$DIR/two-newlines"], {}, "the token in --auth-token-file $DIR/two-newlines has characters an Authorization header cannot carry (spaces, control characters or non-ASCII): use visible ASCII, e.g. `openssl rand -hex 32`"],
+    [["--auth-token-file", "$DIR/spaced"], {}, "the token in --auth-token-file $DIR/spaced has characters an Authorization header cannot carry (spaces, control characters or non-ASCII): use visible ASCII, e.g. `openssl rand -hex 32`"],
+    [["--auth-token-file", "$DIR/missing"], {}, "cannot read --auth-token-file $DIR/missing: ENOENT: no such file or directory"],
+    [[], { CODEX_SERVER_AUTH_TOKEN_FILE: "$DIR" }, "cannot read CODEX_SERVER_AUTH_TOKEN_FILE $DIR: EISDIR: illegal operation on a directory"],
+    [["--auth-token-file", ""], {}, "--auth-token-file is empty: expected the path of a file holding the token"],
+    [["--auth-token", LONG, "--auth-token-file", "$DIR/plain"], {}, "--auth-token and --auth-token-file are both set: give the token one way"],
+    [["--auth-token-file", "$DIR/plain"], { CODEX_SERVER_AUTH_TOKEN: LONG }, "CODEX_SERVER_AUTH_TOKEN and --auth-token-file are both set: give the token one way"],
+    [[], { CODEX_SERVER_AUTH_TOKEN: LONG, CODEX_SERVER_AUTH_TOKEN_FILE: "$DIR/plain" }, "CODEX_SERVER_AUTH_TOKEN and CODEX_SERVER_AUTH_TOKEN_FILE are both set: give the token one way"],
+    [["--auth-token", LONG], { CODEX_SERVER_AUTH_TOKEN_FILE: "$DIR/plain" }, "--auth-token and CODEX_SERVER_AUTH_TOKEN_FILE are both set: give the token one way"],
+  ];
+  for (const [argv, env, message] of refused) {
+    test(`${JSON.stringify(argv)} ${JSON.stringify(env)} is refused: ${message}`, () => {
+      const resolved = Object.fromEntries(Object.entries(env).map(([key, value]) => [key, value.replace("$DIR", dir)]));
+      expect(() => build(argv, resolved)).toThrow(new ConfigError(message.replace("$DIR", dir)));
+    });
+  }
+});
+
 describe("banner", () => {
-  const exec = { engine: "exec", appServers: 1, approvalPolicy: "never" } as const;
+  const exec = { engine: "exec", appServers: 1, approvalPolicy: "never", allowedHosts: [] as string[] } as const;
   const local = { host: "::1", authToken: undefined, webConsole: true, ...exec };
 
   test("boxes the address, the endpoints, the mode and auth", () => {
@@ -286,6 +377,16 @@ describe("banner", () => {
     expect(text).toContain("Engine: app-server (2 codex app-server processes)");
     expect(text).toContain("Mode: bypass OFF (codex's own sandbox, approvals on-request: answer with user_confirm)");
     expect(banner("http://[::1]:8081", "codex-cli 0.163.0", { ...config, appServers: 1 })).toContain("Engine: app-server (1 codex app-server process)");
+  });
+
+  test.each([
+    ["127.0.0.1", [], "Hosts: loopback addresses, localhost"],
+    ["::1", ["codex.example.com"], "Hosts: loopback addresses, localhost, codex.example.com"],
+    ["0.0.0.0", [], "Browsers: by IP address or localhost (names: --allowed-hosts)"],
+    ["::", ["codex.example.com", ".corp.example"], "Browsers: by IP address or localhost, or as codex.example.com, .corp.example"],
+  ] as Array<[string, string[], string]>)("bound to %p with allowed hosts %p, it says %p", (host, allowedHosts, line) => {
+    const text = banner("http://x:1", "codex-cli 0.163.0", { ...local, host, allowedHosts, bypassApprovalsAndSandbox: false });
+    expect(text).toContain(`│  ${line} `);
   });
 });
 
@@ -393,6 +494,28 @@ describe("limits and access flags", () => {
 
   test.each(["*", "app.example.com", "https://app.example.com/path", "null", "file:///tmp/x"])("parseOrigins %p is rejected", (text) => {
     expect(() => parseOrigins(text)).toThrow(ConfigError);
+  });
+
+  test("parseAllowedHosts keeps names and .domains, in lower case", () => {
+    expect(parseAllowedHosts(" codex.example.com, .Corp.Example ,,build-1.lan")).toEqual(["codex.example.com", ".corp.example", "build-1.lan"]);
+    expect(parseAllowedHosts("")).toEqual([]);
+  });
+
+  test.each(["*", "codex.example.com:8081", "https://codex.example.com", "[::1]", "bad_name", "a..b", "..example.com", "."])(
+    "parseAllowedHosts %p is rejected",
+    (text) => {
+      expect(() => parseAllowedHosts(text)).toThrow(
+        new ConfigError(
+          `invalid host "${text}" for --allowed-hosts: expected a host name, e.g. codex.example.com, or .example.com for it and every name under it`,
+        ),
+      );
+    },
+  );
+
+  test("parseAllowedHosts refuses a whole top-level domain", () => {
+    expect(() => parseAllowedHosts(".com")).toThrow(
+      new ConfigError('invalid host ".com" for --allowed-hosts: anyone can register a name under com; list a domain you control, e.g. .example.com'),
+    );
   });
 
   test("parseDirectory resolves symlinks; a missing one is an error", () => {

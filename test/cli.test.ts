@@ -40,6 +40,34 @@ describe("flags that end the process", () => {
     });
   }
 
+  const BAD_TOKEN = "has characters an Authorization header cannot carry (spaces, control characters or non-ASCII): use visible ASCII, e.g. `openssl rand -hex 32`";
+  const tokenErrors: Array<[string, (scratch: string) => string[], Record<string, string>, (scratch: string) => string]> = [
+    ["a token with a space", () => [], { CODEX_SERVER_AUTH_TOKEN: "my token" }, () => `CODEX_SERVER_AUTH_TOKEN ${BAD_TOKEN}`],
+    ["an empty token variable", () => [], { CODEX_SERVER_AUTH_TOKEN: "" }, () => "CODEX_SERVER_AUTH_TOKEN is empty: set a token, or none to run without one"],
+    ["an empty --auth-token", () => ["--auth-token", ""], {}, () => "--auth-token is empty: set a token, or none to run without one"],
+    [
+      "a token file that is not there",
+      (scratch) => ["--auth-token-file", join(scratch, "no-token")],
+      {},
+      (scratch) => `cannot read --auth-token-file ${join(scratch, "no-token")}: ENOENT: no such file or directory`,
+    ],
+    [
+      "a token file and a token",
+      (scratch) => ["--auth-token-file", join(scratch, "no-token")],
+      { CODEX_SERVER_AUTH_TOKEN: "0123456789abcdef" },
+      () => "CODEX_SERVER_AUTH_TOKEN and --auth-token-file are both set: give the token one way",
+    ],
+  ];
+  for (const [name, args, env, message] of tokenErrors) {
+    test(`${name}: one line, exit code 2, nothing started`, async () => {
+      expect(await runCli(["-a", "127.0.0.1:0", ...args(scripted.scratch)], { ...scripted.home.env, ...env })).toEqual({
+        code: 2,
+        stdout: "",
+        stderr: `error: ${message(scripted.scratch)}\n`,
+      });
+    });
+  }
+
   test("--version prints the server's and codex's versions", async () => {
     const { code, stdout, stderr } = await runCli(["--version"]);
     expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
@@ -105,6 +133,7 @@ describe("a running server", () => {
         "Engine: exec (one codex exec process per turn)",
         "Mode: bypass ON (sandbox danger-full-access, approvals never)",
         "Auth: none",
+        "Hosts: loopback addresses, localhost",
         banner.at(-1) as string,
       ]);
 
@@ -229,6 +258,29 @@ describe("a running server", () => {
     expect(await cli.stop("SIGINT")).toBe(130);
     await waitFor("codex to exit", () => codex.every((pid) => !isAlive(pid)), 2_000);
   });
+
+  for (const given of ["--auth-token-file", "CODEX_SERVER_AUTH_TOKEN_FILE"]) {
+    test(`${given}: the file's token guards the API; neither it nor the file's path reaches codex or the log`, async () => {
+      const token = "file-token-5c1d9e07b2a4";
+      const file = join(scripted.scratch, `token-${given}`);
+      writeFileSync(file, `${token}\n`);
+      const [args, env] = given.startsWith("--") ? [[given, file], {}] : [[], { [given]: file }];
+      const cli = await startCli(["-a", "127.0.0.1:0", ...args], { ...scripted.home.env, ...env, RUST_LOG: "trace" });
+      try {
+        expect(cli.stdout()).toContain("Auth: bearer token required");
+        const refused = await postMessage(cli.url, { type: "user_message", message: "say hi" });
+        expect(refused.status).toBe(401);
+        const message = 'run echo "[${CODEX_SERVER_AUTH_TOKEN:-unset}][${CODEX_SERVER_AUTH_TOKEN_FILE:-unset}]"';
+        const answer = await postMessage(cli.url, { type: "user_message", message }, { headers: { authorization: `Bearer ${token}` } });
+        expect(answer.status).toBe(200);
+        expect(agentTexts((await readSse(answer)).frames)).toEqual(["ran: [unset][unset]"]);
+      } finally {
+        expect(await cli.stop()).toBe(0);
+      }
+      expect(cli.stderr()).not.toContain(token);
+      expect(cli.stderr()).not.toContain(file);
+    });
+  }
 
   test("OPENAI_API_KEY reaches the model as the API key (codex itself reads only CODEX_API_KEY)", async () => {
     const openaiHome = mkdtempSync(join(tmpdir(), "openai-home-"));

@@ -15,6 +15,11 @@ import { startTestServer, type TestServer } from "./fixtures/test-server";
 import { waitFor } from "./fixtures/wait-for";
 
 const ARTIFACTS = join(import.meta.dir, "..", "test-artifacts");
+/**
+ * Two names that resolve to this machine, as a DNS rebinding would make attacker.example do:
+ * codex.test is listed in --allowed-hosts where a test says so, rebound.test never is.
+ */
+const RESOLVE_TO_LOOPBACK = "--host-resolver-rules=MAP codex.test 127.0.0.1, MAP rebound.test 127.0.0.1";
 // A browser and a codex turn per test: seconds each, more on a loaded CI machine.
 setDefaultTimeout(60_000);
 const chromiumPath = findChromium();
@@ -32,7 +37,7 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
 
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    browser = await launchChromium(chromiumPath as string);
+    browser = await launchChromium(chromiumPath as string, [RESOLVE_TO_LOOPBACK]);
     // A reload reattaches only while the turn waits for a client.
     server = startTestServer({ reattachGraceMs: 30_000 });
   });
@@ -355,6 +360,58 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
       await error.waitFor();
       expect(await error.textContent()).toBe("unauthorized No access token was given.");
       expect(secured.model.requests.map((r) => r.prompts.at(-1))).not.toContain("say never sent");
+      await closeConsole();
+    });
+  });
+
+  describe("bound to 0.0.0.0 (DNS rebinding)", () => {
+    let open: TestServer;
+    let port: number;
+    beforeAll(() => {
+      open = startTestServer({ host: "0.0.0.0", allowedHosts: ["codex.test"] });
+      port = open.running.server.port as number;
+    });
+    afterAll(async () => {
+      await open.close();
+    });
+
+    for (const name of ["127.0.0.1", "localhost", "codex.test"]) {
+      test(`opened as ${name}, the console runs a turn`, async () => {
+        await openConsole(`http://${name}:${port}`);
+        await page.getByLabel("Message").fill(`say opened as ${name}`);
+        await page.getByRole("button", { name: "Send" }).click();
+        expect(await lastDone()).toBe("completed");
+        expect(await page.locator(".turn .agent-message").textContent()).toBe(`opened as ${name}`);
+        await closeConsole();
+      });
+    }
+
+    test("under a name --allowed-hosts does not list (a rebinding), the page's scripts and its POSTs are refused", async () => {
+      page = await browser.newPage();
+      errors = pageErrors(page);
+      const statuses: Record<string, number> = {};
+      page.on("response", (response) => {
+        statuses[new URL(response.url()).pathname] = response.status();
+      });
+      await page.goto(`http://rebound.test:${port}/`);
+      // The page itself is public and holds nothing; its module scripts are fetched with an Origin.
+      await waitFor("the console's script to be refused", () => statuses["/console/console.js"] === 403);
+      // What a rebinding page's own script would try.
+      const answer = await page.evaluate(async () => {
+        const body = JSON.stringify({ type: "user_message", message: "say rebound" });
+        const res = await fetch("/messages", { method: "POST", headers: { "content-type": "application/json" }, body });
+        return { status: res.status, body: await res.json() };
+      });
+      expect(answer).toEqual({
+        status: 403,
+        body: {
+          error: {
+            code: "forbidden_host",
+            message: "A browser may reach this server only by IP address, localhost or a name that --allowed-hosts lists, not as rebound.test.",
+          },
+        },
+      });
+      expect(open.model.requests.map((r) => r.prompts.at(-1))).not.toContain("say rebound");
       await closeConsole();
     });
   });

@@ -24,6 +24,25 @@ function rssBytes(pid: number): number {
   return Number(/(\d+)/.exec(line ?? "")?.[1]) * 1024;
 }
 
+/** Writes `request` as it is on a new connection to 127.0.0.1:`port`, and reads until the server closes it. */
+async function rawExchange(port: number, request: string): Promise<string> {
+  let answer = "";
+  const decoder = new TextDecoder();
+  await new Promise<void>((resolve, reject) => {
+    void Bun.connect({
+      hostname: "127.0.0.1",
+      port,
+      socket: {
+        open: (socket) => void socket.write(request),
+        data: (_socket, chunk) => void (answer += decoder.decode(chunk, { stream: true })),
+        close: () => resolve(),
+        error: (_socket, err) => reject(err),
+      },
+    }).catch(reject);
+  });
+  return answer;
+}
+
 /** Up, with no codex left from any turn: none at all with exec, just the one app-server with app-server. */
 async function expectHealthy(cli: CliProcess, headers: Record<string, string> = {}, engine: EngineName = "exec") {
   expect((await fetch(`${cli.url}/health`, { headers })).status).toBe(200);
@@ -257,6 +276,55 @@ describe("access control end to end", () => {
       expect(rebinding.status).toBe(403);
       const crossSite = await postMessage(cli.url, { type: "user_message", message: "say hi" }, { headers: { origin: "https://attacker.example" } });
       expect(crossSite.status).toBe(403);
+    } finally {
+      expect(await cli.stop()).toBe(0);
+    }
+  });
+
+  test("bound to 0.0.0.0: a rebinding-shaped request gets 403; a curl-shaped one under the same Host runs its turn", async () => {
+    const cli = await startCli(["-a", "0.0.0.0:0"], scripted.home.env);
+    try {
+      const port = new URL(cli.url).port;
+      const loopback = `http://127.0.0.1:${port}`;
+      const rebound = `attacker.example:${port}`;
+      const rebinding = await postMessage(loopback, { type: "user_message", message: "say rebound" }, { headers: { host: rebound, origin: `http://${rebound}` } });
+      expect(rebinding.status).toBe(403);
+      expect(await rebinding.json()).toEqual({
+        error: {
+          code: "forbidden_host",
+          message: "A browser may reach this server only by IP address, localhost or a name that --allowed-hosts lists, not as attacker.example.",
+        },
+      });
+      const curl = await postMessage(loopback, { type: "user_message", message: "say through a proxy" }, { headers: { host: rebound } });
+      expect(curl.status).toBe(200);
+      expect(agentTexts((await readSse(curl)).frames)).toEqual(["through a proxy"]);
+      expect(scripted.model.requests.map((request) => request.prompts.at(-1))).not.toContain("say rebound");
+    } finally {
+      expect(await cli.stop()).toBe(0);
+    }
+  });
+
+  test("HTTP/1.0 without Host, or with an empty one: 400 missing_host, logged under its own path, no turn", async () => {
+    const cli = await startCli(["-a", "127.0.0.1:0"], scripted.home.env);
+    try {
+      const port = Number(new URL(cli.url).port);
+      const body = JSON.stringify({ type: "user_message", message: "say hostless" });
+      const requests = [
+        "GET /health HTTP/1.0\r\n\r\n",
+        "GET /health HTTP/1.0\r\nHost:\r\n\r\n",
+        `POST /messages HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      ];
+      for (const request of requests) {
+        const answer = await rawExchange(port, request);
+        expect(answer).toStartWith("HTTP/1.1 400 Bad Request\r\n");
+        expect(answer.slice(answer.indexOf("\r\n\r\n") + 4)).toBe(
+          '{"error":{"code":"missing_host","message":"Send a Host header: this server needs it to tell whom a request is for."}}',
+        );
+      }
+      await waitFor("three log lines", () => cli.stderr().split("\n").filter((line) => line.includes("status=400")).length === 3);
+      const logged = cli.stderr().split("\n").filter((line) => line.includes("status=400")).map((line) => /INFO {2}(\S+ \S+) status=400/.exec(line)?.[1]);
+      expect(logged).toEqual(["GET /health", "GET /health", "POST /messages"]);
+      expect(scripted.model.requests.map((request) => request.prompts.at(-1))).not.toContain("say hostless");
     } finally {
       expect(await cli.stop()).toBe(0);
     }

@@ -5,11 +5,43 @@ import { cors } from "hono/cors";
 import type { AppEnv } from "../app";
 import { ApiError } from "../errors";
 
+/** `[::1]` → `::1`, in lower case: a host as the checks compare it. */
+function bareHost(host: string): string {
+  return host.replace(/^\[(.*)\]$/, "$1").toLowerCase();
+}
+
+/** Browsers resolve `localhost` and every name under it to loopback themselves (no DNS asked). */
+function isLocalhostName(name: string): boolean {
+  return name === "localhost" || name.endsWith(".localhost");
+}
+
 export function isLoopbackHost(host: string): boolean {
-  const bare = host.replace(/^\[(.*)\]$/, "$1").toLowerCase();
-  if (bare === "localhost" || bare.endsWith(".localhost")) return true;
+  const bare = bareHost(host);
+  if (isLocalhostName(bare)) return true;
   if (isIP(bare) === 4) return bare.startsWith("127.");
   return bare === "::1";
+}
+
+/**
+ * Whether `--allowed-hosts` lists `host` (lower case), read as Vite reads `server.allowedHosts`:
+ * `codex.example.com` is that name only; `.example.com` is example.com and every name under it.
+ */
+export function hostIsListed(host: string, allowedHosts: readonly string[]): boolean {
+  return allowedHosts.some((entry) =>
+    entry.startsWith(".") ? host === entry.slice(1) || host.endsWith(entry) : host === entry,
+  );
+}
+
+/**
+ * Whether a browser may address this server as `host` (a Host header's host part). A page that
+ * rebinds its own name (attacker.example) to this server's address makes the browser send
+ * `Host: attacker.example`: only names no stranger can point here are safe. An IP address
+ * names no DNS record, `localhost` is resolved by the browser itself, and a listed name is one
+ * the operator controls.
+ */
+export function isBrowserHost(host: string, allowedHosts: readonly string[]): boolean {
+  const bare = bareHost(host);
+  return isIP(bare) !== 0 || isLocalhostName(bare) || hostIsListed(bare, allowedHosts);
 }
 
 /** The host part of a Host header (`example.com:8081`, `[::1]:80`, `localhost`). */
@@ -24,31 +56,74 @@ export function tokenMatches(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
-export type AccessPolicy = { loopbackOnly: boolean; allowedOrigins: ReadonlySet<string> };
+export type AccessPolicy = {
+  loopbackOnly: boolean;
+  /** `--allowed-hosts`: names, and `.domain` for a domain and every name under it. */
+  allowedHosts: readonly string[];
+  allowedOrigins: ReadonlySet<string>;
+};
+
+/** Which requests a Host header lets through: all of them, only those no browser sent, or none. */
+type HostVerdict = "all" | "not_browsers" | "none";
+
+const SLASH = 47;
+const MISSING_HOST = new ApiError(400, "missing_host", "Send a Host header: this server needs it to tell whom a request is for.");
+const LOOPBACK_ONLY = new ApiError(
+  403,
+  "forbidden_host",
+  "This server only answers requests addressed to localhost or to a name that --allowed-hosts lists.",
+);
 
 /**
- * Returns what tells why a request from a browser must be refused, if it must. A page on another
- * site may make a browser send requests here (cross-site POST), and through DNS rebinding even
- * read the answers:
- * - bound to loopback only, a Host header naming anything but loopback is such a rebinding;
+ * Returns what tells why a request must be refused, if it must, before any route sees it:
+ * - no Host header: Bun builds a request's URL from it, and without one (HTTP/1.0 allows that) the
+ *   URL is the bare path, which Hono would route as another path ("/health" as "h");
+ * - a page on another site may make a browser send requests here (cross-site POST), and through
+ *   DNS rebinding, under its own name, even read the answers. So a request that carries a
+ *   browser's marks (Origin, Sec-Fetch-Site, Sec-Fetch-Mode) must name this server by a host no
+ *   stranger can point here (see isBrowserHost); clients without them (curl, SDKs, a proxy that
+ *   sets Host) may use any name;
+ * - bound to loopback only, a Host header naming anything but loopback or a listed name is refused
+ *   whoever sends it;
  * - an Origin passes when it is the server's own (it names the Host the request went to) or listed.
- * It runs on every request, /health included, so Host values already accepted are remembered.
+ * It runs on every request, /health included, so each Host header's verdict is remembered.
  */
-export function browserGuard(policy: AccessPolicy): (c: Context) => ApiError | undefined {
-  const acceptedHosts = new Set<string>();
-  return (c) => {
-    const host = c.req.header("host");
-    if (policy.loopbackOnly && host !== undefined && !acceptedHosts.has(host)) {
-      if (!isLoopbackHost(hostOfHostHeader(host))) {
-        return new ApiError(403, "forbidden_host", "This server only answers requests addressed to localhost.");
-      }
-      if (acceptedHosts.size < 64) acceptedHosts.add(host);
+export function requestGuard(policy: AccessPolicy): (c: Context) => ApiError | undefined {
+  const verdicts = new Map<string, HostVerdict>();
+  const verdictOf = (header: string): HostVerdict => {
+    let verdict = verdicts.get(header);
+    if (verdict === undefined) {
+      const host = hostOfHostHeader(header);
+      if (policy.loopbackOnly && !isLoopbackHost(host) && !hostIsListed(bareHost(host), policy.allowedHosts)) verdict = "none";
+      else verdict = isBrowserHost(host, policy.allowedHosts) ? "all" : "not_browsers";
+      if (verdicts.size < 64) verdicts.set(header, verdict);
     }
+    return verdict;
+  };
+  return (c) => {
+    let host = c.req.header("host");
+    if (!host) {
+      if (c.req.url.charCodeAt(0) === SLASH) return MISSING_HOST;
+      // Only a Request built by hand (app.request) has a whole URL and no Host: the URL names it.
+      host = new URL(c.req.url).host;
+    }
+    const verdict = verdictOf(host);
+    if (verdict === "none") return LOOPBACK_ONLY;
     const origin = c.req.header("origin");
+    if (
+      verdict === "not_browsers" &&
+      (origin !== undefined || c.req.header("sec-fetch-site") !== undefined || c.req.header("sec-fetch-mode") !== undefined)
+    ) {
+      return new ApiError(
+        403,
+        "forbidden_host",
+        `A browser may reach this server only by IP address, localhost or a name that --allowed-hosts lists, not as ${hostOfHostHeader(host)}.`,
+      );
+    }
     if (origin === undefined || policy.allowedOrigins.has(origin)) return undefined;
     let sameOrigin = false;
     try {
-      sameOrigin = host !== undefined && new URL(origin).host === host.toLowerCase();
+      sameOrigin = new URL(origin).host === host.toLowerCase();
     } catch {}
     return sameOrigin
       ? undefined
@@ -67,10 +142,19 @@ export function corsForAllowedOrigins(allowed: ReadonlySet<string>): MiddlewareH
   });
 }
 
+/**
+ * What an Authorization header can carry as a bearer token, and so what a token may hold:
+ * visible ASCII, no space (RFC 6750's b64token is a subset). Header values are bytes; anything
+ * else could never arrive as configured.
+ */
+const TOKEN_CHARACTERS = "[\\x21-\\x7e]+";
+export const BEARER_TOKEN = new RegExp(`^${TOKEN_CHARACTERS}$`);
+const BEARER_HEADER = new RegExp(`^Bearer +(${TOKEN_CHARACTERS}) *$`, "i");
+
 export function requireBearerToken(token: string): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const header = c.req.header("authorization") ?? "";
-    const given = /^Bearer +(\S+)\s*$/i.exec(header)?.[1];
+    const given = BEARER_HEADER.exec(header)?.[1];
     if (given === undefined || !tokenMatches(given, token)) {
       throw new ApiError(
         401,

@@ -1,0 +1,50 @@
+import { describe, expect, test } from "bun:test";
+import { formatJsonLine, formatLine } from "../src/log";
+
+const TIME = new Date("2026-11-25T17:25:43.778Z");
+
+/** Where a reader may end a line: every Unicode line terminator, and what a splitter like Python's splitlines adds. */
+const BREAKS: Array<[name: string, char: string, escaped: string]> = [
+  ["LF", "\n", "\\n"],
+  ["CR", "\r", "\\r"],
+  ["VT", "\u000b", "\\u000b"],
+  ["FF", "\f", "\\f"],
+  ["FS", "\u001c", "\\u001c"],
+  ["ESC", "\u001b", "\\u001b"],
+  ["DEL", "\u007f", "\\u007f"],
+  ["NEL", "\u0085", "\\u0085"],
+  ["C1 CSI", "\u009b", "\\u009b"],
+  ["LINE SEPARATOR", "\u2028", "\\u2028"],
+  ["PARAGRAPH SEPARATOR", "\u2029", "\\u2029"],
+];
+
+/** A line that no reader can split: one terminator, at its end. */
+function expectOneLine(line: string): void {
+  expect(line.endsWith("\n")).toBe(true);
+  expect(line.slice(0, -1)).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/);
+}
+
+describe("formatLine escapes every line break, in the message and in field values", () => {
+  test.each(BREAKS)("%s", (_name, char, escaped) => {
+    const line = formatLine(TIME, "info", `GET /x${char}INFO fake`, { path: `/x${char}INFO fake`, plain: `a${char}b` });
+    expectOneLine(line);
+    expect(line).toBe(
+      `2026-11-25T17:25:43.778Z INFO  GET /x${escaped}INFO fake path="/x${escaped}INFO fake" plain="a${escaped}b"\n`,
+    );
+  });
+
+  test("printable text outside ASCII stays as it is", () => {
+    expect(formatLine(TIME, "warn", "café ✓", { who: "Zoë", quoted: "a b" })).toBe(
+      '2026-11-25T17:25:43.778Z WARN  café ✓ who=Zoë quoted="a b"\n',
+    );
+  });
+});
+
+describe("formatJsonLine escapes what JSON.stringify leaves raw, and reads back the same", () => {
+  test.each(BREAKS)("%s", (_name, char) => {
+    const fields = { path: `/x${char}y` };
+    const line = formatJsonLine(TIME, "info", `m${char}n`, fields);
+    expectOneLine(line);
+    expect(JSON.parse(line)).toEqual({ time: TIME.toISOString(), level: "info", msg: `m${char}n`, path: `/x${char}y` });
+  });
+});
