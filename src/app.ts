@@ -1,8 +1,6 @@
 import { Hono } from "hono";
-import type { Config } from "./config";
+import type { AppDeps, AppEnv } from "./app-types";
 import { ApiError, errorResponse, toApiError } from "./errors";
-import type { Logger } from "./log";
-import type { Metrics } from "./metrics";
 import { corsForAllowedOrigins, isLoopbackHost, requestGuard, requireBearerToken } from "./middleware/access";
 import { consoleRoutes } from "./routes/console";
 import { healthRoutes } from "./routes/health";
@@ -10,37 +8,7 @@ import { messageRoutes } from "./routes/messages";
 import { metricsRoutes } from "./routes/metrics";
 import { openApiRoutes } from "./routes/openapi";
 import { runRoutes } from "./routes/runs";
-import type { RunRegistry } from "./runs/registry";
 import { REQUEST_ID } from "./schemas";
-
-export type AppDeps = {
-  config: Pick<
-    Config,
-    | "host"
-    | "maxBodyBytes"
-    | "heartbeatMs"
-    | "defaultWorkDir"
-    | "workspaceRoot"
-    | "authToken"
-    | "allowedOrigins"
-    | "allowedHosts"
-    | "bypassApprovalsAndSandbox"
-    | "webConsole"
-    | "approvalPolicy"
-  >;
-  runs: RunRegistry;
-  log: Logger;
-  /** Counters for /metrics; without them the route is not there. */
-  metrics?: Metrics;
-  now?: () => number;
-  newId?: () => string;
-};
-
-/** The Bun server, when there is one: SSE responses switch off its idle timeout per request. */
-export type AppEnv = {
-  Bindings: { timeout?(request: Request, seconds: number): void } | undefined;
-  Variables: { requestId: string };
-};
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const now = deps.now ?? (() => performance.now());

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { isIP } from "node:net";
 import type { Context, MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "../app-types";
 import { ApiError } from "../errors";
 
 /** `[::1]` → `::1`, in lower case: a host as the checks compare it. */

@@ -1,7 +1,7 @@
 import { zValidator } from "@hono/zod-validator";
 import type { Context, Hono, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import type { AppDeps, AppEnv } from "../app";
+import type { AppDeps, AppEnv } from "../app-types";
 import { ApiError } from "../errors";
 import { exceedsJsonDepth } from "../json-depth";
 import { RunIdInUseError, RunLimitError, RunsClosedError, ThreadBusyError } from "../runs/registry";

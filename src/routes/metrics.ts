@@ -1,5 +1,5 @@
 import type { Hono } from "hono";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "../app-types";
 import type { Metrics } from "../metrics";
 import { methodNotAllowed } from "./method-not-allowed";
 

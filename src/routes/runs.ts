@@ -1,5 +1,5 @@
 import type { Hono } from "hono";
-import type { AppDeps, AppEnv } from "../app";
+import type { AppDeps, AppEnv } from "../app-types";
 import { ApiError } from "../errors";
 import type { Run } from "../runs/run";
 import { parseLastEventId } from "../sse/stream-run";

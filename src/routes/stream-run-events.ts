@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import type { AppDeps, AppEnv } from "../app";
+import type { AppDeps, AppEnv } from "../app-types";
 import type { Run } from "../runs/run";
 import { streamRun } from "../sse/stream-run";
 

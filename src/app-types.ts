@@ -1,0 +1,37 @@
+/**
+ * The types the app and its routes share. Routes import them from here rather than from app.ts,
+ * which imports the routes: a type-only loop is still a loop to read.
+ */
+import type { Config } from "./config";
+import type { Logger } from "./log";
+import type { Metrics } from "./metrics";
+import type { RunRegistry } from "./runs/registry";
+
+export type AppDeps = {
+  config: Pick<
+    Config,
+    | "host"
+    | "maxBodyBytes"
+    | "heartbeatMs"
+    | "defaultWorkDir"
+    | "workspaceRoot"
+    | "authToken"
+    | "allowedOrigins"
+    | "allowedHosts"
+    | "bypassApprovalsAndSandbox"
+    | "webConsole"
+    | "approvalPolicy"
+  >;
+  runs: RunRegistry;
+  log: Logger;
+  /** Counters for /metrics; without them the route is not there. */
+  metrics?: Metrics;
+  now?: () => number;
+  newId?: () => string;
+};
+
+/** The Bun server, when there is one: SSE responses switch off its idle timeout per request. */
+export type AppEnv = {
+  Bindings: { timeout?(request: Request, seconds: number): void } | undefined;
+  Variables: { requestId: string };
+};
