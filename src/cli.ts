@@ -28,7 +28,7 @@ export const args = {
     default: "true",
     valueHint: "true|false",
     description:
-      "Run codex with sandbox danger-full-access and approval policy never; false keeps codex's own sandbox defaults",
+      "Run codex with sandbox danger-full-access and approval policy never; false: the sandbox_mode codex is configured with, else read-only",
   },
   "log-format": {
     type: "string",

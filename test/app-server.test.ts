@@ -459,6 +459,20 @@ describe("an app-server that misbehaves (a scripted stand-in)", () => {
     }
   });
 
+  test("one whose reason comes after its exit (a process it left holds its stderr): it is waited for, up to 1 s", async () => {
+    const helperPid = join(dir, "helper.pid");
+    const { engine } = fakeEngine("late-words", { restartDelayMs: { first: 600_000, max: 600_000 } }, { FAKE_APP_SERVER_LOG: helperPid });
+    try {
+      const started = performance.now();
+      await expect(turnEvents(engine, "hi")).rejects.toThrow(new EngineError("codex app-server exited with code 5: Error: the reason, written late"));
+      // The helper holds stderr open for 3.3 s: the reason is not held up until then.
+      expect(performance.now() - started).toBeLessThan(2_500);
+    } finally {
+      process.kill(Number(readFileSync(helperPid, "utf8")), "SIGKILL");
+      await engine.close();
+    }
+  });
+
   test("one that dies at once: the turn ends with error, and restarts come after a doubling delay", async () => {
     const { engine, logs } = fakeEngine("dies", { restartDelayMs: { first: 200, max: 800 } });
     try {

@@ -1,9 +1,10 @@
 /** The lean profile reaches the real codex, respects the user's config.toml, and --no-lean passes nothing. */
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import type { Config } from "../src/config";
+import { tomlInline } from "../src/engine/codex-launch";
 import { LEAN_OVERRIDES } from "./fixtures/lean-overrides";
 import { codexDuringTurn, configOptions } from "./fixtures/codex-argv";
 import { readSse } from "./fixtures/sse";
@@ -14,12 +15,16 @@ import { waitFor } from "./fixtures/wait-for";
 /** The server shims lsb_release for codex only where there is one (engine/lsb-release-shim.ts). */
 const hasLsbRelease = Bun.which("lsb_release") !== null;
 
-/** The `--config` values of the codex process that runs one turn, less the SDK's own `approval_policy`, and its PATH. */
+/**
+ * The `--config` values of the codex process that runs one turn, less the server's trust verdict on
+ * the work_dir (engine/codex-launch.ts) and the SDK's own `approval_policy`, and its PATH.
+ */
 async function configOfCodex(server: TestServer): Promise<{ config: string[]; codexPath: string }> {
   const { argv, environ } = await codexDuringTurn(server);
   const config = configOptions(argv);
+  expect(config[0]).toBe(`projects=${tomlInline({ [realpathSync(process.cwd())]: { trust_level: "untrusted" } })}`);
   expect(config.at(-1)).toBe('approval_policy="never"');
-  return { config: config.slice(0, -1), codexPath: environ.PATH ?? "" };
+  return { config: config.slice(1, -1), codexPath: environ.PATH ?? "" };
 }
 
 /** The user's own config.toml lines: root keys go first and tables last, as TOML needs. */

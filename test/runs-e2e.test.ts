@@ -1,6 +1,6 @@
 /** Conversations and runs through the real server and the real codex (scripted model). */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readSse, type SseFrame, sseReader } from "./fixtures/sse";
@@ -206,5 +206,49 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
         await safe.close();
       }
     });
+  });
+
+  describe("the sandbox, whatever codex trusts", () => {
+    let repo: string;
+    let configPath: string;
+    beforeAll(() => {
+      repo = join(workDir, "repo");
+      Bun.spawnSync(["git", "init", "-q", repo]);
+      configPath = join(server.home.dir, "config.toml");
+    });
+
+    /** A server without bypass on the same CODEX_HOME; started after a turn, so that codex's state database exists. */
+    const withoutBypass = () =>
+      startTestServer({ engine, bypassApprovalsAndSandbox: false, codexEnv: { ...(process.env as Record<string, string>), ...server.home.env } });
+    const sandboxIn = async (on: TestServer) =>
+      agentTexts((await readSse(await on.send({ type: "user_message", message: "sandbox", work_dir: repo }))).frames);
+
+    test("a bypass turn in a git repository writes no trust into config.toml; a server without bypass then runs read-only there", async () => {
+      const before = readFileSync(configPath, "utf8");
+      expect(await sandboxIn(server)).toEqual(["danger-full-access"]);
+      expect(readFileSync(configPath, "utf8")).toBe(before);
+      const safe = withoutBypass();
+      try {
+        expect(await sandboxIn(safe)).toEqual(["read-only"]);
+        expect(readFileSync(configPath, "utf8")).toBe(before);
+      } finally {
+        await safe.close();
+      }
+    }, 30_000);
+
+    test("config.toml trusting the repository does not loosen a server without bypass; config.toml's sandbox_mode does", async () => {
+      const before = readFileSync(configPath, "utf8");
+      await turn({ message: "say ready" });
+      const safe = withoutBypass();
+      try {
+        writeFileSync(configPath, `${before}\n[projects.${JSON.stringify(repo)}]\ntrust_level = "trusted"\n`);
+        expect(await sandboxIn(safe)).toEqual(["read-only"]);
+        writeFileSync(configPath, `sandbox_mode = "workspace-write"\n${before}`);
+        expect(await sandboxIn(safe)).toEqual(["workspace-write"]);
+      } finally {
+        writeFileSync(configPath, before);
+        await safe.close();
+      }
+    }, 30_000);
   });
 });

@@ -16,9 +16,9 @@ export const LEAN_PROFILE: ReadonlyArray<readonly [key: string, value: boolean, 
   ["check_for_update_on_startup", false, "asks for a newer codex at start-up"],
 ];
 
-type Table = Record<string, unknown>;
+export type Table = Record<string, unknown>;
 
-function isTable(value: unknown): value is Table {
+export function isTable(value: unknown): value is Table {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 

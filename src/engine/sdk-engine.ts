@@ -2,7 +2,8 @@ import { Codex, type Input, type ThreadOptions } from "@openai/codex-sdk";
 import type { Logger } from "../log";
 import { assertExecutable } from "./codex-binary";
 import { rolloutExists } from "./codex-home";
-import { codexOverrides, withPathDirs } from "./codex-launch";
+import { codexOverrides, tomlInline, turnSandbox, untrustedProject, withPathDirs } from "./codex-launch";
+import { readUserCodexConfig } from "./lean-profile";
 import { createLsbReleaseShim, type LsbReleaseShim } from "./lsb-release-shim";
 import { endMarkedProcesses, endMarkedProcessesNow, threadMarker, TURN_MARKER_NAME } from "./turn-processes";
 import { type CodexLaunchOptions, type Engine, EngineError, type ThreadEvent, type TurnRequest } from "./types";
@@ -86,9 +87,7 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
     void made.then((ready) => ready && process.once("exit", ready.remove));
     return made;
   };
-  const threadOptions: ThreadOptions = options.bypassApprovalsAndSandbox
-    ? { sandboxMode: "danger-full-access", approvalPolicy: "never" }
-    : {};
+  const approval: ThreadOptions = options.bypassApprovalsAndSandbox ? { approvalPolicy: "never" } : {};
 
   return {
     activeProcesses: () => active,
@@ -128,16 +127,20 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
       let ranCommands = false;
       try {
         const shimDir = (await shim())?.dir;
+        // Per turn, so that a config.toml edited while the server runs is respected.
+        const userConfig = readUserCodexConfig(options.env);
+        const sandbox = turnSandbox(turn.sandbox, options, userConfig);
+        const untrusted = untrustedProject(workDir, sandbox, userConfig);
         const codex = new Codex({
           codexPathOverride: options.codex.path,
           env: { ...(shimDir ? withPathDirs(env, [shimDir]) : env), [TURN_MARKER_NAME]: turnId },
-          // Per turn, so that a config.toml edited while the server runs is respected.
-          configOverrides: codexOverrides(options),
+          // Before --codex-config, which wins.
+          configOverrides: [...(untrusted ? [`projects=${tomlInline(untrusted)}`] : []), ...codexOverrides(options)],
         });
         // The work_dir is checked by the server, and a turn may run in any directory, repo or not.
         const perThread: ThreadOptions = {
-          ...threadOptions,
-          ...(turn.sandbox && { sandboxMode: turn.sandbox }),
+          ...approval,
+          sandboxMode: sandbox,
           ...(turn.model && { model: turn.model }),
           ...(turn.reasoningEffort && { modelReasoningEffort: turn.reasoningEffort }),
           workingDirectory: workDir,

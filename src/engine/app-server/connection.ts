@@ -9,6 +9,11 @@ const OVERLOADED_CODE = -32001;
 const STDERR_TAIL_BYTES = 4096;
 /** codex colours its log lines even into a pipe; a `done` error is plain text. */
 const ANSI_SEQUENCE = /\x1b\[[0-9;]*[A-Za-z]/g;
+/**
+ * How long an exit's reason may wait for the rest of stderr: the exit is often seen before the
+ * last lines are read, and a process the child left behind can hold the pipe open for ever.
+ */
+const STDERR_DRAIN_MS = 1_000;
 
 export type ConnectionHandlers = {
   notification(message: ServerNotification): void;
@@ -49,11 +54,14 @@ export class AppServerConnection {
   ) {
     this.child = Bun.spawn(argv, { env, stdin: "pipe", stdout: "pipe", stderr: "pipe" });
     void this.readLines();
-    void this.readStderr();
-    this.exited = this.child.exited.then((code) => {
+    const stderrRead = this.readStderr();
+    this.exited = this.child.exited.then(async (code) => {
+      // Stopped or killed here: the reason is already known.
+      if (this.closedWith) return;
       const signal = this.child.signalCode;
       // Killed, it had no last word: what it wrote before is start-up noise, not the reason.
       if (signal) return this.close(new EngineError(`codex app-server exited with signal ${signal}`));
+      await settledWithin(stderrRead, STDERR_DRAIN_MS);
       // codex prints its reason on an `Error:` line, then a backtrace that says nothing useful.
       const lines = this.stderrTail.replace(ANSI_SEQUENCE, "").trim().split("\n");
       const tail = lines.find((line) => line.startsWith("Error: ")) ?? lines.slice(-3).join(" | ");
@@ -197,6 +205,13 @@ export class AppServerConnection {
       else pending.resolve(message.result);
     }
   }
+}
+
+/** Resolves when `promise` settles or `ms` pass, whichever comes first, leaving no timer behind. */
+async function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
 
 function rpcError(method: string, error: { code: number; message: string }): EngineError {

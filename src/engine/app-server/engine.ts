@@ -1,8 +1,8 @@
 import type { Logger } from "../../log";
 import { assertExecutable } from "../codex-binary";
 import { rolloutExists } from "../codex-home";
-import { codexOverrides, withPathDirs } from "../codex-launch";
-import { readUserCodexConfig } from "../lean-profile";
+import { codexOverrides, turnSandbox, untrustedProject, withPathDirs } from "../codex-launch";
+import { readUserCodexConfig, type Table } from "../lean-profile";
 import { endMarkedProcesses, endMarkedProcessesNow, threadMarker } from "../turn-processes";
 import {
   type ApprovalDecision,
@@ -43,7 +43,7 @@ const METHOD_NOT_FOUND = -32601;
 type LoadedThread = {
   /** Warnings codex gave before the thread's turn started (some come before the turn is ours), shown when it starts. */
   warnings: string[];
-  /** The sandbox the thread runs with now; undefined: codex's default. */
+  /** The sandbox the thread runs with now; undefined until it is opened. */
   sandbox: SandboxMode | undefined;
 };
 
@@ -300,11 +300,6 @@ export class AppServerEngine implements Engine {
     return this.options.bypassApprovalsAndSandbox ? "never" : this.options.approvalPolicy;
   }
 
-  /** The sandbox a turn asks for; undefined leaves it to codex (its default, or config.toml). */
-  private sandboxFor(request: TurnRequest): SandboxMode | undefined {
-    return request.options?.sandbox ?? (this.options.bypassApprovalsAndSandbox ? "danger-full-access" : undefined);
-  }
-
   async *runTurn(request: TurnRequest): AsyncGenerator<EngineEvent> {
     const { signal } = request;
     const member = this.pick(request.threadId);
@@ -331,12 +326,15 @@ export class AppServerEngine implements Engine {
       });
     try {
       connection = await abortable(member.ensure());
-      threadId = await abortable(this.openThread(member, connection, request));
+      // Read per turn, so that a config.toml edited while the server runs is respected.
+      const userConfig = readUserCodexConfig(this.options.env);
+      const sandbox = turnSandbox(request.options?.sandbox, this.options, userConfig);
+      threadId = await abortable(this.openThread(member, connection, request, sandbox, userConfig));
       member.turns.set(threadId, turn);
       this.owners.set(threadId, member);
       yield { type: "thread.started", thread_id: threadId };
       // Not abortable: once sent, the turn runs in app-server whatever happens here, and only its id lets it be interrupted.
-      const started = await connection.request("turn/start", this.turnParams(member, threadId, request));
+      const started = await connection.request("turn/start", this.turnParams(member, threadId, request, sandbox));
       turn.turnId = started.turn.id;
       for (const handle of turn.early.splice(0)) handle();
       if (signal.aborted) interrupt();
@@ -361,16 +359,23 @@ export class AppServerEngine implements Engine {
   }
 
   /** Starts a thread, or makes sure the chosen process holds the one asked for; returns its id. */
-  private async openThread(member: PooledProcess, connection: AppServerConnection, request: TurnRequest): Promise<string> {
-    const sandbox = this.sandboxFor(request);
+  private async openThread(
+    member: PooledProcess,
+    connection: AppServerConnection,
+    request: TurnRequest,
+    sandbox: SandboxMode,
+    userConfig: Table,
+  ): Promise<string> {
     const common = {
       cwd: request.workDir,
       approvalPolicy: this.approvalPolicy(),
-      ...(sandbox && { sandbox }),
+      sandbox,
       ...(request.options?.model && { model: request.options.model }),
     };
     if (request.threadId === undefined) {
-      const { thread } = await connection.request("thread/start", common);
+      // Only a thread's start makes codex record its directory as trusted.
+      const untrusted = untrustedProject(request.workDir, sandbox, userConfig);
+      const { thread } = await connection.request("thread/start", { ...common, ...(untrusted && { config: { projects: untrusted } }) });
       member.thread(thread.id).sandbox = sandbox;
       return thread.id;
     }
@@ -381,15 +386,13 @@ export class AppServerEngine implements Engine {
     return request.threadId;
   }
 
-  private turnParams(member: PooledProcess, threadId: string, request: TurnRequest) {
+  private turnParams(member: PooledProcess, threadId: string, request: TurnRequest, sandbox: SandboxMode) {
     const options = request.options ?? {};
     const thread = member.thread(threadId);
-    const sandbox = this.sandboxFor(request);
     let policy: SandboxPolicy | undefined;
     if (sandbox !== thread.sandbox) {
       // A loaded thread keeps the sandbox of its last turn; each turn runs with its own, as with exec.
-      const configured = readUserCodexConfig(this.options.env).sandbox_mode as SandboxMode | undefined;
-      policy = sandboxPolicy(sandbox ?? configured ?? "read-only");
+      policy = sandboxPolicy(sandbox);
       thread.sandbox = sandbox;
     }
     const input: UserInput[] = [
