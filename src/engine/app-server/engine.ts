@@ -1,5 +1,4 @@
 import type { Logger } from "../../log";
-import { assertExecutable } from "../codex-binary";
 import { rolloutExists } from "../codex-home";
 import { codexOverrides, turnSandbox, untrustedProject, withPathDirs } from "../codex-launch";
 import { readUserCodexConfig, type Table } from "../lean-profile";
@@ -11,15 +10,14 @@ import {
   type ApprovalResolvedEvent,
   type CodexLaunchOptions,
   type Engine,
-  EngineBusyError,
   EngineError,
   type EngineEvent,
   type TurnRequest,
 } from "../types";
 import { AppServerConnection } from "./connection";
-import { TurnEventMapper } from "./event-mapper";
 import type { AskForApproval, SandboxMode, SandboxPolicy, ServerNotification, ServerRequest, UserInput } from "./protocol";
-import { TurnQueue } from "./turn-queue";
+import { AppServerPool, type PoolLaunch, type PooledProcess, type PoolTurns } from "./pool";
+import { type PendingApproval, TurnSession } from "./turn-session";
 
 export type AppServerEngineOptions = CodexLaunchOptions & {
   approvalPolicy: ApprovalPolicy;
@@ -30,45 +28,12 @@ export type AppServerEngineOptions = CodexLaunchOptions & {
   /** How many app-server processes share the turns. */
   processes: number;
   log: Logger;
-  /** Delay before restarting a process that died, doubled on each death in a row, up to `max`. */
-  restartDelayMs?: { first: number; max: number };
+  restartDelayMs?: PoolLaunch["restartDelayMs"];
 };
 
 /** How long an interrupted turn gets to report its end before it is ended without it. */
 const INTERRUPT_GRACE_MS = 3_000;
-/** Threads kept loaded per process once their turns are over; older idle ones are unloaded. */
-const MAX_IDLE_THREADS = 64;
 const METHOD_NOT_FOUND = -32601;
-
-type LoadedThread = {
-  /** Warnings codex gave before the thread's turn started (some come before the turn is ours), shown when it starts. */
-  warnings: string[];
-  /** The sandbox the thread runs with now; undefined until it is opened. */
-  sandbox: SandboxMode | undefined;
-};
-
-type PendingApproval = {
-  id: string;
-  rpcId: number | string;
-  connection: AppServerConnection;
-  turn: TurnSession;
-  timer: ReturnType<typeof setTimeout>;
-};
-
-class TurnSession {
-  readonly queue = new TurnQueue<EngineEvent>();
-  readonly mapper = new TurnEventMapper((event) => this.queue.push(event));
-  turnId: string | undefined;
-  /**
-   * What codex sent before turn/start's answer (it comes in one burst), handled once the turn's id
-   * tells whether it is this turn's or the late end of an interrupted one, and in the order sent.
-   */
-  readonly early: Array<() => void> = [];
-  started = false;
-  readonly approvals = new Set<PendingApproval>();
-  /** File changes by item id: an approval request names only the item. */
-  readonly changes = new Map<string, NonNullable<ApprovalRequestedEvent["changes"]>>();
-}
 
 /**
  * The policy `turn/start` takes for a sandbox mode, with codex's defaults for the rest; only sent
@@ -81,219 +46,54 @@ function sandboxPolicy(mode: SandboxMode): SandboxPolicy {
   return { type: "workspaceWrite", writableRoots: [], networkAccess: false, excludeTmpdirEnvVar: false, excludeSlashTmp: false };
 }
 
-/** One app-server process of the pool: started on demand, restarted after a delay when it dies. */
-class PooledProcess {
-  connection: AppServerConnection | undefined;
-  /** The process from its spawn until it exits, initialized or not: what `kill` must reach. */
-  private spawned: AppServerConnection | undefined;
-  private starting: Promise<AppServerConnection> | undefined;
-  /** Why the last process stopped, told to the turns refused while it waits to restart. */
-  private lastError: EngineError | undefined;
-  private deathsInARow = 0;
-  private notBefore = 0;
-  private restartTimer: ReturnType<typeof setTimeout> | undefined;
-  closed = false;
-  readonly threads = new Map<string, LoadedThread>();
-  readonly turns = new Map<string, TurnSession>();
-
-  constructor(
-    readonly index: number,
-    private readonly engine: AppServerEngine,
-  ) {}
-
-  get alive(): boolean {
-    return this.connection?.alive === true;
-  }
-
-  /** Dead and waiting out its restart delay: a turn sent here now would be refused as busy. */
-  get restartPending(): boolean {
-    return !this.alive && !this.starting && this.notBefore > Date.now();
-  }
-
-  ensure(): Promise<AppServerConnection> {
-    if (this.connection?.alive) return Promise.resolve(this.connection);
-    if (this.closed) return Promise.reject(new EngineError("the app-server engine is stopped"));
-    const wait = this.notBefore - Date.now();
-    if (wait > 0 && !this.starting) {
-      // Rather than hold the request (and its response headers) for up to the longest restart delay.
-      const seconds = Math.ceil(wait / 1000);
-      const why = this.lastError ? ` (${this.lastError.message})` : "";
-      return Promise.reject(new EngineBusyError(`codex app-server is restarting after it stopped${why}; try again in ${seconds} s`, seconds));
-    }
-    this.starting ??= this.start().finally(() => {
-      this.starting = undefined;
-    });
-    return this.starting;
-  }
-
-  thread(threadId: string): LoadedThread {
-    let thread = this.threads.get(threadId);
-    if (!thread) {
-      thread = { warnings: [], sandbox: undefined };
-      this.threads.set(threadId, thread);
-    }
-    return thread;
-  }
-
-  /** A turn has ended: this thread moves to the back of the unload order, the oldest idle ones go. */
-  release(threadId: string, connection: AppServerConnection): void {
-    const thread = this.threads.get(threadId);
-    if (thread) {
-      this.threads.delete(threadId);
-      this.threads.set(threadId, thread);
-    }
-    let excess = this.threads.size - MAX_IDLE_THREADS;
-    for (const id of this.threads.keys()) {
-      if (excess <= 0) break;
-      if (this.turns.has(id)) continue;
-      this.threads.delete(id);
-      this.engine.forget(id, this);
-      void connection.request("thread/unsubscribe", { threadId: id }).catch(() => {});
-      excess--;
-    }
-  }
-
-  succeeded(): void {
-    this.deathsInARow = 0;
-  }
-
-  private start(): Promise<AppServerConnection> {
-    return this.engine.oneAtATime(() => this.spawn());
-  }
-
-  private async spawn(): Promise<AppServerConnection> {
-    if (this.closed) throw new EngineError("the app-server engine is stopped");
-    // Checked at each start, not each turn: a running app-server does not need its file any more.
-    assertExecutable(this.engine.options.codex.path);
-    const connection = new AppServerConnection(this.engine.argv(), this.engine.env, {
-      notification: (message) => this.engine.onNotification(this, message),
-      request: (message) => this.engine.onRequest(this, connection, message),
-      exit: (error) => this.onExit(connection, error),
-      skipped: (line, reason) =>
-        this.engine.options.log.warn("codex app-server sent a line that was skipped", { process: this.index, reason, line: line.slice(0, 200) }),
-    }, this.engine.options.requestTimeoutMs);
-    this.spawned = connection;
-    try {
-      await connection.initialize();
-    } catch (err) {
-      const error = err instanceof EngineError ? err : new EngineError(String(err));
-      void connection.stop(0);
-      // Stopping it reports "was stopped"; why the handshake failed says more.
-      this.lastError = error;
-      throw error;
-    }
-    this.connection = connection;
-    this.engine.options.log.debug("codex app-server started", { process: this.index, pid: connection.pid });
-    return connection;
-  }
-
-  private onExit(connection: AppServerConnection, error: EngineError): void {
-    if (this.connection === connection) this.connection = undefined;
-    if (this.spawned === connection) this.spawned = undefined;
-    this.lastError = error;
-    for (const threadId of this.threads.keys()) this.engine.forget(threadId, this);
-    this.threads.clear();
-    for (const turn of this.turns.values()) this.engine.endTurn(turn, error);
-    this.turns.clear();
-    if (this.closed) return;
-    const { first, max } = this.engine.options.restartDelayMs ?? { first: 250, max: 30_000 };
-    const delay = Math.min(max, first * 2 ** this.deathsInARow);
-    this.deathsInARow++;
-    this.notBefore = Date.now() + delay;
-    this.engine.options.log.warn("codex app-server died; restarting it", { process: this.index, error: error.message, delay_ms: delay });
-    clearTimeout(this.restartTimer);
-    this.restartTimer = setTimeout(() => {
-      this.ensure().catch((err: Error) => this.engine.options.log.warn("codex app-server did not restart", { process: this.index, error: err.message }));
-    }, delay);
-  }
-
-  async stop(): Promise<void> {
-    this.closed = true;
-    clearTimeout(this.restartTimer);
-    await this.starting?.catch(() => {});
-    await this.connection?.stop();
-  }
-
-  kill(): void {
-    this.closed = true;
-    clearTimeout(this.restartTimer);
-    this.spawned?.kill();
-  }
-}
-
 /**
  * Turns on a small pool of long-lived `codex app-server` processes instead of one `codex exec`
  * per turn. A thread stays on the process that loaded it; one that no process holds (from an
  * earlier run of the server, or a process that died) is loaded with `thread/resume`.
  */
-export class AppServerEngine implements Engine {
-  private readonly pool: PooledProcess[];
-  /** Which process holds each loaded thread. */
-  private readonly owners = new Map<string, PooledProcess>();
+export class AppServerEngine implements Engine, PoolTurns {
+  private readonly pool: AppServerPool;
   private readonly approvals = new Map<string, PendingApproval>();
-  private starts: Promise<unknown> = Promise.resolve();
-  readonly env: Record<string, string>;
   readonly refusesWhenBusy = true;
 
   constructor(readonly options: AppServerEngineOptions) {
-    const { env, codex } = options;
-    this.env = withPathDirs(env, codex.pathDirs);
-    this.pool = Array.from({ length: Math.max(1, options.processes) }, (_, index) => new PooledProcess(index, this));
-  }
-
-  /** Read when a process starts, so that a config.toml edited since is respected by the next one. */
-  argv(): string[] {
-    return [this.options.codex.path, "app-server", ...codexOverrides(this.options).flatMap((override) => ["-c", override])];
+    const { env, codex, log, requestTimeoutMs, restartDelayMs } = options;
+    this.pool = new AppServerPool(
+      options.processes,
+      {
+        argv: () => [codex.path, "app-server", ...codexOverrides(options).flatMap((override) => ["-c", override])],
+        env: withPathDirs(env, codex.pathDirs),
+        codexPath: codex.path,
+        requestTimeoutMs,
+        log,
+        ...(restartDelayMs && { restartDelayMs }),
+      },
+      this,
+    );
   }
 
   activeProcesses(): number {
-    return this.pool.filter((member) => member.alive).length;
+    return this.pool.alive();
   }
 
   threadExists(threadId: string): boolean {
-    return this.owners.has(threadId) || rolloutExists(this.options.env, threadId);
+    return this.pool.holds(threadId) || rolloutExists(this.options.env, threadId);
   }
 
-  /** Starts the processes now rather than at the first turn; failures are left for that turn to report. */
   warm(): void {
-    for (const member of this.pool) member.ensure().catch(() => {});
+    this.pool.warm();
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.pool.map((member) => member.stop()));
+    await this.pool.close();
   }
 
   killNow(): void {
-    for (const member of this.pool) {
+    for (const member of this.pool.members) {
       // A command that ignores the hang-up its terminal gets when app-server dies would outlive it.
       for (const threadId of member.turns.keys()) endMarkedProcessesNow([threadMarker(threadId)]);
       member.kill();
     }
-  }
-
-  /**
-   * Runs process starts one after another: two app-servers that start together on a CODEX_HOME
-   * without a state database yet race to create it, and one exits with "failed to initialize
-   * sqlite state runtime".
-   */
-  oneAtATime<T>(start: () => Promise<T>): Promise<T> {
-    const started = this.starts.then(start, start);
-    this.starts = started.catch(() => {});
-    return started;
-  }
-
-  forget(threadId: string, member: PooledProcess): void {
-    if (this.owners.get(threadId) === member) this.owners.delete(threadId);
-  }
-
-  private pick(threadId: string | undefined): PooledProcess {
-    const owner = threadId === undefined ? undefined : this.owners.get(threadId);
-    if (owner?.alive) return owner;
-    // One waiting to restart would refuse the turn as busy: any other, however loaded, is better.
-    const available = this.pool.filter((member) => !member.restartPending);
-    const candidates = available.length > 0 ? available : this.pool;
-    const load = (member: PooledProcess) => member.turns.size + (member.alive ? 0 : 0.5);
-    return candidates.reduce((best, member) => (load(member) < load(best) ? member : best));
   }
 
   private approvalPolicy(): AskForApproval {
@@ -302,7 +102,7 @@ export class AppServerEngine implements Engine {
 
   async *runTurn(request: TurnRequest): AsyncGenerator<EngineEvent> {
     const { signal } = request;
-    const member = this.pick(request.threadId);
+    const member = this.pool.pick(request.threadId);
     const turn = new TurnSession();
     let threadId: string | undefined;
     let connection: AppServerConnection | undefined;
@@ -331,7 +131,7 @@ export class AppServerEngine implements Engine {
       const sandbox = turnSandbox(request.options?.sandbox, this.options, userConfig);
       threadId = await abortable(this.openThread(member, connection, request, sandbox, userConfig));
       member.turns.set(threadId, turn);
-      this.owners.set(threadId, member);
+      this.pool.own(threadId, member);
       yield { type: "thread.started", thread_id: threadId };
       // Not abortable: once sent, the turn runs in app-server whatever happens here, and only its id lets it be interrupted.
       const started = await connection.request("turn/start", this.turnParams(member, threadId, request, sandbox));

@@ -1,0 +1,245 @@
+import type { Logger } from "../../log";
+import { assertExecutable } from "../codex-binary";
+import type { SandboxMode } from "../codex-launch";
+import { EngineBusyError, EngineError } from "../types";
+import { AppServerConnection } from "./connection";
+import type { ServerNotification, ServerRequest } from "./protocol";
+import type { TurnSession } from "./turn-session";
+
+/** Threads kept loaded per process once their turns are over; older idle ones are unloaded. */
+const MAX_IDLE_THREADS = 64;
+
+/** How the pool starts its processes. */
+export type PoolLaunch = {
+  /** Read at each start, so that a config.toml edited since is respected by the next process. */
+  argv(): string[];
+  env: Record<string, string>;
+  codexPath: string;
+  requestTimeoutMs: number;
+  log: Logger;
+  /** Delay before restarting a process that died, doubled on each death in a row, up to `max`. */
+  restartDelayMs?: { first: number; max: number };
+};
+
+/** What the pool hands to turn handling: what its processes say, and the turns a dying one ends. */
+export interface PoolTurns {
+  onNotification(member: PooledProcess, message: ServerNotification): void;
+  onRequest(member: PooledProcess, connection: AppServerConnection, message: ServerRequest): void;
+  endTurn(turn: TurnSession, error?: EngineError): void;
+}
+
+export type LoadedThread = {
+  /** Warnings codex gave before the thread's turn started (some come before the turn is ours), shown when it starts. */
+  warnings: string[];
+  /** The sandbox the thread runs with now; undefined until it is opened. */
+  sandbox: SandboxMode | undefined;
+};
+
+/** One app-server process of the pool: started on demand, restarted after a delay when it dies. */
+export class PooledProcess {
+  connection: AppServerConnection | undefined;
+  /** The process from its spawn until it exits, initialized or not: what `kill` must reach. */
+  private spawned: AppServerConnection | undefined;
+  private starting: Promise<AppServerConnection> | undefined;
+  /** Why the last process stopped, told to the turns refused while it waits to restart. */
+  private lastError: EngineError | undefined;
+  private deathsInARow = 0;
+  private notBefore = 0;
+  private restartTimer: ReturnType<typeof setTimeout> | undefined;
+  closed = false;
+  readonly threads = new Map<string, LoadedThread>();
+  readonly turns = new Map<string, TurnSession>();
+
+  constructor(
+    readonly index: number,
+    private readonly pool: AppServerPool,
+  ) {}
+
+  get alive(): boolean {
+    return this.connection?.alive === true;
+  }
+
+  /** Dead and waiting out its restart delay: a turn sent here now would be refused as busy. */
+  get restartPending(): boolean {
+    return !this.alive && !this.starting && this.notBefore > Date.now();
+  }
+
+  ensure(): Promise<AppServerConnection> {
+    if (this.connection?.alive) return Promise.resolve(this.connection);
+    if (this.closed) return Promise.reject(new EngineError("the app-server engine is stopped"));
+    const wait = this.notBefore - Date.now();
+    if (wait > 0 && !this.starting) {
+      // Rather than hold the request (and its response headers) for up to the longest restart delay.
+      const seconds = Math.ceil(wait / 1000);
+      const why = this.lastError ? ` (${this.lastError.message})` : "";
+      return Promise.reject(new EngineBusyError(`codex app-server is restarting after it stopped${why}; try again in ${seconds} s`, seconds));
+    }
+    this.starting ??= this.start().finally(() => {
+      this.starting = undefined;
+    });
+    return this.starting;
+  }
+
+  thread(threadId: string): LoadedThread {
+    let thread = this.threads.get(threadId);
+    if (!thread) {
+      thread = { warnings: [], sandbox: undefined };
+      this.threads.set(threadId, thread);
+    }
+    return thread;
+  }
+
+  /** A turn has ended: this thread moves to the back of the unload order, the oldest idle ones go. */
+  release(threadId: string, connection: AppServerConnection): void {
+    const thread = this.threads.get(threadId);
+    if (thread) {
+      this.threads.delete(threadId);
+      this.threads.set(threadId, thread);
+    }
+    let excess = this.threads.size - MAX_IDLE_THREADS;
+    for (const id of this.threads.keys()) {
+      if (excess <= 0) break;
+      if (this.turns.has(id)) continue;
+      this.threads.delete(id);
+      this.pool.forget(id, this);
+      void connection.request("thread/unsubscribe", { threadId: id }).catch(() => {});
+      excess--;
+    }
+  }
+
+  succeeded(): void {
+    this.deathsInARow = 0;
+  }
+
+  private start(): Promise<AppServerConnection> {
+    return this.pool.oneAtATime(() => this.spawn());
+  }
+
+  private async spawn(): Promise<AppServerConnection> {
+    if (this.closed) throw new EngineError("the app-server engine is stopped");
+    // Checked at each start, not each turn: a running app-server does not need its file any more.
+    assertExecutable(this.pool.launch.codexPath);
+    const connection = new AppServerConnection(this.pool.launch.argv(), this.pool.launch.env, {
+      notification: (message) => this.pool.turns.onNotification(this, message),
+      request: (message) => this.pool.turns.onRequest(this, connection, message),
+      exit: (error) => this.onExit(connection, error),
+      skipped: (line, reason) =>
+        this.pool.launch.log.warn("codex app-server sent a line that was skipped", { process: this.index, reason, line: line.slice(0, 200) }),
+    }, this.pool.launch.requestTimeoutMs);
+    this.spawned = connection;
+    try {
+      await connection.initialize();
+    } catch (err) {
+      const error = err instanceof EngineError ? err : new EngineError(String(err));
+      void connection.stop(0);
+      // Stopping it reports "was stopped"; why the handshake failed says more.
+      this.lastError = error;
+      throw error;
+    }
+    this.connection = connection;
+    this.pool.launch.log.debug("codex app-server started", { process: this.index, pid: connection.pid });
+    return connection;
+  }
+
+  private onExit(connection: AppServerConnection, error: EngineError): void {
+    if (this.connection === connection) this.connection = undefined;
+    if (this.spawned === connection) this.spawned = undefined;
+    this.lastError = error;
+    for (const threadId of this.threads.keys()) this.pool.forget(threadId, this);
+    this.threads.clear();
+    for (const turn of this.turns.values()) this.pool.turns.endTurn(turn, error);
+    this.turns.clear();
+    if (this.closed) return;
+    const { first, max } = this.pool.launch.restartDelayMs ?? { first: 250, max: 30_000 };
+    const delay = Math.min(max, first * 2 ** this.deathsInARow);
+    this.deathsInARow++;
+    this.notBefore = Date.now() + delay;
+    this.pool.launch.log.warn("codex app-server died; restarting it", { process: this.index, error: error.message, delay_ms: delay });
+    clearTimeout(this.restartTimer);
+    this.restartTimer = setTimeout(() => {
+      this.ensure().catch((err: Error) => this.pool.launch.log.warn("codex app-server did not restart", { process: this.index, error: err.message }));
+    }, delay);
+  }
+
+  async stop(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.restartTimer);
+    await this.starting?.catch(() => {});
+    await this.connection?.stop();
+  }
+
+  kill(): void {
+    this.closed = true;
+    clearTimeout(this.restartTimer);
+    this.spawned?.kill();
+  }
+}
+
+/**
+ * The long-lived `codex app-server` processes and which one holds each loaded thread. It knows
+ * processes (start one at a time, restart, pick, stop) and nothing of what a turn says.
+ */
+export class AppServerPool {
+  readonly members: PooledProcess[];
+  /** Which process holds each loaded thread. */
+  private readonly owners = new Map<string, PooledProcess>();
+  private starts: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    size: number,
+    readonly launch: PoolLaunch,
+    readonly turns: PoolTurns,
+  ) {
+    this.members = Array.from({ length: Math.max(1, size) }, (_, index) => new PooledProcess(index, this));
+  }
+
+  /** Processes alive now, for /metrics. */
+  alive(): number {
+    return this.members.filter((member) => member.alive).length;
+  }
+
+  /** Whether a process holds this thread loaded. */
+  holds(threadId: string): boolean {
+    return this.owners.has(threadId);
+  }
+
+  /** `member` has loaded `threadId`: its next turns go there. */
+  own(threadId: string, member: PooledProcess): void {
+    this.owners.set(threadId, member);
+  }
+
+  forget(threadId: string, member: PooledProcess): void {
+    if (this.owners.get(threadId) === member) this.owners.delete(threadId);
+  }
+
+  /**
+   * Runs process starts one after another: two app-servers that start together on a CODEX_HOME
+   * without a state database yet race to create it, and one exits with "failed to initialize
+   * sqlite state runtime".
+   */
+  oneAtATime<T>(start: () => Promise<T>): Promise<T> {
+    const started = this.starts.then(start, start);
+    this.starts = started.catch(() => {});
+    return started;
+  }
+
+  /** The process for a turn: the thread's own while it lives, else the least busy one that can take it now. */
+  pick(threadId: string | undefined): PooledProcess {
+    const owner = threadId === undefined ? undefined : this.owners.get(threadId);
+    if (owner?.alive) return owner;
+    // One waiting to restart would refuse the turn as busy: any other, however loaded, is better.
+    const available = this.members.filter((member) => !member.restartPending);
+    const candidates = available.length > 0 ? available : this.members;
+    const load = (member: PooledProcess) => member.turns.size + (member.alive ? 0 : 0.5);
+    return candidates.reduce((best, member) => (load(member) < load(best) ? member : best));
+  }
+
+  /** Starts the processes now rather than at the first turn; failures are left for that turn to report. */
+  warm(): void {
+    for (const member of this.members) member.ensure().catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.members.map((member) => member.stop()));
+  }
+}
