@@ -152,6 +152,7 @@ describe("Host check beyond loopback (DNS rebinding)", () => {
       message: `A browser may reach this server only by IP address, localhost or a name that --allowed-hosts lists, not as ${name}.`,
     },
   });
+  const CHROMIUM_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
   /** What a browser adds to a same-origin request: Origin on POST, Sec-Fetch-* from secure contexts. */
   const browser = (host: string) => ({ host, origin: `http://${host}`, "sec-fetch-site": "same-origin", "sec-fetch-mode": "cors" });
 
@@ -161,6 +162,7 @@ describe("Host check beyond loopback (DNS rebinding)", () => {
         ["Origin naming the rebound host (what a rebinding page's POST sends)", { host: REBOUND, origin: `http://${REBOUND}` }],
         ["Sec-Fetch-Site only", { host: REBOUND, "sec-fetch-site": "same-origin" }],
         ["Sec-Fetch-Mode only", { host: REBOUND, "sec-fetch-mode": "navigate" }],
+        ["a browser's User-Agent only", { host: REBOUND, "user-agent": CHROMIUM_UA }],
         ["every mark", browser(REBOUND)],
       ];
       for (const [marks, headers] of refused) {
@@ -173,6 +175,12 @@ describe("Host check beyond loopback (DNS rebinding)", () => {
         });
       }
 
+      test("a plain-http page's same-origin GET (no Origin, no Sec-Fetch-*) cannot read the runs under a foreign name", async () => {
+        const res = await setup(echo(), { host: bind }).app.request("/runs", { headers: { host: REBOUND, "user-agent": CHROMIUM_UA } });
+        expect(res.status).toBe(403);
+        expect(await res.json()).toEqual(refusal("attacker.example"));
+      });
+
       test("the console's page is refused to a browser under a foreign name too", async () => {
         const res = await setup(echo(), { host: bind }).app.request("/", {
           headers: { host: REBOUND, "sec-fetch-site": "none", "sec-fetch-mode": "navigate" },
@@ -182,7 +190,7 @@ describe("Host check beyond loopback (DNS rebinding)", () => {
       });
 
       test("a foreign Host without a browser's marks (curl, SDKs, a proxy) runs the turn", async () => {
-        const res = await setup(echo(), { host: bind }).post(turn, { ...JSON_TYPE, host: REBOUND });
+        const res = await setup(echo(), { host: bind }).post(turn, { ...JSON_TYPE, host: REBOUND, "user-agent": "curl/8.5.0" });
         expect(res.status).toBe(200);
         expect(res.headers.get("content-type")).toBe("text/event-stream");
         expect(parseSse(await res.text()).frames.at(-1)?.event).toBe("done");

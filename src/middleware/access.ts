@@ -63,6 +63,20 @@ export type AccessPolicy = {
   allowedOrigins: ReadonlySet<string>;
 };
 
+/**
+ * Whether a request says it comes from a browser. Origin is the sure mark, but a same-origin GET
+ * has none, and from a plain-http page chromium sends no Sec-Fetch-* either: then only the
+ * User-Agent tells, which every browser starts with "Mozilla/" and chromium and Safari do not let
+ * a page change. Without this, a rebinding page could read GET /runs and the turns' events.
+ */
+function carriesBrowserMarks(c: Context): boolean {
+  return (
+    c.req.header("sec-fetch-site") !== undefined ||
+    c.req.header("sec-fetch-mode") !== undefined ||
+    c.req.header("user-agent")?.startsWith("Mozilla/") === true
+  );
+}
+
 /** Which requests a Host header lets through: all of them, only those no browser sent, or none. */
 type HostVerdict = "all" | "not_browsers" | "none";
 
@@ -80,7 +94,7 @@ const LOOPBACK_ONLY = new ApiError(
  *   URL is the bare path, which Hono would route as another path ("/health" as "h");
  * - a page on another site may make a browser send requests here (cross-site POST), and through
  *   DNS rebinding, under its own name, even read the answers. So a request that carries a
- *   browser's marks (Origin, Sec-Fetch-Site, Sec-Fetch-Mode) must name this server by a host no
+ *   browser's marks (Origin, Sec-Fetch-*, a browser's User-Agent) must name this server by a host no
  *   stranger can point here (see isBrowserHost); clients without them (curl, SDKs, a proxy that
  *   sets Host) may use any name;
  * - bound to loopback only, a Host header naming anything but loopback or a listed name is refused
@@ -110,10 +124,7 @@ export function requestGuard(policy: AccessPolicy): (c: Context) => ApiError | u
     const verdict = verdictOf(host);
     if (verdict === "none") return LOOPBACK_ONLY;
     const origin = c.req.header("origin");
-    if (
-      verdict === "not_browsers" &&
-      (origin !== undefined || c.req.header("sec-fetch-site") !== undefined || c.req.header("sec-fetch-mode") !== undefined)
-    ) {
+    if (verdict === "not_browsers" && (origin !== undefined || carriesBrowserMarks(c))) {
       return new ApiError(
         403,
         "forbidden_host",
