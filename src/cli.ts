@@ -100,6 +100,12 @@ export const args = {
     valueHint: "SECONDS",
     description: "How long a finished run can still be listed (GET /runs) and replayed",
   },
+  "run-retention-bytes": {
+    type: "string",
+    default: "256m",
+    valueHint: "BYTES",
+    description: "Memory for finished runs' events, kept for replay; past it the oldest finished runs are dropped (suffixes k, m, g)",
+  },
   console: {
     type: "boolean",
     default: true,
@@ -222,10 +228,12 @@ export function parseLogFormat(text: string): LogFormat {
   return parseChoice("log-format", text, LOG_FORMATS);
 }
 
+const BYTE_UNITS: Record<string, number> = { k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
 export function parseByteSize(name: string, text: string): number {
-  const match = /^(\d+)\s*([km]i?b?)?$/i.exec(text.trim());
+  const match = /^(\d+)\s*([kmg]i?b?)?$/i.exec(text.trim());
   const unit = match?.[2]?.[0]?.toLowerCase();
-  const bytes = Number(match?.[1]) * (unit === "k" ? 1024 : unit === "m" ? 1024 * 1024 : 1);
+  const bytes = Number(match?.[1]) * (BYTE_UNITS[unit ?? ""] ?? 1);
   if (!match || !Number.isSafeInteger(bytes) || bytes < 1) {
     throw new ConfigError(`invalid value "${text}" for --${name}: expected a positive number of bytes, e.g. 1048576 or 1m`);
   }
@@ -460,6 +468,7 @@ export function buildConfig(
       idleTimeoutSeconds: parsePositiveInteger("idle-timeout", parsed["idle-timeout"], 255),
       reattachGraceMs: parsed["reattach-grace"].trim() === "0" ? 0 : parseSeconds("reattach-grace", parsed["reattach-grace"]),
       runRetentionMs: parseSeconds("run-retention", parsed["run-retention"]),
+      runRetentionBytes: parseByteSize("run-retention-bytes", parsed["run-retention-bytes"]),
       webConsole: parsed.console,
       leanCodex: parsed.lean,
       codexConfigOverrides: codexConfig.map(parseCodexOverride),

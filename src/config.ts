@@ -49,6 +49,8 @@ export type Config = {
   reattachGraceMs: number;
   /** How long a finished run can still be listed and replayed. */
   runRetentionMs: number;
+  /** The bytes of event data finished runs may hold together; past it the oldest finished runs are dropped. */
+  runRetentionBytes: number;
   /** Serve the web console at GET /. */
   webConsole: boolean;
   /** Switch off codex features a headless server never uses (see engine/lean-profile.ts). */
@@ -71,6 +73,8 @@ export const DEFAULTS = {
   firstEventTimeoutMs: 60_000,
   shutdownTimeoutSeconds: 30,
   runRetentionSeconds: 600,
+  /** Room for 16 runs at the event log's 16 MiB cap, or thousands of ordinary turns, for what two codex processes cost. */
+  runRetentionBytes: 256 * 1024 * 1024,
   idleTimeoutSeconds: 10,
   approvalTimeoutSeconds: 300,
 } as const;

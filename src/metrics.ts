@@ -23,7 +23,14 @@ export function routeLabel(path: string): string {
 
 const TURN_SECONDS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
 
-export function createMetrics(gauges: { activeTurns: () => number; activeCodexProcesses: () => number }): Metrics {
+type MetricGauges = {
+  activeTurns: () => number;
+  activeCodexProcesses: () => number;
+  retainedRuns: () => number;
+  retainedRunBytes: () => number;
+};
+
+export function createMetrics(gauges: MetricGauges): Metrics {
   const registry = new Registry();
   const registers = [registry];
   const http = new Counter({ name: "codex_http_requests_total", help: "HTTP requests by route and status", labelNames: ["method", "route", "status"], registers });
@@ -35,6 +42,8 @@ export function createMetrics(gauges: { activeTurns: () => number; activeCodexPr
   const firstEvent = new Histogram({ name: "codex_turn_first_event_seconds", help: "Time from a turn's start to codex's first event", buckets: TURN_SECONDS, registers });
   new Gauge({ name: "codex_turns_active", help: "Turns running now", registers, collect() { this.set(gauges.activeTurns()); } });
   new Gauge({ name: "codex_processes_active", help: "codex processes running now", registers, collect() { this.set(gauges.activeCodexProcesses()); } });
+  new Gauge({ name: "codex_retained_runs", help: "Finished runs kept for listing and replay", registers, collect() { this.set(gauges.retainedRuns()); } });
+  new Gauge({ name: "codex_retained_run_bytes", help: "Bytes of event data that the finished runs kept hold", registers, collect() { this.set(gauges.retainedRunBytes()); } });
   return {
     registry,
     httpRequest: (method, path, status) => {

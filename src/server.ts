@@ -50,6 +50,8 @@ export function startServer(config: Config, log: Logger): RunningServer {
   const metrics = createMetrics({
     activeTurns: () => runs.size,
     activeCodexProcesses: () => engine.activeProcesses?.() ?? 0,
+    retainedRuns: () => runs.retainedRuns,
+    retainedRunBytes: () => runs.retainedBytes,
   });
   const runs: RunRegistry = new RunRegistry(engine, log, {
     observer: metrics,
@@ -57,6 +59,7 @@ export function startServer(config: Config, log: Logger): RunningServer {
     turnTimeoutMs: config.turnTimeoutMs,
     reattachGraceMs: config.reattachGraceMs,
     retentionMs: config.runRetentionMs,
+    maxRetainedBytes: config.runRetentionBytes,
   });
   const app = createApp({ config, runs, log, metrics });
 

@@ -113,11 +113,14 @@ describe("parseByteSize", () => {
     ["2m", 2 * 1024 * 1024],
     ["2MiB", 2 * 1024 * 1024],
     ["64KB", 64 * 1024],
+    ["1g", 1024 ** 3],
+    ["2 GiB", 2 * 1024 ** 3],
+    ["256m", 256 * 1024 * 1024],
   ])("%p -> %p", (text, bytes) => {
     expect(parseByteSize("max-body-bytes", text)).toBe(bytes);
   });
 
-  test.each(["0", "-1", "1.5m", "1g", "", "lots", "99999999999999999999"])("%p is rejected", (text) => {
+  test.each(["0", "-1", "1.5m", "1t", "", "lots", "99999999999999999999", "9999999g"])("%p is rejected", (text) => {
     expect(() => parseByteSize("max-body-bytes", text)).toThrow(ConfigError);
   });
 });
@@ -171,6 +174,7 @@ describe("buildConfig", () => {
       idleTimeoutSeconds: 10,
       reattachGraceMs: 0,
       runRetentionMs: 600_000,
+      runRetentionBytes: 256 * 1024 * 1024,
       webConsole: true,
       leanCodex: true,
       codexConfigOverrides: [],
@@ -185,6 +189,7 @@ describe("buildConfig", () => {
     const { config } = build([
       "--auth-token", "s3cret", "--allowed-origins", "https://a.example", "--max-concurrent-turns", "4",
       "--turn-timeout", "90", "--workspace-root", "/tmp", "--shutdown-timeout", "5", "--idle-timeout", "20",
+      "--run-retention-bytes", "64m",
     ]);
     expect(config).toMatchObject({
       authToken: "s3cret",
@@ -195,6 +200,7 @@ describe("buildConfig", () => {
       defaultWorkDir: realpathSync("/tmp"),
       shutdownTimeoutMs: 5_000,
       idleTimeoutSeconds: 20,
+      runRetentionBytes: 64 * 1024 * 1024,
     });
   });
 
@@ -560,6 +566,7 @@ describe("engine and approval flags", () => {
     [[`--${BYPASS}=false`, "--approval-policy", "on-request"], "--approval-policy on-request needs --engine app-server: codex exec cannot ask anyone"],
     [["--engine", "app-server", "--approval-policy", "on-request"], `--approval-policy on-request needs --${BYPASS} false: bypass means codex never asks`],
     [["--approval-timeout", "0"], 'invalid value "0" for --approval-timeout: expected a positive number of seconds'],
+    [["--run-retention-bytes", "0"], 'invalid value "0" for --run-retention-bytes: expected a positive number of bytes, e.g. 1048576 or 1m'],
   ];
   for (const [argv, message] of refused) {
     test(`${argv.join(" ")} is refused`, () => {

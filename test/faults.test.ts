@@ -394,6 +394,31 @@ describe("limits end to end", () => {
     }
   });
 
+  test("--run-retention-bytes 3m: finished runs' events stay within it, the oldest runs dropped first", async () => {
+    const cli = await startCli(["-a", "127.0.0.1:0", "--run-retention-bytes", "3m"], scripted.home.env);
+    const retained = async () => {
+      const text = await (await fetch(`${cli.url}/metrics`)).text();
+      return [/\ncodex_retained_runs (\d+)\n/, /\ncodex_retained_run_bytes (\d+)\n/].map((gauge) => Number(gauge.exec(text)?.[1]));
+    };
+    try {
+      // Each turn's events hold its command's output, 1 MB, about a third of the budget.
+      for (const id of ["big-1", "big-2", "big-3", "big-4", "big-5", "big-6"]) {
+        const { frames } = await readSse(await postMessage(cli.url, { type: "user_message", message: "sh head -c 1000000 /dev/zero | tr '\\0' x", id }));
+        expect(doneOf(frames).status).toBe("completed");
+        const [, bytes] = await retained();
+        expect(bytes).toBeGreaterThan(1_000_000);
+        expect(bytes).toBeLessThanOrEqual(3 * 1024 * 1024);
+      }
+      const [runs, bytes] = await retained();
+      expect(runs).toBe(3);
+      expect(bytes).toBeGreaterThan(3_000_000);
+      const statuses = await Promise.all([1, 2, 3, 4, 5, 6].map(async (n) => (await fetch(`${cli.url}/runs/big-${n}`)).status));
+      expect(statuses).toEqual([404, 404, 404, 200, 200, 200]);
+    } finally {
+      expect(await cli.stop()).toBe(0);
+    }
+  });
+
   test("a codex binary removed after start: done status error, not a hang; the server stays up", async () => {
     const link = join(scripted.scratch, "codex");
     symlinkSync(locateCodex({ explicitPath: undefined, pathEnv: "", executableDir: scripted.scratch }).path, link);

@@ -18,7 +18,7 @@ const scrape = async () => {
   return res.text();
 };
 
-test("a turn is counted: started, finished by status, durations, events sent, requests by route", async () => {
+test("a turn is counted: started, finished by status, durations, events sent, requests by route, what is kept of it", async () => {
   const { frames } = await readSse(await server.send({ type: "user_message", message: "say counted", id: "metered-1" }));
   const text = await scrape();
   expect(text).toContain("\ncodex_turns_started_total 1\n");
@@ -28,6 +28,8 @@ test("a turn is counted: started, finished by status, durations, events sent, re
   expect(text).toContain(`\ncodex_sse_events_sent_total ${frames.length}\n`);
   expect(text).toContain('\ncodex_http_requests_total{method="POST",route="/messages",status="200"} 1\n');
   expect(text).toContain("\ncodex_turns_active 0\n");
+  expect(text).toContain("\ncodex_retained_runs 1\n");
+  expect(text).toContain(`\ncodex_retained_run_bytes ${frames.reduce((sum, frame) => sum + frame.data.length, 0)}\n`);
   // codex may still be exiting after the turn's done; it is counted until it has.
   await waitFor("codex to exit", async () => (await scrape()).includes("\ncodex_processes_active 0\n"));
 });

@@ -28,8 +28,11 @@ describe("GET /openapi.json", () => {
   });
 });
 
+/** Metrics whose gauges all read 0. */
+const idleMetrics = () => createMetrics({ activeTurns: () => 0, activeCodexProcesses: () => 0, retainedRuns: () => 0, retainedRunBytes: () => 0 });
+
 test("/ only with the console on, /metrics only where there are metrics", async () => {
-  const metrics = createMetrics({ activeTurns: () => 0, activeCodexProcesses: () => 0 });
+  const metrics = idleMetrics();
   const paths = async (app: ReturnType<typeof setup>["app"]) =>
     Object.keys(((await (await app.request("/openapi.json")).json()) as { paths: object }).paths);
   expect(await paths(setup(fakeEngine(() => completedTurn("hi")), {}, 1, { metrics }).app)).toEqual([
@@ -70,7 +73,7 @@ describe("what the server answers matches the document, field for field", () => 
   test("/ and /metrics answer with the media types the document names", async () => {
     type Operation = { security?: unknown[]; responses: Record<string, { content?: Record<string, unknown> }> };
     const { app } = setup(fakeEngine(() => completedTurn("hi")), { authToken: "t" }, 1, {
-      metrics: createMetrics({ activeTurns: () => 0, activeCodexProcesses: () => 0 }),
+      metrics: idleMetrics(),
     });
     const doc = (await (await app.request("/openapi.json")).json()) as { paths: Record<string, { get: Operation }> };
     const cases: Array<[string, Record<string, string>]> = [

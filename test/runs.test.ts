@@ -285,13 +285,62 @@ describe("RunRegistry", () => {
         replaces: null,
       },
     ]);
+    expect([runs.retainedRuns, runs.retainedBytes]).toEqual([1, (runs.get("kept") as Run).size]);
     await waitFor("the retention to end", () => runs.get("kept") === undefined, 2_000);
+    expect([runs.retainedRuns, runs.retainedBytes]).toEqual([0, 0]);
   });
 
   test("at most maxRetained finished runs are kept, the oldest dropped first", async () => {
     const runs = registry(fakeEngine(() => completedTurn("hi")), { maxRetained: 2 });
     for (const id of ["r1", "r2", "r3"]) await runs.start(id, turn).finished;
     expect(runs.list().map((run) => run.id)).toEqual(["r2", "r3"]);
+  });
+
+  describe("at most maxRetainedBytes of finished runs' events are kept", () => {
+    /** Turns whose events are as large as their input says; `hang` runs until stopped. */
+    const engine = fakeEngine((request) => (request.input === "hang" ? hangingTurn(request) : completedTurn("x".repeat(Number(request.input)))));
+    const sized = (input: number) => ({ ...turn, input: String(input) });
+
+    test("the oldest finished go first; running runs are neither dropped nor counted", async () => {
+      const probe = registry(engine).start("probe", sized(1_000));
+      await probe.finished;
+      const size = probe.size;
+      expect(size).toBeGreaterThan(2_000);
+      const runs = registry(engine, { maxRetainedBytes: Math.floor(2.5 * size) });
+      const long = runs.start("long", { ...turn, input: "hang" });
+      for (const id of ["r1", "r2", "r3"]) await runs.start(id, sized(1_000)).finished;
+      const bytesOf = (...ids: string[]) => ids.reduce((sum, id) => sum + (runs.get(id) as Run).size, 0);
+      expect(runs.list().map((run) => run.id)).toEqual(["long", "r2", "r3"]);
+      expect(runs.get("r1")).toBeUndefined();
+      expect([runs.retainedRuns, runs.retainedBytes]).toEqual([2, bytesOf("r2", "r3")]);
+      // Once finished, the long run counts too, and it is newer than r2 and r3.
+      long.stop("cancelled");
+      await long.finished;
+      expect([runs.retainedRuns, runs.retainedBytes]).toEqual([3, bytesOf("r2", "r3", "long")]);
+      await runs.start("r4", sized(1_000)).finished;
+      expect(runs.list().map((run) => run.id)).toEqual(["long", "r3", "r4"]);
+      expect([runs.retainedRuns, runs.retainedBytes]).toEqual([3, bytesOf("r3", "long", "r4")]);
+    });
+
+    test("a run larger than the whole budget is not kept, and drops nothing else", async () => {
+      const runs = registry(engine, { maxRetainedBytes: 10_000 });
+      const small = runs.start("small", sized(100));
+      await small.finished;
+      const huge = runs.start("huge", sized(20_000));
+      await huge.finished;
+      expect(huge.size).toBeGreaterThan(10_000);
+      expect(runs.list().map((run) => run.id)).toEqual(["small"]);
+      expect([runs.retainedRuns, runs.retainedBytes]).toEqual([1, small.size]);
+    });
+
+    test("an id run again replaces its finished run, which no longer counts", async () => {
+      const runs = registry(engine);
+      await runs.start("again", sized(5_000)).finished;
+      const second = runs.start("again", sized(100));
+      expect([runs.retainedRuns, runs.retainedBytes]).toEqual([0, 0]);
+      await second.finished;
+      expect([runs.retainedRuns, runs.retainedBytes]).toEqual([1, second.size]);
+    });
   });
 
   test("stopAll cancels every run, and whenIdle resolves when they are gone", async () => {

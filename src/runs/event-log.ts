@@ -21,6 +21,11 @@ export class EventLog {
 
   constructor(private readonly limits: EventLogLimits) {}
 
+  /** The size of the events' data it holds now, as `maxBytes` counts it. */
+  get size(): number {
+    return this.bytes;
+  }
+
   async append(event: RunEvent): Promise<void> {
     this.events.push(event);
     this.bytes += event.data.length;

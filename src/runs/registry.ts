@@ -34,6 +34,8 @@ export type RegistryOptions = Partial<Omit<RunOptions, "now">> & {
   retentionMs?: number;
   /** At most this many finished runs are kept; past it the oldest go first. */
   maxRetained?: number;
+  /** At most this many bytes of finished runs' events are kept; past it the oldest runs go first. */
+  maxRetainedBytes?: number;
   now?: () => number;
 };
 
@@ -41,17 +43,22 @@ const RUN_DEFAULTS = {
   reattachGraceMs: 0,
   retentionMs: 600_000,
   maxRetained: 1_000,
+  maxRetainedBytes: 256 * 1024 * 1024,
   maxEvents: 10_000,
   maxBytes: 16 * 1024 * 1024,
 };
 
 /**
  * The runs by id: the running ones, bounded in number and one per thread, and finished ones for
- * the retention period. Stopped together at shutdown.
+ * the retention period, bounded in number and in the bytes of their events. Stopped together at
+ * shutdown.
  */
 export class RunRegistry {
   private readonly runs = new Map<string, Run>();
   private readonly running = new Set<Run>();
+  /** Finished runs still kept, in the order they finished, each with its retention timer. */
+  private readonly finished = new Map<Run, ReturnType<typeof setTimeout>>();
+  private finishedBytes = 0;
   private readonly idleWaiters = new Set<() => void>();
   /** Ids of turns that will start once the run they replace has ended (see `replace`). */
   private readonly reserved = new Set<string>();
@@ -66,6 +73,16 @@ export class RunRegistry {
   /** Runs going on now. */
   get size(): number {
     return this.running.size;
+  }
+
+  /** Finished runs kept for listing and replay. */
+  get retainedRuns(): number {
+    return this.finished.size;
+  }
+
+  /** The bytes of event data the finished runs kept hold (running runs' logs not counted). */
+  get retainedBytes(): number {
+    return this.finishedBytes;
   }
 
   /**
@@ -104,7 +121,10 @@ export class RunRegistry {
 
   start(id: string, turn: TurnInput): Run {
     this.checkStart(id, turn);
-    const { reattachGraceMs, maxEvents, maxBytes, retentionMs, maxRetained } = { ...RUN_DEFAULTS, ...this.options };
+    const { reattachGraceMs, maxEvents, maxBytes, ...retention } = { ...RUN_DEFAULTS, ...this.options };
+    // A finished run under the same id is replaced: it can no longer be reached.
+    const replaced = this.runs.get(id);
+    if (replaced) this.forget(replaced);
     const run = new Run(id, this.engine, turn, this.log, {
       reattachGraceMs,
       maxEvents,
@@ -119,13 +139,10 @@ export class RunRegistry {
     void run.finished.then(() => {
       clearTimeout(timeout);
       this.running.delete(run);
-      // A turn the engine refused never existed for clients: its id is free again at once.
-      if (run.refusal) this.runs.delete(id);
       if (this.running.size === 0) for (const wake of this.idleWaiters) wake();
-      this.dropOldestFinished(maxRetained);
-      setTimeout(() => {
-        if (this.runs.get(id) === run) this.runs.delete(id);
-      }, retentionMs).unref();
+      // A turn the engine refused never existed for clients: its id is free again at once.
+      if (run.refusal) this.unlist(run);
+      else this.retain(run, retention);
     });
     return run;
   }
@@ -135,16 +152,37 @@ export class RunRegistry {
     return this.engine.threadExists?.(threadId);
   }
 
-  /** Keeps the memory of finished runs bounded, whatever the retention: oldest first (a Map keeps insertion order). */
-  private dropOldestFinished(maxRetained: number): void {
-    let finished = this.runs.size - this.running.size;
-    for (const [id, run] of this.runs) {
-      if (finished <= maxRetained) return;
-      if (!run.running) {
-        this.runs.delete(id);
-        finished--;
-      }
+  /**
+   * Keeps a finished run for the retention period, while the finished runs stay within their
+   * bounds, whatever the retention: past one, the oldest finished go first. A run that alone is
+   * over the bytes is not kept, and costs the others nothing. Only the runs dropped are visited
+   * (a Map keeps insertion order).
+   */
+  private retain(run: Run, bounds: { retentionMs: number; maxRetained: number; maxRetainedBytes: number }): void {
+    // Its id may already run again: from its `done` on, it is no longer running.
+    if (this.runs.get(run.id) !== run) return;
+    if (run.size > bounds.maxRetainedBytes) return this.unlist(run);
+    this.finished.set(run, setTimeout(() => this.forget(run), bounds.retentionMs).unref());
+    this.finishedBytes += run.size;
+    for (const oldest of this.finished.keys()) {
+      if (this.finished.size <= bounds.maxRetained && this.finishedBytes <= bounds.maxRetainedBytes) return;
+      this.forget(oldest);
     }
+  }
+
+  /** A finished run is no longer listed, replayed or counted. */
+  private forget(run: Run): void {
+    const timer = this.finished.get(run);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.finished.delete(run);
+    this.finishedBytes -= run.size;
+    this.unlist(run);
+  }
+
+  /** Its id no longer finds it, unless a newer run has taken the id already. */
+  private unlist(run: Run): void {
+    if (this.runs.get(run.id) === run) this.runs.delete(run.id);
   }
 
   get(id: string): Run | undefined {

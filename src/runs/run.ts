@@ -86,6 +86,11 @@ export class Run {
     return this.outcome === undefined;
   }
 
+  /** What its event log holds, in bytes of event data: fixed once the run has finished. */
+  get size(): number {
+    return this.events.size;
+  }
+
   /** Answers one of this turn's pending approvals; false when it has no such approval pending. */
   resolveApproval(approvalId: string, decision: ApprovalDecision): boolean {
     if (!this.pendingApprovals.has(approvalId)) return false;
