@@ -3,14 +3,12 @@ import { parseArgs } from "citty";
 import { mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { banner, EXPOSED_WARNING, isExposed } from "../src/cli";
 import {
   args,
-  banner,
   buildConfig,
   collectRepeated,
   ConfigError,
-  EXPOSED_WARNING,
-  isExposed,
   normalizeOptionalBoolean,
   parseAddress,
   parseAllowedHosts,
@@ -24,7 +22,7 @@ import {
   parsePositiveInteger,
   parseSeconds,
   SHORT_TOKEN_WARNING,
-} from "../src/cli";
+} from "../src/flags";
 import { defaultMaxConcurrentTurns } from "../src/config";
 
 const BYPASS = "dangerously-bypass-approvals-and-sandbox";
