@@ -124,6 +124,10 @@ export const doneSchema = z.object({
   error: z.string().nullable(),
   final_response: z.unknown().describe("The last agent message: its text, or the parsed JSON when output_schema was given."),
   replaces: z.string().nullable(),
+  diff: z
+    .string()
+    .nullable()
+    .describe("The unified diff of the files the turn changed, as its last turn.diff event gave it; null where the engine reports none (exec) or the turn changed no file."),
 });
 
 export type Usage = z.infer<typeof usageSchema>;

@@ -198,7 +198,7 @@ describe("POST /messages streams the turn", () => {
         `data: {"type":"turn.completed","usage":${usage}}\n` +
         "id: 4\n\n" +
         "event: done\n" +
-        `data: {"status":"completed","thread_id":"thread-1","request_id":"req-7","usage":${usage},"error":null,"final_response":"hello","replaces":null}\n` +
+        `data: {"status":"completed","thread_id":"thread-1","request_id":"req-7","usage":${usage},"error":null,"final_response":"hello","replaces":null,"diff":null}\n` +
         "id: 5\n\n",
     );
     expect(engine.calls.map(({ input, workDir }) => ({ input, workDir }))).toEqual([{ input: "say hello", workDir: "/tmp" }]);
@@ -228,6 +228,7 @@ describe("POST /messages streams the turn", () => {
       error: "codex crashed",
       final_response: null,
       replaces: null,
+      diff: null,
     });
   });
 

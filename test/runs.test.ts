@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import type { Engine, ThreadEvent } from "../src/engine/types";
+import type { Engine, EngineEvent, ThreadEvent } from "../src/engine/types";
 import { createLogger } from "../src/log";
 import { EventLog, type RunEvent } from "../src/runs/event-log";
 import { type RegistryOptions, RunIdInUseError, RunLimitError, RunRegistry, RunsClosedError, ThreadBusyError } from "../src/runs/registry";
@@ -66,6 +66,7 @@ describe("a run's done status", () => {
         error: null,
         final_response: null,
         replaces: null,
+        diff: null,
         ...expected,
       });
     });
@@ -74,6 +75,18 @@ describe("a run's done status", () => {
   test("with an output schema, final_response is the JSON of the last message", async () => {
     const run = registry(fakeEngine(() => completedTurn('{"answer":42}'))).start("json", { ...turn, options: { outputSchema: { type: "object" } } });
     expect(doneOf(await all(run)).final_response).toEqual({ answer: 42 });
+  });
+
+  test("done.diff is the last turn.diff's diff; null without one, or when the last one is empty", async () => {
+    const withDiffs = (...diffs: string[]) =>
+      async function* (): AsyncGenerator<EngineEvent> {
+        for (const diff of diffs) yield { type: "turn.diff", diff };
+        yield* completedTurn("hi");
+      };
+    const diffOf = async (script: () => AsyncIterable<EngineEvent>) => doneOf(await all(registry(fakeEngine(script)).start("d", turn))).diff;
+    expect(await diffOf(withDiffs("diff --git a/x b/x\n+1\n", "diff --git a/x b/x\n+2\n"))).toBe("diff --git a/x b/x\n+2\n");
+    expect(await diffOf(withDiffs("diff --git a/x b/x\n+1\n", ""))).toBeNull();
+    expect(await diffOf(withDiffs())).toBeNull();
   });
 
   for (const reason of ["cancelled", "timeout"] as const) {

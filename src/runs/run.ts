@@ -138,6 +138,7 @@ export class Run {
     let sequence = 0;
     let usage: Usage | null = null;
     let lastMessage: string | null = null;
+    let diff: string | null = null;
     let result: { status: RunStatus; error: string | null } | undefined;
     try {
       // A turn stopped before it began never starts codex.
@@ -155,6 +156,7 @@ export class Run {
           usage = event.usage;
           result = { status: "completed", error: null };
         } else if (event.type === "turn.failed") result = { status: "failed", error: event.error.message };
+        else if (event.type === "turn.diff") diff = event.diff === "" ? null : event.diff;
         else if (event.type === "approval.requested") this.pendingApprovals.add(event.approval_id);
         else if (event.type === "approval.resolved") this.pendingApprovals.delete(event.approval_id);
         await this.events.append({ id: ++sequence, event: event.type, data: JSON.stringify(event) });
@@ -184,6 +186,7 @@ export class Run {
       error: result.error,
       final_response: finalResponse(lastMessage, this.turn.options?.outputSchema !== undefined),
       replaces: this.turn.replaces ?? null,
+      diff,
     };
     const elapsedMs = this.options.now() - startedAt;
     this.options.observer?.finished(result.status, elapsedMs / 1000);
