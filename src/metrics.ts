@@ -23,7 +23,7 @@ export function routeLabel(path: string): string {
 
 const TURN_SECONDS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
 
-export function createMetrics(gauges: { activeTurns: () => number; activeCodexProcesses: () => number }): Metrics {
+export function createMetrics(gauges: { activeTurns: () => number; queuedTurns: () => number; activeCodexProcesses: () => number }): Metrics {
   const registry = new Registry();
   const registers = [registry];
   const http = new Counter({ name: "codex_http_requests_total", help: "HTTP requests by route and status", labelNames: ["method", "route", "status"], registers });
@@ -34,6 +34,7 @@ export function createMetrics(gauges: { activeTurns: () => number; activeCodexPr
   const duration = new Histogram({ name: "codex_turn_duration_seconds", help: "Turn duration, start to done", buckets: TURN_SECONDS, registers });
   const firstEvent = new Histogram({ name: "codex_turn_first_event_seconds", help: "Time from a turn's start to codex's first event", buckets: TURN_SECONDS, registers });
   new Gauge({ name: "codex_turns_active", help: "Turns running now", registers, collect() { this.set(gauges.activeTurns()); } });
+  new Gauge({ name: "codex_turns_queued", help: "Turns waiting for their thread (on_busy enqueue)", registers, collect() { this.set(gauges.queuedTurns()); } });
   new Gauge({ name: "codex_processes_active", help: "codex processes running now", registers, collect() { this.set(gauges.activeCodexProcesses()); } });
   return {
     registry,

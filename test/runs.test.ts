@@ -292,6 +292,7 @@ describe("RunRegistry", () => {
         id: "kept",
         thread_id: "thread-1",
         status: "completed",
+        queue_position: null,
         started_at: expect.any(String),
         finished_at: expect.any(String),
         usage: USAGE,
@@ -316,6 +317,24 @@ describe("RunRegistry", () => {
     runs.stopAll("cancelled");
     expect(await idle).toBe(true);
     for (const run of started) expect(run.summary().status).toBe("cancelled");
+  });
+
+  test("waiting turns: never counted as finished runs; stopAll cancels them too, and whenIdle waits for them", async () => {
+    const engine = fakeEngine((request) => (request.input === "hang" ? hangingTurn(request) : completedTurn("hi")));
+    const runs = registry(engine, { maxRetained: 1 });
+    const hanging = { ...turn, input: "hang", threadId: "thread-hang" };
+    const a = runs.start("a", hanging);
+    const b = runs.start("b", { ...hanging, input: "waits" }, { enqueue: true });
+    expect(b.summary()).toMatchObject({ status: "queued", queue_position: 1, thread_id: "thread-hang" });
+    await runs.start("other", turn).finished;
+    expect(runs.list().map((run) => run.id)).toEqual(["a", "b", "other"]);
+    expect([runs.size, runs.queued]).toEqual([1, 1]);
+    expect(await runs.whenIdle(20)).toBe(false);
+    const idle = runs.whenIdle(5_000);
+    runs.stopAll("cancelled");
+    expect(await idle).toBe(true);
+    expect([a, b].map((run) => run.summary().status)).toEqual(["cancelled", "cancelled"]);
+    expect(engine.calls.map((call) => call.input)).toEqual(["hang", "hi"]);
   });
 
   test("close refuses new runs and lets the running ones finish", async () => {

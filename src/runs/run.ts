@@ -1,7 +1,7 @@
 import { type ApprovalDecision, type Engine, EngineBusyError, type TurnOptions } from "../engine/types";
 import type { Logger } from "../log";
 import type { RunObserver } from "../metrics";
-import type { DoneData, RunStatus, RunSummary, Usage } from "../schemas";
+import type { DoneData, RunQueuedEvent, RunStatus, RunSummary, Usage } from "../schemas";
 import { EventLog, type EventLogLimits, type RunEvent } from "./event-log";
 
 export type { RunEvent };
@@ -22,7 +22,10 @@ export type RunOptions = EventLogLimits & {
   reattachGraceMs: number;
   now: () => number;
   observer?: RunObserver;
+  /** The turn waits for its thread, at this place in the queue (1: next), until `moveInQueue(undefined)`. */
+  queuePosition?: number;
 };
+
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -51,6 +54,9 @@ export class Run {
   private readonly startedAt = new Date();
   private finishedAt: Date | undefined;
   private outcome: DoneData | undefined;
+  /** While the turn waits for its thread: its place in the queue; undefined once it may run. */
+  private waitingAt: number | undefined;
+  private queueMoved: (() => void) | undefined;
   /** Approvals this turn's engine asked for that no one has answered yet. */
   private readonly pendingApprovals = new Set<string>();
   threadId: string | null;
@@ -74,11 +80,13 @@ export class Run {
   ) {
     this.events = new EventLog(options);
     this.threadId = turn.threadId ?? null;
+    this.waitingAt = options.queuePosition;
     this.admitted = new Promise((resolve) => {
       this.admit = resolve;
     });
-    // Only an engine that can refuse a turn makes the caller wait for its answer.
-    if (!engine.refusesWhenBusy) this.admit(undefined);
+    // Only an engine that can refuse a turn makes the caller wait for its answer; a waiting turn's
+    // stream opens at once, and a later refusal ends it like any error.
+    if (!engine.refusesWhenBusy || this.waitingAt !== undefined) this.admit(undefined);
     this.finished = this.drive();
   }
 
@@ -92,10 +100,22 @@ export class Run {
     return this.engine.resolveApproval?.(approvalId, decision) ?? false;
   }
 
-  /** Ends the turn early; the first reason given is the one `done` reports. */
+  /** Where the turn waits in its thread's queue (1: next); undefined when it is not waiting. */
+  get queuePosition(): number | undefined {
+    return this.waitingAt;
+  }
+
+  /** The waiting turn's new place in the queue, or undefined: it may run now. Its watchers hear of each new place. */
+  moveInQueue(position: number | undefined): void {
+    this.waitingAt = position;
+    this.queueMoved?.();
+  }
+
+  /** Ends the turn early (a waiting one without ever starting it); the first reason given is the one `done` reports. */
   stop(reason: StopReason): void {
     this.stopReason ??= reason;
     this.controller.abort();
+    this.queueMoved?.();
   }
 
   /**
@@ -124,7 +144,8 @@ export class Run {
     return {
       id: this.id,
       thread_id: this.threadId,
-      status: this.outcome?.status ?? "running",
+      status: this.outcome?.status ?? (this.waitingAt === undefined ? "running" : "queued"),
+      queue_position: this.outcome ? null : (this.waitingAt ?? null),
       started_at: this.startedAt.toISOString(),
       finished_at: this.finishedAt?.toISOString() ?? null,
       usage: this.outcome?.usage ?? null,
@@ -132,21 +153,41 @@ export class Run {
     };
   }
 
+  /** Until the turn may run or is stopped: a `run.queued` event for each new place in the queue. Returns how many it sent. */
+  private async waitForThread(): Promise<number> {
+    let sent = 0;
+    let shown: number | undefined;
+    while (this.waitingAt !== undefined && !this.controller.signal.aborted) {
+      if (this.waitingAt === shown) {
+        await new Promise<void>((resolve) => (this.queueMoved = resolve));
+        continue;
+      }
+      shown = this.waitingAt;
+      const event: RunQueuedEvent = { type: "run.queued", position: shown };
+      await this.events.append({ id: ++sent, event: event.type, data: JSON.stringify(event) });
+    }
+    this.queueMoved = undefined;
+    return sent;
+  }
+
   private async drive(): Promise<void> {
+    let sequence = await this.waitForThread();
+    // A turn is timed and counted from when it leaves the queue.
     const startedAt = this.options.now();
     this.options.observer?.started();
-    let sequence = 0;
     let usage: Usage | null = null;
     let lastMessage: string | null = null;
     let diff: string | null = null;
     let result: { status: RunStatus; error: string | null } | undefined;
+    let first = true;
     try {
       // A turn stopped before it began never starts codex.
       const events = this.controller.signal.aborted
         ? []
         : this.engine.runTurn({ ...this.turn, signal: this.controller.signal });
       for await (const event of events) {
-        if (sequence === 0) {
+        if (first) {
+          first = false;
           this.options.observer?.firstEvent((this.options.now() - startedAt) / 1000);
           this.admit(undefined);
         }
@@ -164,7 +205,8 @@ export class Run {
     } catch (err) {
       if (err instanceof EngineBusyError && sequence === 0 && !this.stopReason) {
         // The caller answers 503 instead of streaming; a client already watching the run by its
-        // id still sees it end with a done, like any other.
+        // id still sees it end with a done, like any other. A turn that waited in a queue has
+        // streamed already: for it the refusal is an error like any other.
         this.refusal = err;
         result = { status: "error", error: err.message };
       }
