@@ -190,6 +190,8 @@ describe("on_busy: enqueue", () => {
     const b = await queued(post, "B", "hold B");
     const elsewhere = async () => (await post({ type: "user_message", message: "elsewhere" })).status;
     expect(await elsewhere()).toBe(429);
+    // A free thread does not wait for a slot.
+    expect((await post({ type: "user_message", message: "elsewhere", thread_id: "01a213ec-28be-7ba3-89bc-000000000001", on_busy: "enqueue" })).status).toBe(429);
     expect([runs.size, runs.queued]).toEqual([1, 1]);
     await release("hold A");
     await b.until((f) => f.event === "thread.started");

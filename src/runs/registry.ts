@@ -134,7 +134,8 @@ export class RunRegistry {
     try {
       return this.start(id, edit(old));
     } finally {
-      // Refused after all (the server began to shut down meanwhile): the thread goes to the next waiting turn.
+      // The thread is the replacement's now; were it refused after all (the server began to shut
+      // down meanwhile), the next waiting turn's.
       this.replacing.delete(old);
       this.startWaiting();
     }
