@@ -337,6 +337,25 @@ describe("RunRegistry", () => {
     expect(engine.calls.map((call) => call.input)).toEqual(["hang", "hi"]);
   });
 
+  test("while a turn is replaced, the thread waits for its replacement, and the registry is not idle", async () => {
+    const engine = fakeEngine((request) => (request.input === "hang" ? hangingTurn(request) : completedTurn("hi", request.threadId)));
+    const runs = registry(engine);
+    const hanging = { ...turn, input: "hang", threadId: "thread-hang" };
+    const a = runs.start("a", hanging);
+    const b = runs.start("b", { ...hanging, input: "waits" }, { enqueue: true });
+    let idle: boolean | undefined;
+    const becameIdle = runs.whenIdle(5_000);
+    void becameIdle.then((said) => (idle = said));
+    // Between the end of `a` and the start of `e` no turn runs, yet `b` still waits: not idle.
+    const e = await runs.replace(a, "e", () => hanging);
+    expect(idle).toBeUndefined();
+    expect([e.summary().status, b.summary().status]).toEqual(["running", "queued"]);
+    e.stop("cancelled");
+    expect(await becameIdle).toBe(true);
+    expect(b.summary().status).toBe("completed");
+    expect(engine.calls.map((call) => call.input)).toEqual(["hang", "hang", "waits"]);
+  });
+
   test("close refuses new runs and lets the running ones finish", async () => {
     const runs = registry(fakeEngine(hangingTurn));
     const run = runs.start("a", turn);

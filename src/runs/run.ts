@@ -171,7 +171,8 @@ export class Run {
   }
 
   private async drive(): Promise<void> {
-    let sequence = await this.waitForThread();
+    // Only a waiting turn awaits anything here: any other starts codex within `start`, as before.
+    let sequence = this.waitingAt === undefined ? 0 : await this.waitForThread();
     // A turn is timed and counted from when it leaves the queue.
     const startedAt = this.options.now();
     this.options.observer?.started();
