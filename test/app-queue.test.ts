@@ -203,6 +203,24 @@ describe("on_busy: enqueue", () => {
     expect(inputs()).toEqual(["hold A", "hold B", "elsewhere"]);
   });
 
+  test("a thread that the engine has not stored yet, but a turn runs on, is busy, not unknown", async () => {
+    // Like exec, which stores a new thread only as its first turn ends.
+    const { engine, release, inputs } = threadEngine();
+    const { post } = setup(Object.assign(fakeEngine((request) => engine.runTurn({ ...request, threadId: request.threadId ?? THREAD })), { threadExists: () => false }));
+    const first = sseReader(await post({ type: "user_message", message: "hold new", id: "A" }));
+    await first.until((f) => f.event === "thread.started");
+    const unknown = await post({ type: "user_message", message: "x", thread_id: "01a213ec-28be-7ba3-89bc-000000000002" });
+    expect(unknown.status).toBe(404);
+    const rejected = await message(post, "R", "rejected");
+    expect(rejected.status).toBe(409);
+    expect(((await rejected.json()) as { error: { code: string } }).error.code).toBe("thread_busy");
+    const waiting = await queued(post, "B", "after it");
+    await release("hold new");
+    expect(doneData((await waiting.rest()).frames)).toMatchObject({ status: "completed", thread_id: THREAD });
+    await first.rest();
+    expect(inputs()).toEqual(["hold new", "after it"]);
+  });
+
   test("a waiting turn runs after a predecessor that failed", async () => {
     const { engine, release, inputs } = threadEngine();
     const { post } = setup(engine);

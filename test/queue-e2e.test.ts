@@ -53,6 +53,21 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
     expect(await summary("q-second")).toMatchObject({ status: "completed", queue_position: null });
   }, 30_000);
 
+  test("a thread whose first turn still runs (exec has not stored it yet): busy, not unknown; a turn enqueued on it runs next", async () => {
+    const first = sseReader(await send({ message: "sleep 2000 first", id: "f-first" }));
+    const thread = json((await first.until((f) => f.event === "thread.started")).frames[0]).thread_id as string;
+    const rejected = await send({ message: "count", thread_id: thread });
+    expect(rejected.status).toBe(409);
+    expect(((await rejected.json()) as { error: { code: string } }).error.code).toBe("thread_busy");
+    const res = await send({ message: "count", thread_id: thread, id: "f-second", on_busy: "enqueue" });
+    expect(res.status).toBe(200);
+    const frames = (await readSse(res)).frames;
+    expect(json(frames[0])).toEqual({ type: "run.queued", position: 1 });
+    expect(doneOf((await first.rest()).frames).status).toBe("completed");
+    expect(agentTexts(frames)).toEqual(["2"]);
+    expect(doneOf(frames)).toMatchObject({ status: "completed", thread_id: thread });
+  }, 30_000);
+
   test("a ninth waiting turn gets 429; waiting turns cancelled by user_cancel, DELETE or their client going away end cancelled, never reaching the model", async () => {
     const thread = await newThread();
     const first = await running(thread, "n-first");

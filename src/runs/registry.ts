@@ -242,8 +242,12 @@ export class RunRegistry {
     for (const [index, run] of queue.entries()) run.moveInQueue(index + 1);
   }
 
-  /** Whether codex can continue this thread; undefined when the engine cannot tell. */
+  /**
+   * Whether codex can continue this thread; undefined when the engine cannot tell. A thread that a
+   * turn runs on is there, stored or not yet (exec stores a new thread only as its first turn ends).
+   */
   threadExists(threadId: string): boolean | undefined {
+    if (this.runningOn(threadId)) return true;
     return this.engine.threadExists?.(threadId);
   }
 
