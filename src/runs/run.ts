@@ -26,7 +26,6 @@ export type RunOptions = EventLogLimits & {
   queuePosition?: number;
 };
 
-
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -98,11 +97,6 @@ export class Run {
   resolveApproval(approvalId: string, decision: ApprovalDecision): boolean {
     if (!this.pendingApprovals.has(approvalId)) return false;
     return this.engine.resolveApproval?.(approvalId, decision) ?? false;
-  }
-
-  /** Where the turn waits in its thread's queue (1: next); undefined when it is not waiting. */
-  get queuePosition(): number | undefined {
-    return this.waitingAt;
   }
 
   /** The waiting turn's new place in the queue, or undefined: it may run now. Its watchers hear of each new place. */
