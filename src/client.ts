@@ -6,17 +6,22 @@
 import type { ThreadEvent } from "@openai/codex-sdk";
 import { followRun, StreamLost } from "./console/sse";
 import type { z } from "zod";
-import type { ApprovalDecision, ApprovalRequestedEvent, ApprovalResolvedEvent } from "./engine/types";
-import type { DoneData, RunSummary, userMessageSchema } from "./schemas";
+import type { ApprovalDecision, ApprovalRequestedEvent, ApprovalResolvedEvent, TurnDiffEvent } from "./engine/types";
+import type { DoneData, RunQueuedEvent, RunSummary, userMessageSchema } from "./schemas";
 
-export type { ApprovalDecision, ApprovalRequestedEvent, ApprovalResolvedEvent, ThreadEvent };
+export type { ApprovalDecision, ApprovalRequestedEvent, ApprovalResolvedEvent, RunQueuedEvent, ThreadEvent, TurnDiffEvent };
 export type Done = DoneData;
 export type { RunSummary };
 export type UserMessage = Omit<z.input<typeof userMessageSchema>, "type">;
 
-/** One frame of a run: a codex thread event, an approval (app-server engine), or the final `done`. */
+/**
+ * One frame of a run: its place in its thread's queue (`on_busy: "enqueue"`), a codex thread
+ * event, the turn's diff or an approval (app-server engine), or the final `done`.
+ */
 export type ClientEvent = { id: number } & (
+  | { type: "run.queued"; data: RunQueuedEvent }
   | { type: ThreadEvent["type"]; data: ThreadEvent }
+  | { type: "turn.diff"; data: TurnDiffEvent }
   | { type: "approval.requested"; data: ApprovalRequestedEvent }
   | { type: "approval.resolved"; data: ApprovalResolvedEvent }
   | { type: "done"; data: Done }

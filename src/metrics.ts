@@ -25,6 +25,7 @@ const TURN_SECONDS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800
 
 type MetricGauges = {
   activeTurns: () => number;
+  queuedTurns: () => number;
   activeCodexProcesses: () => number;
   retainedRuns: () => number;
   retainedRunBytes: () => number;
@@ -41,6 +42,7 @@ export function createMetrics(gauges: MetricGauges): Metrics {
   const duration = new Histogram({ name: "codex_turn_duration_seconds", help: "Turn duration, start to done", buckets: TURN_SECONDS, registers });
   const firstEvent = new Histogram({ name: "codex_turn_first_event_seconds", help: "Time from a turn's start to codex's first event", buckets: TURN_SECONDS, registers });
   new Gauge({ name: "codex_turns_active", help: "Turns running now", registers, collect() { this.set(gauges.activeTurns()); } });
+  new Gauge({ name: "codex_turns_queued", help: "Turns waiting for their thread (on_busy enqueue)", registers, collect() { this.set(gauges.queuedTurns()); } });
   new Gauge({ name: "codex_processes_active", help: "codex processes running now", registers, collect() { this.set(gauges.activeCodexProcesses()); } });
   new Gauge({ name: "codex_retained_runs", help: "Finished runs kept for listing and replay", registers, collect() { this.set(gauges.retainedRuns()); } });
   new Gauge({ name: "codex_retained_run_bytes", help: "Bytes of event data that the finished runs kept hold", registers, collect() { this.set(gauges.retainedRunBytes()); } });

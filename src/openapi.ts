@@ -8,6 +8,7 @@ import {
   healthSchema,
   messageRequestSchema,
   runListSchema,
+  runQueuedEventSchema,
   runSummarySchema,
 } from "./schemas";
 
@@ -17,6 +18,8 @@ const errors = (description: string) => ({ description, content: content("Error"
 const eventStream = {
   description:
     "Server-Sent Events: one frame per codex thread event (`event:` its type, `data:` the @openai/codex-sdk ThreadEvent as JSON, `id:` its number in the run), `: keep-alive` comments every 15 s, and always a last `event: done` whose data is a Done. " +
+    "A turn sent with on_busy enqueue that waits for its thread first streams `run.queued` frames (a RunQueued: its position, 1 being next), a new one each time it moves up. " +
+    "With --engine app-server, `turn.diff` frames ({type, diff}) carry the unified diff of the files the turn changed so far, each time it changes. " +
     "With --approval-policy on-request or untrusted (app-server engine), `approval.requested` frames ({type, approval_id, kind, command?, cwd?, reason?, changes?}) wait for a user_confirm, and an `approval.resolved` frame ({type, approval_id, decision, by: client|timeout|turn_ended}) follows each.",
   content: { "text/event-stream": { schema: { type: "string" } } },
 };
@@ -42,6 +45,7 @@ const openApiBase = {
       RunSummary: json(runSummarySchema),
       RunList: json(runListSchema),
       Done: json(doneSchema),
+      RunQueued: json(runQueuedEventSchema),
     },
   },
   paths: {
@@ -50,7 +54,9 @@ const openApiBase = {
     },
     "/messages": {
       post: {
-        summary: "Run a turn (user_message, user_edit) as an SSE stream, cancel one (user_cancel), or answer its approval (user_confirm)",
+        summary:
+          "Run a turn (user_message, user_edit) as an SSE stream, cancel one (user_cancel), or answer its approval (user_confirm). " +
+          "A user_message for a thread that runs another turn is refused (on_busy reject, the default: 409 thread_busy), waits for it (enqueue), or cancels it (interrupt).",
         requestBody: { required: true, content: content("MessageRequest") },
         responses: {
           200: {
@@ -68,7 +74,7 @@ const openApiBase = {
           413: errors("payload_too_large"),
           415: errors("unsupported_media_type"),
           422: errors("invalid_request: the message names each field"),
-          429: errors("too_many_turns (Retry-After)"),
+          429: errors("too_many_turns, queue_full (Retry-After)"),
           503: errors("shutting_down, engine_busy (Retry-After)"),
         },
       },
@@ -83,7 +89,7 @@ const openApiBase = {
         responses: { 200: { description: "The run", content: content("RunSummary") }, 404: errors("run_not_found") },
       },
       delete: {
-        summary: "Cancel a running run",
+        summary: "Cancel a running or waiting run",
         parameters: [runId],
         responses: { 200: { description: "Cancelling", content: content("Cancelled") }, 404: errors("run_not_found") },
       },

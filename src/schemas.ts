@@ -4,6 +4,8 @@ import { z } from "zod";
 import { APPROVAL_DECISIONS, REASONING_EFFORTS, REQUEST_SANDBOXES } from "./engine/types";
 
 export const MESSAGE_TYPES = ["user_message", "user_confirm", "user_cancel", "user_edit"] as const;
+/** What a user_message does when its thread runs another turn: refuse (409), wait for it, or cancel it. */
+export const ON_BUSY = ["reject", "enqueue", "interrupt"] as const;
 
 /** Request ids travel into headers and log lines, so they are kept to a safe alphabet. */
 export const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
@@ -47,6 +49,7 @@ export const userMessageSchema = z.strictObject({
   sandbox: z.enum(REQUEST_SANDBOXES).optional(),
   output_schema: z.record(z.string(), z.unknown()).optional(),
   images: z.array(z.string().refine(isAbsolute, "must be an absolute path")).max(16).optional(),
+  on_busy: z.enum(ON_BUSY).optional(),
 });
 
 export const userCancelSchema = z.strictObject({
@@ -109,12 +112,15 @@ export const runStatusSchema = z.enum(["completed", "failed", "cancelled", "time
 export const runSummarySchema = z.object({
   id: z.string(),
   thread_id: z.string().nullable(),
-  status: z.union([z.literal("running"), runStatusSchema]),
+  status: z.union([z.literal("queued"), z.literal("running"), runStatusSchema]),
+  queue_position: z.number().int().min(1).nullable().describe("While the turn waits for its thread (status queued): its place, 1 being next."),
   started_at: z.string(),
   finished_at: z.string().nullable(),
   usage: usageSchema.nullable(),
   replaces: z.string().nullable(),
 });
+/** A waiting turn's place in its thread's queue (1: next): its first event, and again each time it moves up. */
+export const runQueuedEventSchema = z.object({ type: z.literal("run.queued"), position: z.number().int().min(1) });
 export const runListSchema = z.object({ runs: z.array(runSummarySchema) });
 export const doneSchema = z.object({
   status: runStatusSchema,
@@ -124,9 +130,14 @@ export const doneSchema = z.object({
   error: z.string().nullable(),
   final_response: z.unknown().describe("The last agent message: its text, or the parsed JSON when output_schema was given."),
   replaces: z.string().nullable(),
+  diff: z
+    .string()
+    .nullable()
+    .describe("The unified diff of the files the turn changed, as its last turn.diff event gave it; null where the engine reports none (exec) or the turn changed no file."),
 });
 
 export type Usage = z.infer<typeof usageSchema>;
 export type RunStatus = z.infer<typeof runStatusSchema>;
 export type RunSummary = z.infer<typeof runSummarySchema>;
 export type DoneData = z.infer<typeof doneSchema>;
+export type RunQueuedEvent = z.infer<typeof runQueuedEventSchema>;

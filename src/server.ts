@@ -49,6 +49,7 @@ export function startServer(config: Config, log: Logger): RunningServer {
   // The gauges read the registry when scraped, after it exists.
   const metrics = createMetrics({
     activeTurns: () => runs.size,
+    queuedTurns: () => runs.queued,
     activeCodexProcesses: () => engine.activeProcesses?.() ?? 0,
     retainedRuns: () => runs.retainedRuns,
     retainedRunBytes: () => runs.retainedBytes,

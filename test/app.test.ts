@@ -103,6 +103,8 @@ describe("POST /messages rejects bad input before codex starts", () => {
     ["a thread id that is not hex", { body: { type: "user_message", message: "hi", thread_id: "01a213ec-28be-7ba3-89bc-98f1fe7e9e8g" } }, 422, "invalid_request", "thread_id: must be a codex thread id: a UUID such as 01a213ec-28be-7ba3-89bc-98f1fe7e9e8e"],
     ["an unknown reasoning effort", { body: { type: "user_message", message: "hi", reasoning_effort: "max" } }, 422, "invalid_request", 'reasoning_effort: Invalid option: expected one of "minimal"|"low"|"medium"|"high"|"xhigh"'],
     ["a sandbox looser than a request may ask", { body: { type: "user_message", message: "hi", sandbox: "danger-full-access" } }, 422, "invalid_request", 'sandbox: Invalid option: expected one of "read-only"|"workspace-write"'],
+    ["an unknown on_busy", { body: { type: "user_message", message: "hi", on_busy: "wait" } }, 422, "invalid_request", 'on_busy: Invalid option: expected one of "reject"|"enqueue"|"interrupt"'],
+    ["on_busy on a user_edit", { body: { type: "user_edit", id: "r1", message: "x", on_busy: "enqueue" } }, 422, "invalid_request", "on_busy: unknown field"],
     ["a relative image path", { body: { type: "user_message", message: "hi", images: ["a.png"] } }, 422, "invalid_request", "images.0: must be an absolute path"],
     ["body over the limit", { body: { type: "user_message", message: "x".repeat(2000) } }, 413, "payload_too_large", "The request body is larger than 1024 bytes."],
   ];
@@ -198,7 +200,7 @@ describe("POST /messages streams the turn", () => {
         `data: {"type":"turn.completed","usage":${usage}}\n` +
         "id: 4\n\n" +
         "event: done\n" +
-        `data: {"status":"completed","thread_id":"thread-1","request_id":"req-7","usage":${usage},"error":null,"final_response":"hello","replaces":null}\n` +
+        `data: {"status":"completed","thread_id":"thread-1","request_id":"req-7","usage":${usage},"error":null,"final_response":"hello","replaces":null,"diff":null}\n` +
         "id: 5\n\n",
     );
     expect(engine.calls.map(({ input, workDir }) => ({ input, workDir }))).toEqual([{ input: "say hello", workDir: "/tmp" }]);
@@ -228,6 +230,7 @@ describe("POST /messages streams the turn", () => {
       error: "codex crashed",
       final_response: null,
       replaces: null,
+      diff: null,
     });
   });
 

@@ -77,6 +77,23 @@ describe("CodexServerClient", () => {
     expect(events.at(-1)?.data).toMatchObject({ status: "completed", final_response: "through the gap" });
   });
 
+  test("on_busy enqueue: the waiting turn's run.queued comes first, typed; it cancels like a running one", async () => {
+    const first = await all(client.sendMessage({ message: "say first" }));
+    const thread = (first.at(-1)?.data as { thread_id: string }).thread_id;
+    const running = client.sendMessage({ message: "sleep 60000 holding", thread_id: thread, id: "client-holding" })[Symbol.asyncIterator]();
+    for (let next = await running.next(); !next.done && next.value.type !== "turn.started"; next = await running.next()) {}
+    const waiting = client.sendMessage({ message: "say never", thread_id: thread, id: "client-waiting", on_busy: "enqueue" })[Symbol.asyncIterator]();
+    const queued = await waiting.next();
+    expect(queued.value).toEqual({ id: 1, type: "run.queued", data: { type: "run.queued", position: 1 } });
+    expect(await client.run("client-waiting")).toMatchObject({ status: "queued", queue_position: 1 });
+    for (const id of ["client-waiting", "client-holding"]) await client.cancel(id);
+    for (const iterator of [waiting, running]) {
+      let last: ClientEvent | undefined;
+      for (let next = await iterator.next(); !next.done; next = await iterator.next()) last = next.value;
+      expect(last?.data).toMatchObject({ status: "cancelled" });
+    }
+  });
+
   test("cancel ends a running turn", async () => {
     const iterator = client.sendMessage({ message: "sleep 60000 never", id: "client-cancel" })[Symbol.asyncIterator]();
     for (let next = await iterator.next(); !next.done && next.value.type !== "turn.started"; next = await iterator.next()) {}

@@ -58,6 +58,7 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
         error: null,
         final_response: "hello there",
         replaces: null,
+        diff: null,
       });
       expect(server.model.requests.at(-1)?.prompts).toEqual(["say hello there"]);
     });

@@ -1,7 +1,9 @@
 /**
  * The same scripted turns through a server on each engine: the SSE streams must be the same,
  * frame for frame (event, data, id), once thread ids, request ids and the model's port are
- * replaced by placeholders. This is what "a client cannot tell the engines apart" means.
+ * replaced by placeholders. This is what "a client cannot tell the engines apart" means. Only
+ * where codex gives app-server more to tell (an answer's deltas, a turn's diff) does its stream
+ * have more: the tests for those strip exactly that, check it on its own, and compare the rest.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
@@ -45,6 +47,16 @@ function normalised(frames: SseFrame[]): SseFrame[] {
   }));
 }
 
+/**
+ * An app-server stream as exec would have sent it: without the `turn.diff` frames, numbered
+ * again, and with `done.diff` null, which exec cannot know.
+ */
+function withoutDiff(frames: SseFrame[]): SseFrame[] {
+  return frames
+    .filter((f) => f.event !== "turn.diff")
+    .map((f, i) => ({ ...f, id: String(i + 1), data: f.event === "done" ? JSON.stringify({ ...JSON.parse(f.data), diff: null }) : f.data }));
+}
+
 const SCRIPTED: Array<[name: string, body: Record<string, unknown>]> = [
   ["an answer", { message: "say hello there" }],
   ["a command that fails", { message: "run echo out; exit 3" }],
@@ -70,16 +82,43 @@ describe("exec and app-server stream the same events", () => {
     }, 60_000);
   }
 
-  test("a file edit (apply_patch): file_change items alike, the file written by each", async () => {
-    const patch = "apply_patch <<'EOF'\n*** Begin Patch\n*** Add File: patched.txt\n+patched\n*** End Patch\nEOF";
+  test("a file edit (apply_patch): file_change items alike, the files written by each; app-server adds the diff, and only that", async () => {
+    const patch =
+      "apply_patch <<'EOF'\n*** Begin Patch\n*** Add File: patched.txt\n+patched\n*** Update File: edited.txt\n@@\n one\n-two\n+three\n*** End Patch\nEOF";
     const streams: SseFrame[][] = [];
     for (const server of [exec, appServer]) {
       rmSync(join(workDir, "patched.txt"), { force: true });
+      writeFileSync(join(workDir, "edited.txt"), "one\ntwo\n");
       streams.push(normalised(await turn(server, { message: `run ${patch}`, id: "parity-patch" })));
       expect(readFileSync(join(workDir, "patched.txt"), "utf8")).toBe("patched\n");
+      expect(readFileSync(join(workDir, "edited.txt"), "utf8")).toBe("one\nthree\n");
     }
-    expect(streams[1]).toEqual(streams[0] as SseFrame[]);
-    expect(streams[0]?.some((f) => f.event === "item.completed" && f.data.includes('"type":"file_change"'))).toBe(true);
+    const [a, b] = streams as [SseFrame[], SseFrame[]];
+    // git's unified diff, paths relative to the work_dir, files in order of their paths.
+    const diff = [
+      "diff --git a/edited.txt b/edited.txt",
+      "index 814f4a422927b82f5f8a43f8fab6d3839e3983f2..4c7442bcf5acd0f1e2a95fe4f12b12c6b779b585",
+      "--- a/edited.txt",
+      "+++ b/edited.txt",
+      "@@ -1,2 +1,2 @@",
+      " one",
+      "-two",
+      "+three",
+      "diff --git a/patched.txt b/patched.txt",
+      "new file mode 100644",
+      "index 0000000000000000000000000000000000000000..893adcd31e963b01dfbbcfe3ec58a008f0d81201",
+      "--- /dev/null",
+      "+++ b/patched.txt",
+      "@@ -0,0 +1 @@",
+      "+patched",
+      "",
+    ].join("\n");
+    expect(b.filter((f) => f.event === "turn.diff").map((f) => JSON.parse(f.data))).toEqual([{ type: "turn.diff", diff }]);
+    expect(doneOf(b).diff).toBe(diff);
+    expect(a.some((f) => f.event === "turn.diff")).toBe(false);
+    expect(doneOf(a).diff).toBeNull();
+    expect(withoutDiff(b)).toEqual(a);
+    expect(a.some((f) => f.event === "item.completed" && f.data.includes('"type":"file_change"'))).toBe(true);
   }, 60_000);
 
   test("a streamed answer: app-server adds the deltas as item.updated with the text so far, and only that", async () => {

@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { TurnEventMapper } from "../src/engine/app-server/event-mapper";
 import type { ServerNotification, ThreadItem } from "../src/engine/app-server/protocol";
-import type { ThreadEvent } from "../src/engine/types";
+import type { EngineEvent, ThreadEvent } from "../src/engine/types";
 import { waitFor } from "./fixtures/wait-for";
 
 const ids = { threadId: "t", turnId: "u" };
@@ -26,7 +26,7 @@ const patch = (status: string): ThreadItem =>
   }) as ThreadItem;
 
 function run(notifications: ServerNotification[]) {
-  const events: ThreadEvent[] = [];
+  const events: EngineEvent[] = [];
   const mapper = new TurnEventMapper((event) => events.push(event));
   let ended = false;
   for (const notification of notifications) {
@@ -79,6 +79,17 @@ describe("TurnEventMapper", () => {
     const reasoning = (summary: string[]) => ({ type: "reasoning", id: "r", summary, content: [] }) as ThreadItem;
     expect(run([completed(reasoning([" "])), completed(reasoning(["first", "second"]))]).events).toEqual([
       { type: "item.completed", item: { id: "item_0", type: "reasoning", text: "first\nsecond" } },
+    ]);
+  });
+
+  test("the turn's diff: a turn.diff each time it changes, never twice the same, nor an empty one first", () => {
+    const diffUpdated = (diff: string) => ({ method: "turn/diff/updated", params: { ...ids, diff } }) as ServerNotification;
+    const added = "diff --git a/a.txt b/a.txt\n+a\n";
+    const both = `${added}diff --git a/b.txt b/b.txt\n+b\n`;
+    expect(run([diffUpdated(""), diffUpdated(added), diffUpdated(added), diffUpdated(both), diffUpdated(both), diffUpdated("")]).events).toEqual([
+      { type: "turn.diff", diff: added },
+      { type: "turn.diff", diff: both },
+      { type: "turn.diff", diff: "" },
     ]);
   });
 

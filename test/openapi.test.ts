@@ -2,8 +2,9 @@ import { describe, expect, test } from "bun:test";
 import { validate } from "@readme/openapi-parser";
 import { createMetrics } from "../src/metrics";
 import { openApiDocument } from "../src/openapi";
-import { cancelledSchema, doneSchema, errorSchema, healthSchema, runListSchema, runSummarySchema } from "../src/schemas";
+import { cancelledSchema, doneSchema, errorSchema, healthSchema, runListSchema, runQueuedEventSchema, runSummarySchema } from "../src/schemas";
 import { setup } from "./fixtures/app-setup";
+import type { ThreadEvent } from "../src/engine/types";
 import { completedTurn, fakeEngine, hangingTurn } from "./fixtures/fake-engine";
 import { parseSse } from "./fixtures/sse";
 
@@ -23,13 +24,13 @@ describe("GET /openapi.json", () => {
       "user_confirm",
     ]);
     expect(Object.keys(variants[0]?.properties ?? {})).toEqual([
-      "type", "message", "work_dir", "id", "thread_id", "model", "reasoning_effort", "sandbox", "output_schema", "images",
+      "type", "message", "work_dir", "id", "thread_id", "model", "reasoning_effort", "sandbox", "output_schema", "images", "on_busy",
     ]);
   });
 });
 
 /** Metrics whose gauges all read 0. */
-const idleMetrics = () => createMetrics({ activeTurns: () => 0, activeCodexProcesses: () => 0, retainedRuns: () => 0, retainedRunBytes: () => 0 });
+const idleMetrics = () => createMetrics({ activeTurns: () => 0, queuedTurns: () => 0, activeCodexProcesses: () => 0, retainedRuns: () => 0, retainedRunBytes: () => 0 });
 
 test("/ only with the console on, /metrics only where there are metrics", async () => {
   const metrics = idleMetrics();
@@ -92,6 +93,23 @@ describe("what the server answers matches the document, field for field", () => 
     expect(doc.paths["/metrics"]?.get.security).toBeUndefined();
     expect((await app.request("/metrics")).status).toBe(401);
     expect(Object.keys(doc.paths["/metrics"]?.get.responses ?? {})).toContain("401");
+  });
+
+  test("a waiting run's summary", async () => {
+    const thread = "01a213ec-28be-7ba3-89bc-98f1fe7e9e8e";
+    const { app, post, runs } = setup(
+      fakeEngine(async function* (request) {
+        yield { type: "thread.started", thread_id: thread } satisfies ThreadEvent;
+        await new Promise((resolve) => request.signal.addEventListener("abort", resolve, { once: true }));
+      }),
+    );
+    const first = await post({ type: "user_message", message: "hi", id: "doc-3", thread_id: thread });
+    const waiting = await post({ type: "user_message", message: "hi", id: "doc-4", thread_id: thread, on_busy: "enqueue" });
+    const summary = runSummarySchema.strict().parse(await (await app.request("/runs/doc-4")).json());
+    expect(summary).toMatchObject({ status: "queued", queue_position: 1 });
+    runs.stopAll("cancelled");
+    const [, frames] = await Promise.all([first.text(), waiting.text().then((raw) => parseSse(raw).frames)]);
+    expect(runQueuedEventSchema.strict().parse(JSON.parse(frames[0]?.data ?? "{}"))).toEqual({ type: "run.queued", position: 1 });
   });
 
   test("cancel", async () => {

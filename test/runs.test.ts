@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import type { Engine, ThreadEvent } from "../src/engine/types";
+import type { Engine, EngineEvent, ThreadEvent } from "../src/engine/types";
 import { createLogger } from "../src/log";
 import { EventLog, type RunEvent } from "../src/runs/event-log";
 import { type RegistryOptions, RunIdInUseError, RunLimitError, RunRegistry, RunsClosedError, ThreadBusyError } from "../src/runs/registry";
@@ -66,6 +66,7 @@ describe("a run's done status", () => {
         error: null,
         final_response: null,
         replaces: null,
+        diff: null,
         ...expected,
       });
     });
@@ -74,6 +75,18 @@ describe("a run's done status", () => {
   test("with an output schema, final_response is the JSON of the last message", async () => {
     const run = registry(fakeEngine(() => completedTurn('{"answer":42}'))).start("json", { ...turn, options: { outputSchema: { type: "object" } } });
     expect(doneOf(await all(run)).final_response).toEqual({ answer: 42 });
+  });
+
+  test("done.diff is the last turn.diff's diff; null without one, or when the last one is empty", async () => {
+    const withDiffs = (...diffs: string[]) =>
+      async function* (): AsyncGenerator<EngineEvent> {
+        for (const diff of diffs) yield { type: "turn.diff", diff };
+        yield* completedTurn("hi");
+      };
+    const diffOf = async (script: () => AsyncIterable<EngineEvent>) => doneOf(await all(registry(fakeEngine(script)).start("d", turn))).diff;
+    expect(await diffOf(withDiffs("diff --git a/x b/x\n+1\n", "diff --git a/x b/x\n+2\n"))).toBe("diff --git a/x b/x\n+2\n");
+    expect(await diffOf(withDiffs("diff --git a/x b/x\n+1\n", ""))).toBeNull();
+    expect(await diffOf(withDiffs())).toBeNull();
   });
 
   for (const reason of ["cancelled", "timeout"] as const) {
@@ -279,6 +292,7 @@ describe("RunRegistry", () => {
         id: "kept",
         thread_id: "thread-1",
         status: "completed",
+        queue_position: null,
         started_at: expect.any(String),
         finished_at: expect.any(String),
         usage: USAGE,
@@ -352,6 +366,43 @@ describe("RunRegistry", () => {
     runs.stopAll("cancelled");
     expect(await idle).toBe(true);
     for (const run of started) expect(run.summary().status).toBe("cancelled");
+  });
+
+  test("waiting turns: never counted as finished runs; stopAll cancels them too, and whenIdle waits for them", async () => {
+    const engine = fakeEngine((request) => (request.input === "hang" ? hangingTurn(request) : completedTurn("hi")));
+    const runs = registry(engine, { maxRetained: 1 });
+    const hanging = { ...turn, input: "hang", threadId: "thread-hang" };
+    const a = runs.start("a", hanging);
+    const b = runs.start("b", { ...hanging, input: "waits" }, { enqueue: true });
+    expect(b.summary()).toMatchObject({ status: "queued", queue_position: 1, thread_id: "thread-hang" });
+    await runs.start("other", turn).finished;
+    expect(runs.list().map((run) => run.id)).toEqual(["a", "b", "other"]);
+    expect([runs.size, runs.queued]).toEqual([1, 1]);
+    expect(await runs.whenIdle(20)).toBe(false);
+    const idle = runs.whenIdle(5_000);
+    runs.stopAll("cancelled");
+    expect(await idle).toBe(true);
+    expect([a, b].map((run) => run.summary().status)).toEqual(["cancelled", "cancelled"]);
+    expect(engine.calls.map((call) => call.input)).toEqual(["hang", "hi"]);
+  });
+
+  test("while a turn is replaced, the thread waits for its replacement, and the registry is not idle", async () => {
+    const engine = fakeEngine((request) => (request.input === "hang" ? hangingTurn(request) : completedTurn("hi", request.threadId)));
+    const runs = registry(engine);
+    const hanging = { ...turn, input: "hang", threadId: "thread-hang" };
+    const a = runs.start("a", hanging);
+    const b = runs.start("b", { ...hanging, input: "waits" }, { enqueue: true });
+    let idle: boolean | undefined;
+    const becameIdle = runs.whenIdle(5_000);
+    void becameIdle.then((said) => (idle = said));
+    // Between the end of `a` and the start of `e` no turn runs, yet `b` still waits: not idle.
+    const e = await runs.replace(a, "e", () => hanging);
+    expect(idle).toBeUndefined();
+    expect([e.summary().status, b.summary().status]).toEqual(["running", "queued"]);
+    e.stop("cancelled");
+    expect(await becameIdle).toBe(true);
+    expect(b.summary().status).toBe("completed");
+    expect(engine.calls.map((call) => call.input)).toEqual(["hang", "hang", "waits"]);
   });
 
   test("close refuses new runs and lets the running ones finish", async () => {

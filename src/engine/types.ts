@@ -66,8 +66,14 @@ export type ApprovalResolvedEvent = {
   by: "client" | "timeout" | "turn_ended";
 };
 
-/** What a turn streams: the SDK's thread events, plus approvals where the engine can ask for them. */
-export type EngineEvent = ThreadEvent | ApprovalRequestedEvent | ApprovalResolvedEvent;
+/**
+ * The unified diff of every file the turn has changed so far, where the engine reports one
+ * (app-server's `turn/diff/updated`); each one replaces the one before.
+ */
+export type TurnDiffEvent = { type: "turn.diff"; diff: string };
+
+/** What a turn streams: the SDK's thread events, plus its diff and approvals where the engine has them. */
+export type EngineEvent = ThreadEvent | TurnDiffEvent | ApprovalRequestedEvent | ApprovalResolvedEvent;
 
 export interface Engine {
   runTurn(request: TurnRequest): AsyncIterable<EngineEvent>;

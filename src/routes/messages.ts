@@ -4,7 +4,7 @@ import { bodyLimit } from "hono/body-limit";
 import type { AppDeps, AppEnv } from "../app-types";
 import { ApiError } from "../errors";
 import { exceedsJsonDepth } from "../json-depth";
-import { RunIdInUseError, RunLimitError, RunsClosedError, ThreadBusyError } from "../runs/registry";
+import { QueueFullError, RunIdInUseError, RunLimitError, RunsClosedError, ThreadBusyError } from "../runs/registry";
 import type { Run, TurnInput } from "../runs/run";
 import { describeIssues, messageRequestSchema, type userMessageSchema } from "../schemas";
 import type { z } from "zod";
@@ -51,6 +51,7 @@ function startRefused(err: unknown): never {
   if (err instanceof RunIdInUseError) throw new ApiError(409, "id_in_use", err.message);
   if (err instanceof ThreadBusyError) throw new ApiError(409, "thread_busy", err.message);
   if (err instanceof RunLimitError) throw new ApiError(429, "too_many_turns", err.message, { "retry-after": "5" });
+  if (err instanceof QueueFullError) throw new ApiError(429, "queue_full", err.message, { "retry-after": "5" });
   if (err instanceof RunsClosedError) throw new ApiError(503, "shutting_down", err.message, { "retry-after": "5" });
   throw err;
 }
@@ -162,8 +163,12 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
             });
             return startAndStream(c, () => runs.replace(old, c.get("requestId"), edited));
           }
-          case "user_message":
-            return startAndStream(c, () => runs.start(body.id ?? c.get("requestId"), turnFor(body)));
+          case "user_message": {
+            const id = body.id ?? c.get("requestId");
+            const turn = turnFor(body);
+            if (body.on_busy === "interrupt") return startAndStream(c, () => runs.interrupt(id, turn));
+            return startAndStream(c, () => runs.start(id, turn, { enqueue: body.on_busy === "enqueue" }));
+          }
         }
       },
     )

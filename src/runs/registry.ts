@@ -26,6 +26,15 @@ export class RunLimitError extends Error {
   }
 }
 
+export class QueueFullError extends Error {
+  constructor(readonly threadId: string, readonly limit: number) {
+    super(`thread ${threadId} already has ${limit} turns waiting; try again later`);
+  }
+}
+
+/** How many turns may wait for one thread (`start` with `enqueue`). */
+export const MAX_WAITING_PER_THREAD = 8;
+
 export type RegistryOptions = Partial<Omit<RunOptions, "now">> & {
   maxConcurrent: number;
   /** A run still going after this long is stopped with reason `timeout`. */
@@ -49,9 +58,9 @@ const RUN_DEFAULTS = {
 };
 
 /**
- * The runs by id: the running ones, bounded in number and one per thread, and finished ones for
- * the retention period, bounded in number and in the bytes of their events. Stopped together at
- * shutdown.
+ * The runs by id: the running ones, bounded in number and one per thread, those waiting for their
+ * thread, and finished ones for the retention period, bounded in number and in the bytes of their
+ * events. Stopped together at shutdown.
  */
 export class RunRegistry {
   private readonly runs = new Map<string, Run>();
@@ -59,9 +68,13 @@ export class RunRegistry {
   /** Finished runs still kept, in the order they finished, each with its retention timer. */
   private readonly finished = new Map<Run, ReturnType<typeof setTimeout>>();
   private finishedBytes = 0;
+  /** Turns waiting for their thread, by thread id, first come first: each runs once the one before it has ended. */
+  private readonly waiting = new Map<string, Run[]>();
   private readonly idleWaiters = new Set<() => void>();
   /** Ids of turns that will start once the run they replace has ended (see `replace`). */
   private readonly reserved = new Set<string>();
+  /** Runs being replaced: their thread goes to the replacement, before any turn waiting for it. */
+  private readonly replacing = new Set<Run>();
   private closed = false;
 
   constructor(
@@ -85,20 +98,38 @@ export class RunRegistry {
     return this.finishedBytes;
   }
 
+  /** Turns waiting for their thread. */
+  get queued(): number {
+    let count = 0;
+    for (const queue of this.waiting.values()) count += queue.length;
+    return count;
+  }
+
   /**
    * Throws what `start(id, turn)` would refuse the turn for. A turn `replacing` a running run takes
    * its place: that run's id, thread and slot count as free.
    */
   checkStart(id: string, turn: TurnInput, { replacing }: { replacing?: Run } = {}): void {
-    if (this.closed) throw new RunsClosedError();
-    const holder = this.runs.get(id);
-    if ((holder?.running && holder !== replacing) || this.reserved.has(id)) throw new RunIdInUseError(id);
+    this.checkOpen(id, replacing);
     if (turn.threadId !== undefined) {
       const busy = [...this.running].find((run) => run.threadId === turn.threadId && run !== replacing);
       if (busy) throw new ThreadBusyError(turn.threadId, busy.id);
     }
     const others = this.running.size - (replacing?.running ? 1 : 0);
     if (others >= this.options.maxConcurrent) throw new RunLimitError(this.options.maxConcurrent);
+  }
+
+  /** New turns are taken, and this id is free (or the one of the run being replaced). */
+  private checkOpen(id: string, replacing?: Run): void {
+    if (this.closed) throw new RunsClosedError();
+    const holder = this.runs.get(id);
+    if ((holder?.running && holder !== replacing) || this.reserved.has(id)) throw new RunIdInUseError(id);
+  }
+
+  /** The turn running on this thread, if any. */
+  private runningOn(threadId: string): Run | undefined {
+    for (const run of this.running) if (run.threadId === threadId) return run;
+    return undefined;
   }
 
   /**
@@ -110,17 +141,58 @@ export class RunRegistry {
   async replace(old: Run, id: string, edit: (old: Run) => TurnInput): Promise<Run> {
     this.checkStart(id, edit(old), { replacing: old });
     this.reserved.add(id);
+    this.replacing.add(old);
     try {
       old.stop("cancelled");
       await old.finished;
     } finally {
       this.reserved.delete(id);
     }
-    return this.start(id, edit(old));
+    try {
+      return this.start(id, edit(old));
+    } finally {
+      // The thread is the replacement's now; were it refused after all (the server began to shut
+      // down meanwhile), the next waiting turn's.
+      this.replacing.delete(old);
+      this.startWaiting();
+    }
   }
 
-  start(id: string, turn: TurnInput): Run {
+  /**
+   * Starts the turn `turn` at the same thread as a running turn (the thread runs one turn at a
+   * time): the running turn is cancelled and the new one takes its place, as with `replace`,
+   * ahead of any turn waiting for the thread. Without a running turn there, a plain `start`.
+   */
+  interrupt(id: string, turn: TurnInput): Run | Promise<Run> {
+    const busy = turn.threadId === undefined ? undefined : this.runningOn(turn.threadId);
+    if (!busy) return this.start(id, turn);
+    return this.replace(busy, id, (old) => ({ ...turn, replaces: old.id }));
+  }
+
+  /**
+   * Starts a turn. With `enqueue`, a turn for a thread that runs another one waits for it instead
+   * of being refused (at most MAX_WAITING_PER_THREAD per thread, first come first): it takes no
+   * slot while it waits, and starts in the one its predecessor leaves.
+   */
+  start(id: string, turn: TurnInput, { enqueue = false }: { enqueue?: boolean } = {}): Run {
+    const threadId = turn.threadId;
+    if (enqueue && threadId !== undefined && this.runningOn(threadId)) {
+      this.checkOpen(id);
+      const queue = this.waiting.get(threadId) ?? [];
+      if (queue.length >= MAX_WAITING_PER_THREAD) throw new QueueFullError(threadId, MAX_WAITING_PER_THREAD);
+      const run = this.create(id, turn, queue.length + 1);
+      queue.push(run);
+      this.waiting.set(threadId, queue);
+      return run;
+    }
     this.checkStart(id, turn);
+    const run = this.create(id, turn);
+    this.activate(run);
+    return run;
+  }
+
+  /** A waiting turn (`queuePosition`) or one about to run, listed from now on, kept for the retention once it has finished. */
+  private create(id: string, turn: TurnInput, queuePosition?: number): Run {
     const { reattachGraceMs, maxEvents, maxBytes, ...retention } = { ...RUN_DEFAULTS, ...this.options };
     // A finished run under the same id is replaced: it can no longer be reached.
     const replaced = this.runs.get(id);
@@ -131,15 +203,14 @@ export class RunRegistry {
       maxBytes,
       now: this.options.now ?? (() => performance.now()),
       ...(this.options.observer && { observer: this.options.observer }),
+      ...(queuePosition !== undefined && { queuePosition }),
     });
     this.runs.set(id, run);
-    this.running.add(run);
-    const { turnTimeoutMs } = this.options;
-    const timeout = turnTimeoutMs === undefined ? undefined : setTimeout(() => run.stop("timeout"), turnTimeoutMs);
     void run.finished.then(() => {
-      clearTimeout(timeout);
-      this.running.delete(run);
-      if (this.running.size === 0) for (const wake of this.idleWaiters) wake();
+      // A turn that ran leaves its thread and its slot to the next waiting turn; one that never left the queue, its place.
+      if (this.running.delete(run)) this.startWaiting();
+      else this.leaveQueue(run);
+      if (this.running.size === 0 && this.waiting.size === 0) for (const wake of this.idleWaiters) wake();
       // A turn the engine refused never existed for clients: its id is free again at once.
       if (run.refusal) this.unlist(run);
       else this.retain(run, retention);
@@ -147,8 +218,53 @@ export class RunRegistry {
     return run;
   }
 
-  /** Whether codex can continue this thread; undefined when the engine cannot tell. */
+  /** The turn runs from now on: it takes a slot, and the turn timeout counts from here. */
+  private activate(run: Run): void {
+    this.running.add(run);
+    const { turnTimeoutMs } = this.options;
+    if (turnTimeoutMs !== undefined) {
+      const timeout = setTimeout(() => run.stop("timeout"), turnTimeoutMs);
+      void run.finished.then(() => clearTimeout(timeout));
+    }
+    run.moveInQueue(undefined);
+  }
+
+  /**
+   * Starts the first waiting turn of each thread that no turn runs on (nor is being replaced on),
+   * while slots are free: called whenever a turn has ended, so that the turn waiting for its
+   * thread takes the slot it left.
+   */
+  private startWaiting(): void {
+    for (const [threadId, queue] of this.waiting) {
+      if (this.running.size >= this.options.maxConcurrent) return;
+      if (this.runningOn(threadId) || [...this.replacing].some((run) => run.threadId === threadId)) continue;
+      const next = queue.shift() as Run;
+      if (queue.length === 0) this.waiting.delete(threadId);
+      this.activate(next);
+      this.renumber(queue);
+    }
+  }
+
+  /** A waiting turn that was stopped leaves its queue; those behind it move up. */
+  private leaveQueue(run: Run): void {
+    const queue = run.threadId === null ? undefined : this.waiting.get(run.threadId);
+    const at = queue?.indexOf(run) ?? -1;
+    if (!queue || at < 0) return;
+    queue.splice(at, 1);
+    if (queue.length === 0) this.waiting.delete(run.threadId as string);
+    this.renumber(queue);
+  }
+
+  private renumber(queue: Run[]): void {
+    for (const [index, run] of queue.entries()) run.moveInQueue(index + 1);
+  }
+
+  /**
+   * Whether codex can continue this thread; undefined when the engine cannot tell. A thread that a
+   * turn runs on is there, stored or not yet (exec stores a new thread only as its first turn ends).
+   */
   threadExists(threadId: string): boolean | undefined {
+    if (this.runningOn(threadId)) return true;
     return this.engine.threadExists?.(threadId);
   }
 
@@ -201,18 +317,20 @@ export class RunRegistry {
     return true;
   }
 
-  /** Refuses new runs from now on; the running ones go on. */
+  /** Refuses new runs from now on; the running ones go on, the waiting ones are cancelled (they never started). */
   close(): void {
     this.closed = true;
+    for (const queue of this.waiting.values()) for (const run of queue) run.stop("cancelled");
   }
 
+  /** Stops every run going on, the waiting ones too. */
   stopAll(reason: StopReason): void {
-    for (const run of this.running) run.stop(reason);
+    for (const run of this.runs.values()) if (run.running) run.stop(reason);
   }
 
-  /** Resolves true once no run is going, or false when `timeoutMs` passes first. */
+  /** Resolves true once no run is going or waiting, or false when `timeoutMs` passes first. */
   whenIdle(timeoutMs: number): Promise<boolean> {
-    if (this.running.size === 0) return Promise.resolve(true);
+    if (this.running.size === 0 && this.waiting.size === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
       const finish = (idle: boolean) => {
         clearTimeout(timer);

@@ -1,7 +1,7 @@
 import { type ApprovalDecision, type Engine, EngineBusyError, type TurnOptions } from "../engine/types";
 import type { Logger } from "../log";
 import type { RunObserver } from "../metrics";
-import type { DoneData, RunStatus, RunSummary, Usage } from "../schemas";
+import type { DoneData, RunQueuedEvent, RunStatus, RunSummary, Usage } from "../schemas";
 import { EventLog, type EventLogLimits, type RunEvent } from "./event-log";
 
 export type { RunEvent };
@@ -22,6 +22,8 @@ export type RunOptions = EventLogLimits & {
   reattachGraceMs: number;
   now: () => number;
   observer?: RunObserver;
+  /** The turn waits for its thread, at this place in the queue (1: next), until `moveInQueue(undefined)`. */
+  queuePosition?: number;
 };
 
 function messageOf(err: unknown): string {
@@ -51,6 +53,9 @@ export class Run {
   private readonly startedAt = new Date();
   private finishedAt: Date | undefined;
   private outcome: DoneData | undefined;
+  /** While the turn waits for its thread: its place in the queue; undefined once it may run. */
+  private waitingAt: number | undefined;
+  private queueMoved: (() => void) | undefined;
   /** Approvals this turn's engine asked for that no one has answered yet. */
   private readonly pendingApprovals = new Set<string>();
   threadId: string | null;
@@ -74,11 +79,13 @@ export class Run {
   ) {
     this.events = new EventLog(options);
     this.threadId = turn.threadId ?? null;
+    this.waitingAt = options.queuePosition;
     this.admitted = new Promise((resolve) => {
       this.admit = resolve;
     });
-    // Only an engine that can refuse a turn makes the caller wait for its answer.
-    if (!engine.refusesWhenBusy) this.admit(undefined);
+    // Only an engine that can refuse a turn makes the caller wait for its answer; a waiting turn's
+    // stream opens at once, and a later refusal ends it like any error.
+    if (!engine.refusesWhenBusy || this.waitingAt !== undefined) this.admit(undefined);
     this.finished = this.drive();
   }
 
@@ -97,10 +104,17 @@ export class Run {
     return this.engine.resolveApproval?.(approvalId, decision) ?? false;
   }
 
-  /** Ends the turn early; the first reason given is the one `done` reports. */
+  /** The waiting turn's new place in the queue, or undefined: it may run now. Its watchers hear of each new place. */
+  moveInQueue(position: number | undefined): void {
+    this.waitingAt = position;
+    this.queueMoved?.();
+  }
+
+  /** Ends the turn early (a waiting one without ever starting it); the first reason given is the one `done` reports. */
   stop(reason: StopReason): void {
     this.stopReason ??= reason;
     this.controller.abort();
+    this.queueMoved?.();
   }
 
   /**
@@ -129,7 +143,8 @@ export class Run {
     return {
       id: this.id,
       thread_id: this.threadId,
-      status: this.outcome?.status ?? "running",
+      status: this.outcome?.status ?? (this.waitingAt === undefined ? "running" : "queued"),
+      queue_position: this.outcome ? null : (this.waitingAt ?? null),
       started_at: this.startedAt.toISOString(),
       finished_at: this.finishedAt?.toISOString() ?? null,
       usage: this.outcome?.usage ?? null,
@@ -137,20 +152,42 @@ export class Run {
     };
   }
 
+  /** Until the turn may run or is stopped: a `run.queued` event for each new place in the queue. Returns how many it sent. */
+  private async waitForThread(): Promise<number> {
+    let sent = 0;
+    let shown: number | undefined;
+    while (this.waitingAt !== undefined && !this.controller.signal.aborted) {
+      if (this.waitingAt === shown) {
+        await new Promise<void>((resolve) => (this.queueMoved = resolve));
+        continue;
+      }
+      shown = this.waitingAt;
+      const event: RunQueuedEvent = { type: "run.queued", position: shown };
+      await this.events.append({ id: ++sent, event: event.type, data: JSON.stringify(event) });
+    }
+    this.queueMoved = undefined;
+    return sent;
+  }
+
   private async drive(): Promise<void> {
+    // Only a waiting turn awaits anything here: any other starts codex within `start`, as before.
+    let sequence = this.waitingAt === undefined ? 0 : await this.waitForThread();
+    // A turn is timed and counted from when it leaves the queue.
     const startedAt = this.options.now();
     this.options.observer?.started();
-    let sequence = 0;
     let usage: Usage | null = null;
     let lastMessage: string | null = null;
+    let diff: string | null = null;
     let result: { status: RunStatus; error: string | null } | undefined;
+    let first = true;
     try {
       // A turn stopped before it began never starts codex.
       const events = this.controller.signal.aborted
         ? []
         : this.engine.runTurn({ ...this.turn, signal: this.controller.signal });
       for await (const event of events) {
-        if (sequence === 0) {
+        if (first) {
+          first = false;
           this.options.observer?.firstEvent((this.options.now() - startedAt) / 1000);
           this.admit(undefined);
         }
@@ -160,6 +197,7 @@ export class Run {
           usage = event.usage;
           result = { status: "completed", error: null };
         } else if (event.type === "turn.failed") result = { status: "failed", error: event.error.message };
+        else if (event.type === "turn.diff") diff = event.diff === "" ? null : event.diff;
         else if (event.type === "approval.requested") this.pendingApprovals.add(event.approval_id);
         else if (event.type === "approval.resolved") this.pendingApprovals.delete(event.approval_id);
         await this.events.append({ id: ++sequence, event: event.type, data: JSON.stringify(event) });
@@ -167,7 +205,8 @@ export class Run {
     } catch (err) {
       if (err instanceof EngineBusyError && sequence === 0 && !this.stopReason) {
         // The caller answers 503 instead of streaming; a client already watching the run by its
-        // id still sees it end with a done, like any other.
+        // id still sees it end with a done, like any other. A turn that waited in a queue has
+        // streamed already: for it the refusal is an error like any other.
         this.refusal = err;
         result = { status: "error", error: err.message };
       }
@@ -189,6 +228,7 @@ export class Run {
       error: result.error,
       final_response: finalResponse(lastMessage, this.turn.options?.outputSchema !== undefined),
       replaces: this.turn.replaces ?? null,
+      diff,
     };
     const elapsedMs = this.options.now() - startedAt;
     this.options.observer?.finished(result.status, elapsedMs / 1000);

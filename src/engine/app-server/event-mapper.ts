@@ -1,4 +1,4 @@
-import type { ThreadEvent } from "../types";
+import type { ThreadEvent, TurnDiffEvent } from "../types";
 import type { ServerNotification, ThreadItem, ThreadTokenUsage } from "./protocol";
 
 type SdkItem = Extract<ThreadEvent, { type: "item.completed" }>["item"];
@@ -22,9 +22,10 @@ function withDetails(message: string, details: string | null | undefined): strin
  * turns the same notifications into its output (codex-rs/exec, event_processor_with_jsonl_output):
  * item ids `item_0`, `item_1`, ... in the order exec numbers them, the same items left out, the
  * usage taken from the thread's token totals. A client sees the same events from either engine;
- * only agent-message deltas are extra, as `item.updated` with the text so far, at most one per
- * message every `intervalMs`: a text held back is sent by a timer, through `late`, unless the
- * message completes first.
+ * only two things are extra: agent-message deltas, as `item.updated` with the text so far, at
+ * most one per message every `intervalMs` (a text held back is sent by a timer, through `late`,
+ * unless the message completes first); and the turn's unified diff, as `turn.diff`, each time
+ * codex reports it changed.
  */
 export class TurnEventMapper {
   private nextId = 0;
@@ -33,6 +34,8 @@ export class TurnEventMapper {
   private readonly agentText = new Map<string, AgentText>();
   private usage: ThreadTokenUsage | undefined;
   private lastError: string | undefined;
+  /** The turn's unified diff as last sent. */
+  private diff = "";
   private todo: { id: string; items: TodoItem[] } | undefined;
 
   constructor(
@@ -76,8 +79,8 @@ export class TurnEventMapper {
   }
 
   /** The events for `notification`, and whether the turn is over. */
-  map(notification: ServerNotification): { events: ThreadEvent[]; ended: boolean } {
-    const events: ThreadEvent[] = [];
+  map(notification: ServerNotification): { events: Array<ThreadEvent | TurnDiffEvent>; ended: boolean } {
+    const events: Array<ThreadEvent | TurnDiffEvent> = [];
     switch (notification.method) {
       case "turn/started":
         events.push({ type: "turn.started" });
@@ -151,6 +154,13 @@ export class TurnEventMapper {
         }
         break;
       }
+      case "turn/diff/updated":
+        // codex repeats an unchanged diff (after each item, at the turn's end): a client hears of each change once.
+        if (notification.params.diff !== this.diff) {
+          this.diff = notification.params.diff;
+          events.push({ type: "turn.diff", diff: this.diff });
+        }
+        break;
       case "thread/tokenUsage/updated":
         this.usage = notification.params.tokenUsage;
         break;
