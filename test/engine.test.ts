@@ -137,6 +137,9 @@ describe("the SDK engine once codex has ended the turn", () => {
       `echo '{"type":"turn.completed","usage":{"input_tokens":1,"cached_input_tokens":0,"output_tokens":1}}'`,
       // Gone with the test's directory, should a test fail before it releases it.
       'while [ -d "$FAKE_DIR" ] && [ ! -f "$FAKE_DIR/release" ]; do sleep 0.02; done',
+      // The first one takes longer to exit once released: close() must wait for it too.
+      '[ "$previous" = none ] && sleep 0.3',
+      "exit 0",
     ].join("\n"),
   );
 
@@ -188,7 +191,7 @@ describe("the SDK engine once codex has ended the turn", () => {
     await engine.close?.();
   });
 
-  test("a turn on another thread does not wait", async () => {
+  test("a turn on another thread does not wait; close() waits for every codex still exiting, even two of one thread id", async () => {
     const fakeDir = mkdtempSync(join(dir, "fake-"));
     const engine = engineIn(fakeDir);
     await eventsOf(engine.runTurn(turn()));

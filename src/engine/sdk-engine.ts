@@ -8,6 +8,9 @@ import { createLsbReleaseShim, type LsbReleaseShim } from "./lsb-release-shim";
 import { endMarkedProcesses, endMarkedProcessesNow, threadMarker, TURN_MARKER_NAME } from "./turn-processes";
 import { type CodexLaunchOptions, type Engine, EngineError, type ThreadEvent, type TurnRequest } from "./types";
 
+/** A `codex exec` whose turn has ended, still writing out its session before it exits. */
+type Lingering = { exited: Promise<void>; kill(): void };
+
 export type SdkEngineOptions = CodexLaunchOptions & {
   firstEventTimeoutMs: number;
   /** How long a codex whose turn has ended gets to exit before it is killed. */
@@ -75,7 +78,9 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
   const env = withPathDirs(options.env, options.codex.pathDirs);
   let active = 0;
   /** codex processes whose turn has ended but which have not exited yet, by thread. */
-  const exiting = new Map<string, { exited: Promise<void>; kill(): void }>();
+  const exiting = new Map<string, Lingering>();
+  /** Every codex still exiting, whatever its thread: what close() waits for and killNow() kills. */
+  const lingerers = new Set<Lingering>();
   /** The markers of every turn whose processes may still run: what a second signal must end. */
   const turnMarkers = new Set<string[]>();
   // Part of the lean profile: made once, when the server listens (or at the first turn, if sooner),
@@ -97,12 +102,12 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
     },
 
     async close() {
-      await Promise.all([...exiting.values()].map((lingering) => lingering.exited));
+      await Promise.all([...lingerers].map((lingering) => lingering.exited));
       (await made)?.remove();
     },
 
     killNow() {
-      for (const lingering of exiting.values()) lingering.kill();
+      for (const lingering of lingerers) lingering.kill();
       for (const markers of turnMarkers) endMarkedProcessesNow(markers);
     },
 
@@ -212,9 +217,11 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
         await ended();
         active--;
         if (exiting.get(key) === lingering) exiting.delete(key);
+        lingerers.delete(lingering);
       }
     };
     const lingering = { exited: drain(), kill: () => stop.abort() };
     exiting.set(key, lingering);
+    lingerers.add(lingering);
   }
 }
