@@ -8,6 +8,7 @@ import { messageRoutes } from "./routes/messages";
 import { metricsRoutes } from "./routes/metrics";
 import { openApiRoutes } from "./routes/openapi";
 import { runRoutes } from "./routes/runs";
+import { threadRoutes } from "./routes/threads";
 import { REQUEST_ID } from "./schemas";
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
@@ -54,6 +55,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   if (deps.config.authToken !== undefined) app.use(requireBearerToken(deps.config.authToken));
   messageRoutes(app, deps);
   runRoutes(app, deps);
+  if (deps.threads) threadRoutes(app, { ...deps, threads: deps.threads });
   if (deps.metrics) metricsRoutes(app, deps.metrics);
 
   app.notFound((c) => errorResponse(c, new ApiError(404, "not_found", `There is no ${c.req.path} here.`)));
