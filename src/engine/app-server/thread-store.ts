@@ -131,9 +131,12 @@ export class AppServerThreadStore implements ThreadStore {
         ...(codexCursor !== undefined && { cursor: codexCursor }),
         sourceKinds: LISTED_SOURCES,
         ...(cwd !== undefined && { cwd }),
-        // Searching the rollouts reads every one of them (0.6 s for 1,000 threads); codex's state
-        // database, which every listing brings up to date, answers in milliseconds.
-        ...(search !== undefined && { searchTerm: search, useStateDbOnly: true }),
+        ...(search !== undefined && { searchTerm: search }),
+        // From codex's state database, where both engines record every thread they start: its
+        // cursor breaks ties between threads created in the same second (the scan of the rollout
+        // files pages by the second and skips them), and it answers in milliseconds where a search
+        // through the files reads every one (0.6 s for 1,000 threads).
+        useStateDbOnly: true,
       }),
     );
     return { threads: page.data.map(storedThread), nextCursor: encodeCursor(page.nextCursor) };
