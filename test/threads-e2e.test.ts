@@ -241,7 +241,7 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
     await running.until((frame) => frame.event === "turn.started");
     const read = await waitFor("the running turn in the thread's history", async () => {
       const { body } = await api(`/threads/${threadId}`);
-      return body.turns[1]?.input === "sleep 60000 busy" && body;
+      return body.turns[1]?.input === "sleep 60000 busy" ? body : undefined;
     });
     expect(read.status).toBe("running");
     expect(read.turns.map((t: Json) => [t.input, t.status])).toEqual([
