@@ -48,7 +48,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   if (policy.allowedOrigins.size > 0) app.use(corsForAllowedOrigins(policy.allowedOrigins));
   healthRoutes(app);
-  openApiRoutes(app, { webConsole: deps.config.webConsole, metrics: deps.metrics !== undefined });
+  openApiRoutes(app, { webConsole: deps.config.webConsole, metrics: deps.metrics !== undefined, threads: deps.threads !== undefined });
   if (deps.config.webConsole) consoleRoutes(app);
   // Registered after /health, /openapi.json and the console's page, which stay open to probes,
   // tools and browsers; the page asks for the token itself.
