@@ -1,6 +1,6 @@
 /** Threads through the real server and the real codex (scripted model): list, read, rename, archive, fork, on both engines. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ENGINES } from "../src/config";
@@ -151,9 +151,14 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
   test("a fork carries the history, up to a turn when asked; the original is unchanged", async () => {
     const { threadId } = await twoTurnThread();
     const original = (await api(`/threads/${threadId}`)).body;
+    const config = readFileSync(join(server.home.dir, "config.toml"), "utf8");
+    const requests = server.model.requests.length;
 
     const whole = await api(`/threads/${threadId}/fork`, { method: "POST" });
     expect(whole.status).toBe(201);
+    // Forking asks the model nothing, and makes codex write no trust entry for the directory.
+    expect(server.model.requests.length).toBe(requests);
+    expect(readFileSync(join(server.home.dir, "config.toml"), "utf8")).toBe(config);
     const forkId = whole.body.thread_id as string;
     expect(forkId).not.toBe(threadId);
     expect((await api(`/threads/${forkId}`)).body.turns.map((t: Json) => t.input)).toEqual(["run echo one", "think twice"]);
@@ -269,8 +274,10 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
   test("a rollout copied into CODEX_HOME is read by its id (codex rebuilds its history), then listed, and takes turns", async () => {
     const { threadId } = await twoTurnThread();
     const copy = copyRollout(server.home.dir, threadId, Date.now() + 60_000);
+    const requests = server.model.requests.length;
     const read = await api(`/threads/${copy}`);
     expect(read.status).toBe(200);
+    expect(server.model.requests.length).toBe(requests);
     expect(read.body.turns.map((t: Json) => t.input)).toEqual(["run echo one", "think twice"]);
     expect((await api("/threads")).body.threads[0]).toMatchObject({ id: copy, preview: "run echo one" });
     // Rebuilding its history loaded it in no process that a turn would find in the way.
