@@ -176,6 +176,8 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
     expect(server.model.requests.at(-1)?.prompts).toEqual(["run echo one", "count"]);
 
     expect((await api(`/threads/${threadId}`)).body).toEqual(original);
+    // A fork's turns run in the sandbox they ask for, not in the one codex forked it with.
+    expect(agentTexts(await turn({ message: "sandbox", thread_id: forkId }))).toEqual(["danger-full-access"]);
     const unknownTurn = "01a213ec-28be-7ba3-89bc-000000000000";
     expect(await api(`/threads/${threadId}/fork`, json("POST", { turn_id: unknownTurn }))).toEqual({
       status: 404,
