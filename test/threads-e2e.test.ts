@@ -156,7 +156,7 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
 
     const whole = await api(`/threads/${threadId}/fork`, { method: "POST" });
     expect(whole.status).toBe(201);
-    // Forking asks the model nothing, and makes codex write no trust entry for the directory.
+    // Forking asks the model nothing and leaves config.toml alone.
     expect(server.model.requests.length).toBe(requests);
     expect(readFileSync(join(server.home.dir, "config.toml"), "utf8")).toBe(config);
     const forkId = whole.body.thread_id as string;
@@ -245,24 +245,28 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
   test("a thread with a running turn reads as running, its newest turn in progress; it cannot be archived or forked meanwhile", async () => {
     const threadId = doneOf(await turn({ message: "say before" })).thread_id as string;
     const running = sseReader(await server.send({ type: "user_message", message: "sleep 60000 busy", thread_id: threadId, id: `busy-${engine}` }));
-    await running.until((frame) => frame.event === "turn.started");
-    const read = await waitFor("the running turn in the thread's history", async () => {
-      const { body } = await api(`/threads/${threadId}`);
-      return body.turns[1]?.input === "sleep 60000 busy" ? body : undefined;
-    });
-    expect(read.status).toBe("running");
-    expect(read.turns.map((t: Json) => [t.input, t.status])).toEqual([
-      ["say before", "completed"],
-      ["sleep 60000 busy", "in_progress"],
-    ]);
-    expect((await api("/threads?limit=100")).body.threads.find((thread: Json) => thread.id === threadId).status).toBe("running");
-    const busy = {
-      status: 409,
-      body: { error: { code: "thread_busy", message: `thread ${threadId} is running turn busy-${engine}; a thread runs one turn at a time` } },
-    };
-    expect(await api(`/threads/${threadId}`, { method: "DELETE" })).toEqual(busy);
-    expect(await api(`/threads/${threadId}/fork`, { method: "POST" })).toEqual(busy);
-    expect((await api(`/runs/busy-${engine}`, { method: "DELETE" })).status).toBe(200);
+    try {
+      await running.until((frame) => frame.event === "turn.started");
+      const read = await waitFor("the running turn in the thread's history", async () => {
+        const { body } = await api(`/threads/${threadId}`);
+        return body.turns[1]?.input === "sleep 60000 busy" ? body : undefined;
+      });
+      expect(read.status).toBe("running");
+      expect(read.turns.map((t: Json) => [t.input, t.status])).toEqual([
+        ["say before", "completed"],
+        ["sleep 60000 busy", "in_progress"],
+      ]);
+      expect((await api("/threads?limit=100")).body.threads.find((thread: Json) => thread.id === threadId).status).toBe("running");
+      const busy = {
+        status: 409,
+        body: { error: { code: "thread_busy", message: `thread ${threadId} is running turn busy-${engine}; a thread runs one turn at a time` } },
+      };
+      expect(await api(`/threads/${threadId}`, { method: "DELETE" })).toEqual(busy);
+      expect(await api(`/threads/${threadId}/fork`, { method: "POST" })).toEqual(busy);
+    } finally {
+      // Also when an expectation failed: a turn left running would hold up the server's shutdown.
+      await fetch(`${server.url}/runs/busy-${engine}`, { method: "DELETE" });
+    }
     expect(doneOf((await running.rest()).frames).status).toBe("cancelled");
     const after = (await api(`/threads/${threadId}`)).body;
     expect(after.status).toBe("idle");

@@ -25,8 +25,9 @@ type ThreadTurnsListResponse = ResultOf<"thread/turns/list">;
 const LISTED_SOURCES: ThreadSourceKind[] = ["cli", "vscode", "exec", "appServer", "unknown"];
 
 /**
- * The sandbox of a thread that the store loads (a fork, a history rebuild): read-only makes codex
- * write no trust entry into config.toml, and each turn asks for its own sandbox anyway.
+ * The sandbox of a thread that the store loads (a fork, a history rebuild): the narrowest. The
+ * thread's next turn asks for its own: codex keeps a loaded thread's settings when it is resumed
+ * again, so the app-server engine records this one and sends the turn's policy when it differs.
  */
 export const LOADED_SANDBOX: SandboxMode = "read-only";
 
