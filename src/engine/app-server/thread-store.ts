@@ -147,8 +147,9 @@ export class AppServerThreadStore implements ThreadStore {
     this.mustExist(threadId);
     const codexCursor = decodeCursor(cursor);
     const connection = await this.host.connection(threadId);
-    const [{ thread }, page] = await Promise.all([
-      connection.request("thread/read", { threadId }),
+    const read = connection.request("thread/read", { threadId });
+    const [{ thread }, page, usage] = await Promise.all([
+      read,
       withCursor(
         codexCursor,
         connection.request("thread/turns/list", {
@@ -159,8 +160,9 @@ export class AppServerThreadStore implements ThreadStore {
           itemsView: "full",
         }),
       ),
+      // While codex pages the turns.
+      read.then(({ thread }) => this.turnUsage(connection, thread)),
     ]);
-    const usage = await this.turnUsage(connection, thread);
     return {
       ...storedThread(thread),
       turns: page.data.toReversed().map((turn) => storedTurn(turn, usage)),
