@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { ENGINES } from "../src/config";
 import { createLogger } from "../src/log";
 import { startServer } from "../src/server";
+import { appServersUnder } from "./fixtures/processes";
 import { copyRollout } from "./fixtures/rollout-copies";
 import { readSse, type SseFrame, sseReader } from "./fixtures/sse";
 import { startTestServer, testConfig, type TestServer } from "./fixtures/test-server";
@@ -307,4 +308,21 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
       await other.shutdown();
     }
   });
+});
+
+test("the exec engine's app-server for threads starts at the first request, counts as a codex process, and stops with the server", async () => {
+  const server = startTestServer({ engine: "exec" });
+  try {
+    const before = new Set(appServersUnder(process.pid));
+    expect(server.running.engine.activeProcesses?.()).toBe(0);
+    expect((await fetch(`${server.url}/threads`)).status).toBe(200);
+    const started = appServersUnder(process.pid).filter((pid) => !before.has(pid));
+    expect(started).toHaveLength(1);
+    expect(server.running.engine.activeProcesses?.()).toBe(1);
+    await server.running.shutdown();
+    expect(appServersUnder(process.pid)).not.toContain(started[0]);
+    expect(server.running.engine.activeProcesses?.()).toBe(0);
+  } finally {
+    await server.close();
+  }
 });
