@@ -6,6 +6,7 @@ import type { Config } from "./config";
 import type { Logger } from "./log";
 import type { Metrics } from "./metrics";
 import type { RunRegistry } from "./runs/registry";
+import type { ThreadService } from "./runs/threads";
 
 export type AppDeps = {
   config: Pick<
@@ -23,6 +24,8 @@ export type AppDeps = {
     | "approvalPolicy"
   >;
   runs: RunRegistry;
+  /** codex's stored threads; without them (an engine that cannot reach them) the /threads routes are not there. */
+  threads?: ThreadService;
   log: Logger;
   /** Counters for /metrics; without them the route is not there. */
   metrics?: Metrics;

@@ -8,6 +8,7 @@ import { messageRoutes } from "./routes/messages";
 import { metricsRoutes } from "./routes/metrics";
 import { openApiRoutes } from "./routes/openapi";
 import { runRoutes } from "./routes/runs";
+import { threadRoutes } from "./routes/threads";
 import { REQUEST_ID } from "./schemas";
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
@@ -47,13 +48,14 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   if (policy.allowedOrigins.size > 0) app.use(corsForAllowedOrigins(policy.allowedOrigins));
   healthRoutes(app);
-  openApiRoutes(app, { webConsole: deps.config.webConsole, metrics: deps.metrics !== undefined });
+  openApiRoutes(app, { webConsole: deps.config.webConsole, metrics: deps.metrics !== undefined, threads: deps.threads !== undefined });
   if (deps.config.webConsole) consoleRoutes(app);
   // Registered after /health, /openapi.json and the console's page, which stay open to probes,
   // tools and browsers; the page asks for the token itself.
   if (deps.config.authToken !== undefined) app.use(requireBearerToken(deps.config.authToken));
   messageRoutes(app, deps);
   runRoutes(app, deps);
+  if (deps.threads) threadRoutes(app, { ...deps, threads: deps.threads });
   if (deps.metrics) metricsRoutes(app, deps.metrics);
 
   app.notFound((c) => errorResponse(c, new ApiError(404, "not_found", `There is no ${c.req.path} here.`)));

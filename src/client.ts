@@ -7,11 +7,22 @@ import type { ThreadEvent } from "@openai/codex-sdk";
 import { followRun, StreamLost } from "./console/sse";
 import type { z } from "zod";
 import type { ApprovalDecision, ApprovalRequestedEvent, ApprovalResolvedEvent } from "./engine/types";
-import type { DoneData, RunSummary, userMessageSchema } from "./schemas";
+import type { DoneData, RunSummary, ThreadDetail, ThreadList, ThreadSummary, userMessageSchema } from "./schemas";
 
 export type { ApprovalDecision, ApprovalRequestedEvent, ApprovalResolvedEvent, ThreadEvent };
 export type Done = DoneData;
-export type { RunSummary };
+export type { RunSummary, ThreadDetail, ThreadList, ThreadSummary };
+
+/** GET /threads: `cursor` is a `next_cursor` of a page with the same other parameters. */
+export type ThreadListParams = { limit?: number; cursor?: string; cwd?: string; q?: string };
+/** GET /threads/{id}: the newest `turns_limit` turns, or those before `cursor`. */
+export type ThreadReadParams = { turns_limit?: number; cursor?: string };
+
+/** The defined values of `params` as a query string, with its `?`; empty without any. */
+function queryString(params: Record<string, string | number | undefined>): string {
+  const defined = Object.entries(params).flatMap(([name, value]): Array<[string, string]> => (value === undefined ? [] : [[name, String(value)]]));
+  return defined.length === 0 ? "" : `?${new URLSearchParams(defined)}`;
+}
 export type UserMessage = Omit<z.input<typeof userMessageSchema>, "type">;
 
 /** One frame of a run: a codex thread event, an approval (app-server engine), or the final `done`. */
@@ -74,6 +85,40 @@ export class CodexServerClient {
 
   async cancel(id: string): Promise<{ cancelled: string }> {
     return (await this.request(`/runs/${encodeURIComponent(id)}`, { method: "DELETE" })).json() as Promise<{ cancelled: string }>;
+  }
+
+  /** A page of codex's stored threads, newest first. */
+  async threads(params: ThreadListParams = {}): Promise<ThreadList> {
+    return (await this.request(`/threads${queryString(params)}`)).json() as Promise<ThreadList>;
+  }
+
+  /** A thread with a page of its turns. */
+  async thread(id: string, params: ThreadReadParams = {}): Promise<ThreadDetail> {
+    return (await this.request(`/threads/${encodeURIComponent(id)}${queryString(params)}`)).json() as Promise<ThreadDetail>;
+  }
+
+  async renameThread(id: string, name: string): Promise<ThreadSummary> {
+    const res = await this.request(`/threads/${encodeURIComponent(id)}`, {
+      method: "PATCH",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name }),
+    });
+    return res.json() as Promise<ThreadSummary>;
+  }
+
+  /** Archives a thread: it is no longer listed, read or continued. */
+  async archiveThread(id: string): Promise<{ id: string; archived: true }> {
+    return (await this.request(`/threads/${encodeURIComponent(id)}`, { method: "DELETE" })).json() as Promise<{ id: string; archived: true }>;
+  }
+
+  /** A new thread with this one's history, up to and including `turn_id` when given. */
+  async forkThread(id: string, { turn_id }: { turn_id?: string } = {}): Promise<{ thread_id: string }> {
+    const res = await this.request(`/threads/${encodeURIComponent(id)}/fork`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(turn_id === undefined ? {} : { turn_id }),
+    });
+    return res.json() as Promise<{ thread_id: string }>;
   }
 
   /** Answers an `approval.requested` event of the running turn `id`. */

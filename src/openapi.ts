@@ -9,6 +9,13 @@ import {
   messageRequestSchema,
   runListSchema,
   runSummarySchema,
+  threadArchivedSchema,
+  threadDetailSchema,
+  threadForkedSchema,
+  threadForkSchema,
+  threadListSchema,
+  threadRenameSchema,
+  threadSummarySchema,
 } from "./schemas";
 
 const json = (schema: z.ZodType) => z.toJSONSchema(schema, { unrepresentable: "any" });
@@ -111,7 +118,116 @@ const openApiBase = {
 } as const;
 
 /** The routes that only some servers have. */
-export type OptionalRoutes = { webConsole: boolean; metrics: boolean };
+export type OptionalRoutes = { webConsole: boolean; metrics: boolean; threads: boolean };
+
+const threadId = {
+  name: "id",
+  in: "path",
+  required: true,
+  schema: { type: "string", pattern: "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$" },
+  description: "A codex thread id (a UUID, either case).",
+};
+const pageSize = (name: string, description: string) => ({
+  name,
+  in: "query",
+  required: false,
+  schema: { type: "integer", minimum: 1, maximum: 100, default: 20 },
+  description,
+});
+const cursor = (description: string) => ({ name: "cursor", in: "query", required: false, schema: { type: "string" }, description });
+const threadBusy = errors("thread_busy: a turn runs on the thread, or it is being archived");
+const engineBusy = errors("engine_busy (Retry-After): codex's app-server is restarting");
+
+const threadPaths = {
+  "/threads": {
+    get: {
+      summary: "codex's stored threads, started by either engine, newest first",
+      parameters: [
+        pageSize("limit", "Threads per page."),
+        cursor("The next_cursor of the previous page, with the same query."),
+        { name: "cwd", in: "query", required: false, schema: { type: "string" }, description: "Only threads started in exactly this directory (absolute)." },
+        { name: "q", in: "query", required: false, schema: { type: "string", maxLength: 200 }, description: "Only threads whose name or preview contains this text." },
+      ],
+      responses: {
+        200: { description: "A page of threads", content: content("ThreadList") },
+        400: errors("invalid_cursor"),
+        401: errors("unauthorized"),
+        422: errors("invalid_request: the message names each parameter"),
+        503: engineBusy,
+      },
+    },
+  },
+  "/threads/{id}": {
+    get: {
+      summary: "One thread with its turns: the user's input and the items of each turn, shaped as its item.completed events",
+      parameters: [
+        threadId,
+        pageSize("turns_limit", "Turns per page: the newest ones, or those before cursor."),
+        cursor("The next_cursor of the previous page: the turns before it."),
+      ],
+      responses: {
+        200: { description: "The thread", content: content("ThreadDetail") },
+        400: errors("invalid_cursor"),
+        404: errors("thread_not_found (archived threads too)"),
+        409: threadBusy,
+        422: errors("invalid_request"),
+        503: engineBusy,
+      },
+    },
+    patch: {
+      summary: "Rename a thread",
+      parameters: [threadId],
+      requestBody: { required: true, content: content("ThreadRename") },
+      responses: {
+        200: { description: "The renamed thread", content: content("ThreadSummary") },
+        400: errors("invalid_json"),
+        404: errors("thread_not_found"),
+        413: errors("payload_too_large"),
+        415: errors("unsupported_media_type"),
+        422: errors("invalid_request"),
+        503: engineBusy,
+      },
+    },
+    delete: {
+      summary: "Archive a thread: it is no longer listed, read or continued",
+      parameters: [threadId],
+      responses: {
+        200: { description: "Archived", content: content("ThreadArchived") },
+        404: errors("thread_not_found"),
+        409: threadBusy,
+        422: errors("invalid_request"),
+        503: engineBusy,
+      },
+    },
+  },
+  "/threads/{id}/fork": {
+    post: {
+      summary: "A new thread with this thread's history, up to and including turn_id when given; the thread itself is unchanged",
+      parameters: [threadId],
+      requestBody: { required: false, content: content("ThreadFork") },
+      responses: {
+        201: { description: "The new thread", content: content("ThreadForked") },
+        400: errors("invalid_json"),
+        404: errors("thread_not_found, turn_not_found"),
+        409: threadBusy,
+        413: errors("payload_too_large"),
+        415: errors("unsupported_media_type"),
+        422: errors("invalid_request"),
+        503: engineBusy,
+      },
+    },
+  },
+};
+
+const threadSchemas = {
+  ThreadSummary: json(threadSummarySchema),
+  ThreadList: json(threadListSchema),
+  ThreadDetail: json(threadDetailSchema),
+  ThreadRename: json(threadRenameSchema),
+  ThreadFork: json(threadForkSchema),
+  ThreadArchived: json(threadArchivedSchema),
+  ThreadForked: json(threadForkedSchema),
+};
 
 const consolePage = {
   "/": {
@@ -140,9 +256,14 @@ const metricsPath = {
 
 /**
  * OpenAPI 3.1 for every route this server has, from the zod schemas: `/` only with the web
- * console on, `/metrics` only where there are metrics. Built once per app.
+ * console on, `/threads` only where the engine reaches codex's threads, `/metrics` only where
+ * there are metrics. Built once per app.
  */
 export function openApiDocument(has: OptionalRoutes) {
-  const { paths, ...rest } = openApiBase;
-  return { ...rest, paths: { ...(has.webConsole && consolePage), ...paths, ...(has.metrics && metricsPath) } };
+  const { paths, components, ...rest } = openApiBase;
+  return {
+    ...rest,
+    components: { ...components, schemas: { ...components.schemas, ...(has.threads && threadSchemas) } },
+    paths: { ...(has.webConsole && consolePage), ...paths, ...(has.threads && threadPaths), ...(has.metrics && metricsPath) },
+  };
 }

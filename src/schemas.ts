@@ -1,7 +1,7 @@
 import { statSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { z } from "zod";
-import { APPROVAL_DECISIONS, REASONING_EFFORTS, REQUEST_SANDBOXES } from "./engine/types";
+import { APPROVAL_DECISIONS, REASONING_EFFORTS, REQUEST_SANDBOXES, STORED_TURN_STATUSES } from "./engine/types";
 
 export const MESSAGE_TYPES = ["user_message", "user_confirm", "user_cancel", "user_edit"] as const;
 
@@ -28,13 +28,16 @@ export const workDirSchema = z.string().superRefine((path, ctx) => {
  * server lowercases it too, so that the rollout lookup and the one-turn-per-thread rule are exact
  * matches. The other spellings codex would take (braces, no dashes) are refused, not rewritten.
  */
-export const threadIdSchema = z
-  .string()
-  .regex(
-    /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/,
-    "must be a codex thread id: a UUID such as 01a213ec-28be-7ba3-89bc-98f1fe7e9e8e",
-  )
-  .toLowerCase();
+function codexIdSchema(kind: "thread" | "turn") {
+  return z
+    .string()
+    .regex(
+      /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/,
+      `must be a codex ${kind} id: a UUID such as 01a213ec-28be-7ba3-89bc-98f1fe7e9e8e`,
+    )
+    .toLowerCase();
+}
+export const threadIdSchema = codexIdSchema("thread");
 
 export const userMessageSchema = z.strictObject({
   type: z.literal("user_message"),
@@ -90,6 +93,39 @@ export function describeIssues(error: z.core.$ZodError): string {
     .join("; ");
 }
 
+/** A page size in a query string: decimal digits, 1 to 100. */
+function pageSizeSchema(defaultSize: number) {
+  const message = "must be a whole number from 1 to 100";
+  return z
+    .string()
+    .regex(/^[0-9]{1,3}$/, message)
+    .transform(Number)
+    .refine((size) => size >= 1 && size <= 100, message)
+    .default(defaultSize);
+}
+
+const cursorSchema = z.string().min(1, "must not be empty").max(4096, "must be a next_cursor this server gave");
+
+export const threadListQuerySchema = z.strictObject({
+  limit: pageSizeSchema(20),
+  cursor: cursorSchema.optional(),
+  cwd: z.string().refine(isAbsolute, "must be an absolute path").optional(),
+  q: z.string().min(1, "must not be empty").max(200, "must be at most 200 characters").optional(),
+});
+
+export const threadReadQuerySchema = z.strictObject({
+  turns_limit: pageSizeSchema(20),
+  cursor: cursorSchema.optional(),
+});
+
+export const threadParamsSchema = z.object({ id: threadIdSchema });
+
+export const threadRenameSchema = z.strictObject({
+  name: z.string().trim().min(1, "must not be empty").max(200, "must be at most 200 characters"),
+});
+
+export const threadForkSchema = z.strictObject({ turn_id: codexIdSchema("turn").optional() });
+
 /**
  * What the server answers, in zod like what it accepts: the OpenAPI document and the runs'
  * TypeScript types both come from here.
@@ -130,3 +166,37 @@ export type Usage = z.infer<typeof usageSchema>;
 export type RunStatus = z.infer<typeof runStatusSchema>;
 export type RunSummary = z.infer<typeof runSummarySchema>;
 export type DoneData = z.infer<typeof doneSchema>;
+
+export const threadSummarySchema = z.object({
+  id: z.string(),
+  name: z.string().nullable(),
+  preview: z.string().describe("The start of the thread's first user message."),
+  cwd: z.string(),
+  created_at: z.string(),
+  updated_at: z.string(),
+  status: z.enum(["running", "idle"]).describe("running while a turn of this server runs on the thread."),
+});
+export const threadListSchema = z.object({
+  threads: z.array(threadSummarySchema).describe("Newest first."),
+  next_cursor: z.string().nullable().describe("Pass as cursor, with the same query, for the next page; null on the last page."),
+});
+export const threadTurnSchema = z.object({
+  id: z.string(),
+  input: z.string().describe("The text of the user's message."),
+  items: z
+    .array(z.record(z.string(), z.unknown()))
+    .describe("The turn's items, shaped as the item of an item.completed event (@openai/codex-sdk ThreadItem): agent_message, command_execution, file_change, reasoning, mcp_tool_call, web_search, ..."),
+  status: z.enum(STORED_TURN_STATUSES),
+  usage: usageSchema.nullable().describe("The thread's token totals at the end of the turn, as its turn.completed reported them."),
+});
+export const threadDetailSchema = threadSummarySchema.extend({
+  turns: z.array(threadTurnSchema).describe("Oldest first: the newest turns_limit turns, or those before cursor."),
+  next_cursor: z.string().nullable().describe("Pass as cursor for the turns before these; null once the first turn is here."),
+});
+export const threadArchivedSchema = z.object({ id: z.string(), archived: z.literal(true) });
+export const threadForkedSchema = z.object({ thread_id: z.string() });
+
+export type ThreadSummary = z.infer<typeof threadSummarySchema>;
+export type ThreadList = z.infer<typeof threadListSchema>;
+export type ThreadTurn = z.infer<typeof threadTurnSchema>;
+export type ThreadDetail = z.infer<typeof threadDetailSchema>;

@@ -9,6 +9,7 @@ import type { Engine } from "./engine/types";
 import type { Logger } from "./log";
 import { createMetrics } from "./metrics";
 import { RunRegistry } from "./runs/registry";
+import { ThreadService } from "./runs/threads";
 
 /** How long turns get to end once cancelled at shutdown. */
 const STOP_GRACE_MS = 5_000;
@@ -61,7 +62,8 @@ export function startServer(config: Config, log: Logger): RunningServer {
     retentionMs: config.runRetentionMs,
     maxRetainedBytes: config.runRetentionBytes,
   });
-  const app = createApp({ config, runs, log, metrics });
+  const threads = engine.threads && new ThreadService(engine.threads, runs);
+  const app = createApp({ config, runs, ...(threads && { threads }), log, metrics });
 
   let server: Server<undefined>;
   try {

@@ -355,6 +355,10 @@ describe("banner", () => {
     expect(text).toContain("POST   /messages ");
     expect(text).toContain("GET    /runs/{id}/events ");
     expect(text).toContain("DELETE /runs/{id} ");
+    expect(text).toContain("GET    /threads ");
+    expect(text).toContain("PATCH  /threads/{id} ");
+    expect(text).toContain("DELETE /threads/{id} ");
+    expect(text).toContain("POST   /threads/{id}/fork ");
     expect(text).toContain("codex-cli 0.163.0");
     expect(text).toContain("Engine: exec (one codex exec process per turn)");
     expect(text).toContain("Mode: bypass OFF (codex's own sandbox, approvals never)");

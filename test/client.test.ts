@@ -77,6 +77,20 @@ describe("CodexServerClient", () => {
     expect(events.at(-1)?.data).toMatchObject({ status: "completed", final_response: "through the gap" });
   });
 
+  test("threads: list, read, rename, fork and archive, typed; a refusal throws ServerError", async () => {
+    const events = await all(client.sendMessage({ message: "say kept" }));
+    const threadId = (events.at(-1)?.data as { thread_id: string }).thread_id;
+    const { threads } = await client.threads({ limit: 5, q: "kept" });
+    expect(threads.map((thread) => [thread.id, thread.preview])).toEqual([[threadId, "say kept"]]);
+    const thread = await client.thread(threadId, { turns_limit: 1 });
+    expect(thread.turns.map((turn) => [turn.input, turn.items])).toEqual([["say kept", [{ id: "item_0", type: "agent_message", text: "kept" }]]]);
+    expect(await client.renameThread(threadId, "Kept")).toMatchObject({ id: threadId, name: "Kept" });
+    const { thread_id: forkId } = await client.forkThread(threadId, { turn_id: thread.turns[0]?.id as string });
+    expect((await client.thread(forkId)).turns.map((turn) => turn.input)).toEqual(["say kept"]);
+    expect(await client.archiveThread(threadId)).toEqual({ id: threadId, archived: true });
+    await expect(client.thread(threadId)).rejects.toEqual(new ServerError(404, "thread_not_found", `No codex thread ${threadId} is stored here.`));
+  });
+
   test("cancel ends a running turn", async () => {
     const iterator = client.sendMessage({ message: "sleep 60000 never", id: "client-cancel" })[Symbol.asyncIterator]();
     for (let next = await iterator.next(); !next.done && next.value.type !== "turn.started"; next = await iterator.next()) {}

@@ -2,9 +2,22 @@ import { describe, expect, test } from "bun:test";
 import { validate } from "@readme/openapi-parser";
 import { createMetrics } from "../src/metrics";
 import { openApiDocument } from "../src/openapi";
-import { cancelledSchema, doneSchema, errorSchema, healthSchema, runListSchema, runSummarySchema } from "../src/schemas";
+import {
+  cancelledSchema,
+  doneSchema,
+  errorSchema,
+  healthSchema,
+  runListSchema,
+  runSummarySchema,
+  threadArchivedSchema,
+  threadDetailSchema,
+  threadForkedSchema,
+  threadListSchema,
+  threadSummarySchema,
+  threadTurnSchema,
+} from "../src/schemas";
 import { setup } from "./fixtures/app-setup";
-import { completedTurn, fakeEngine, hangingTurn } from "./fixtures/fake-engine";
+import { completedTurn, fakeEngine, fakeThreadStore, hangingTurn, USAGE } from "./fixtures/fake-engine";
 import { parseSse } from "./fixtures/sse";
 
 describe("GET /openapi.json", () => {
@@ -46,16 +59,43 @@ test("/ only with the console on, /metrics only where there are metrics", async 
 test("validates as OpenAPI 3.1 with a maintained validator, which does reject a broken copy", async () => {
   for (const webConsole of [true, false]) {
     for (const metrics of [true, false]) {
-      const document = openApiDocument({ webConsole, metrics });
-      expect(await validate(structuredClone(document) as never)).toEqual({ valid: true, warnings: [], specification: "OpenAPI" });
+      for (const threads of [true, false]) {
+        const document = openApiDocument({ webConsole, metrics, threads });
+        expect(await validate(structuredClone(document) as never)).toEqual({ valid: true, warnings: [], specification: "OpenAPI" });
+      }
     }
   }
-  const broken = structuredClone(openApiDocument({ webConsole: true, metrics: true })) as Partial<ReturnType<typeof openApiDocument>>;
+  const broken = structuredClone(openApiDocument({ webConsole: true, metrics: true, threads: true })) as Partial<ReturnType<typeof openApiDocument>>;
   delete broken.info;
   expect(((await validate(broken as never)) as { valid: boolean }).valid).toBe(false);
 });
 
+test("/threads and its schemas only where the engine has a thread store", async () => {
+  const { app } = setup(fakeEngine(() => completedTurn("hi"), fakeThreadStore([])));
+  const doc = (await (await app.request("/openapi.json")).json()) as { paths: object; components: { schemas: object } };
+  expect(Object.keys(doc.paths)).toEqual([
+    "/", "/health", "/messages", "/runs", "/runs/{id}", "/runs/{id}/events", "/openapi.json", "/threads", "/threads/{id}", "/threads/{id}/fork",
+  ]);
+  expect(Object.keys(doc.components.schemas).filter((name) => name.startsWith("Thread"))).toEqual([
+    "ThreadSummary", "ThreadList", "ThreadDetail", "ThreadRename", "ThreadFork", "ThreadArchived", "ThreadForked",
+  ]);
+});
+
 describe("what the server answers matches the document, field for field", () => {
+  test("the thread list, a thread, a rename, an archive and a fork", async () => {
+    const thread = { id: "01a213ec-28be-7ba3-89bc-98f1fe7e9e8e", name: null, preview: "hi", cwd: "/w", createdAt: 1, updatedAt: 2 };
+    const turn = { id: "t", input: "hi", items: [{ id: "item_0", type: "agent_message" as const, text: "hi" }], status: "completed" as const, usage: USAGE, startedAt: 1 };
+    const { app } = setup(fakeEngine(() => completedTurn("hi"), fakeThreadStore([{ ...thread, turns: [turn] }])));
+    const path = `/threads/${thread.id}`;
+    const answer = async (url: string, init?: RequestInit) => (await app.request(url, init)).json();
+    threadListSchema.strict().parse(await answer("/threads"));
+    const detail = threadDetailSchema.strict().parse(await answer(path));
+    threadTurnSchema.strict().parse(detail.turns[0]);
+    threadSummarySchema.strict().parse(await answer(path, { method: "PATCH", headers: { "content-type": "application/json" }, body: '{"name":"n"}' }));
+    threadForkedSchema.strict().parse(await answer(`${path}/fork`, { method: "POST" }));
+    threadArchivedSchema.strict().parse(await answer(path, { method: "DELETE" }));
+  });
+
   test("health, a run's done, its summary, the run list, cancel and errors", async () => {
     const { app, post, runs } = setup(fakeEngine(() => completedTurn("hi")));
     expect(healthSchema.strict().parse(await (await app.request("/health")).json())).toEqual({ status: "ok" });

@@ -1,5 +1,8 @@
 import { Codex, type Input, type ThreadOptions } from "@openai/codex-sdk";
 import type { Logger } from "../log";
+import { appServerLaunch } from "./app-server/pool";
+import { StandaloneThreadHost } from "./app-server/standalone-thread-host";
+import { AppServerThreadStore } from "./app-server/thread-store";
 import { assertExecutable } from "./codex-binary";
 import { rolloutExists } from "./codex-home";
 import { codexOverrides, tomlInline, turnSandbox, untrustedProject, withPathDirs } from "./codex-launch";
@@ -88,22 +91,31 @@ export function createSdkEngine(options: SdkEngineOptions): Engine {
     return made;
   };
   const approval: ThreadOptions = options.bypassApprovalsAndSandbox ? { approvalPolicy: "never" } : {};
+  // Threads are managed through a `codex app-server` of their own, started at the first request.
+  const threadHost = new StandaloneThreadHost({
+    launch: appServerLaunch(options, { requestTimeoutMs: options.firstEventTimeoutMs, log: options.log }),
+    exists: (threadId) => rolloutExists(options.env, threadId),
+    settled: (threadId) => exiting.get(threadId)?.exited,
+  });
 
   return {
-    activeProcesses: () => active,
+    threads: new AppServerThreadStore(threadHost),
+
+    activeProcesses: () => active + threadHost.alive(),
 
     warm() {
       void shim();
     },
 
     async close() {
-      await Promise.all([...exiting.values()].map((lingering) => lingering.exited));
+      await Promise.all([...[...exiting.values()].map((lingering) => lingering.exited), threadHost.close()]);
       (await made)?.remove();
     },
 
     killNow() {
       for (const lingering of exiting.values()) lingering.kill();
       for (const markers of turnMarkers) endMarkedProcessesNow(markers);
+      threadHost.kill();
     },
 
     threadExists: (threadId: string) => rolloutExists(options.env, threadId),

@@ -1,8 +1,8 @@
-import type { ThreadEvent } from "@openai/codex-sdk";
+import type { ThreadEvent, ThreadItem, Usage } from "@openai/codex-sdk";
 import type { CodexBinary } from "./codex-binary";
 
 /** The SDK's event shapes are the contract of every engine, whatever runs codex underneath. */
-export type { ThreadEvent };
+export type { ThreadEvent, ThreadItem, Usage };
 
 export const REASONING_EFFORTS = ["minimal", "low", "medium", "high", "xhigh"] as const;
 /** Sandboxes a request may ask for: never looser than the server's own. */
@@ -69,8 +69,82 @@ export type ApprovalResolvedEvent = {
 /** What a turn streams: the SDK's thread events, plus approvals where the engine can ask for them. */
 export type EngineEvent = ThreadEvent | ApprovalRequestedEvent | ApprovalResolvedEvent;
 
+/** A thread as codex keeps it in CODEX_HOME, without its turns. */
+export type StoredThread = {
+  id: string;
+  /** The name given with `rename`, if any. */
+  name: string | null;
+  /** The start of the thread's first user message. */
+  preview: string;
+  /** The directory its first turn ran in. */
+  cwd: string;
+  /** Unix time, in seconds. */
+  createdAt: number;
+  updatedAt: number;
+};
+
+export const STORED_TURN_STATUSES = ["completed", "failed", "interrupted", "in_progress"] as const;
+
+/** One turn of a stored thread: what the user said, and the items of the turn as its `item.completed` events carried them. */
+export type StoredTurn = {
+  id: string;
+  /** The text of the user's message. */
+  input: string;
+  items: ThreadItem[];
+  /** As the process answering saw it: one that does not run the turn sees a turn still going as interrupted. */
+  status: (typeof STORED_TURN_STATUSES)[number];
+  /** The thread's token totals at the end of the turn, as its `turn.completed` reported them; null when codex recorded none. */
+  usage: Usage | null;
+  /** Unix time, in seconds; null when codex did not record it. */
+  startedAt: number | null;
+};
+
+export type ThreadListQuery = {
+  limit: number;
+  /** A `nextCursor` of an earlier page with the same query. */
+  cursor?: string;
+  /** Only threads whose directory is exactly this one. */
+  cwd?: string;
+  /** Only threads whose name or preview contains this text. */
+  search?: string;
+};
+
+export type ThreadReadQuery = {
+  /** How many turns, newest first, from `cursor` on. */
+  turnsLimit: number;
+  cursor?: string;
+};
+
+export type StoredThreadPage = { threads: StoredThread[]; nextCursor: string | null };
+
+export type ThreadHistory = StoredThread & {
+  /** Oldest first: the page of the `turnsLimit` turns before `cursor` (the newest ones without it). */
+  turns: StoredTurn[];
+  /** Continues with the turns before this page; null at the thread's first turn. */
+  nextCursor: string | null;
+  /** codex has the thread but none of its turns (a rollout copied in): `rebuildHistory` recovers them. */
+  historyMissing: boolean;
+};
+
+/**
+ * The threads codex keeps in CODEX_HOME, whichever engine ran them: read, renamed, archived and
+ * forked through codex itself. Unknown and archived threads throw ThreadNotFoundError.
+ */
+export interface ThreadStore {
+  list(query: ThreadListQuery): Promise<StoredThreadPage>;
+  read(threadId: string, query: ThreadReadQuery): Promise<ThreadHistory>;
+  /** Has codex rebuild the turns of a thread from its rollout; this loads the thread, so no turn may run on it meanwhile. */
+  rebuildHistory(threadId: string): Promise<void>;
+  rename(threadId: string, name: string): Promise<StoredThread>;
+  archive(threadId: string): Promise<void>;
+  /** A new thread with the history of this one, up to and including `lastTurnId` when given (else TurnNotFoundError); its id. */
+  fork(threadId: string, options: { lastTurnId?: string }): Promise<string>;
+}
+
 export interface Engine {
   runTurn(request: TurnRequest): AsyncIterable<EngineEvent>;
+  /** The threads codex has stored, for engines that can reach them. */
+  readonly threads?: ThreadStore;
   /** Whether a thread can be continued; engines that cannot tell leave it out. */
   threadExists?(threadId: string): boolean;
   /** codex processes running now, for /metrics. */
@@ -100,5 +174,26 @@ export class EngineError extends Error {}
 export class EngineBusyError extends EngineError {
   constructor(message: string, readonly retryAfterSeconds: number) {
     super(message);
+  }
+}
+
+/** No thread with this id is stored (or it is archived). */
+export class ThreadNotFoundError extends Error {
+  constructor(readonly threadId: string) {
+    super(`No codex thread ${threadId} is stored here.`);
+  }
+}
+
+/** The thread has no turn with this id. */
+export class TurnNotFoundError extends Error {
+  constructor(readonly threadId: string, readonly turnId: string) {
+    super(`Thread ${threadId} has no turn ${turnId}.`);
+  }
+}
+
+/** A cursor that this store did not give out for this query. */
+export class InvalidCursorError extends Error {
+  constructor() {
+    super("cursor: must be a next_cursor given for the same query.");
   }
 }

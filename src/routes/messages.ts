@@ -4,7 +4,7 @@ import { bodyLimit } from "hono/body-limit";
 import type { AppDeps, AppEnv } from "../app-types";
 import { ApiError } from "../errors";
 import { exceedsJsonDepth } from "../json-depth";
-import { RunIdInUseError, RunLimitError, RunsClosedError, ThreadBusyError } from "../runs/registry";
+import { RunIdInUseError, RunLimitError, RunsClosedError, ThreadBusyError, ThreadHeldError } from "../runs/registry";
 import type { Run, TurnInput } from "../runs/run";
 import { describeIssues, messageRequestSchema, type userMessageSchema } from "../schemas";
 import type { z } from "zod";
@@ -25,7 +25,7 @@ const MAX_JSON_DEPTH = 64;
  * both are refused here first, in our error shape; so is a body nested too deep for recursive
  * code to walk, before anything parses it. The text is cached for the validator.
  */
-const requireJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
+export const requireJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
   const contentType = c.req.header("content-type") ?? "";
   if (!JSON_CONTENT_TYPE.test(contentType)) {
     throw new ApiError(415, "unsupported_media_type", "Send the body as JSON with content-type: application/json.");
@@ -49,7 +49,7 @@ const NO_APPROVALS =
 /** The registry's refusals, as the client sees them. */
 function startRefused(err: unknown): never {
   if (err instanceof RunIdInUseError) throw new ApiError(409, "id_in_use", err.message);
-  if (err instanceof ThreadBusyError) throw new ApiError(409, "thread_busy", err.message);
+  if (err instanceof ThreadBusyError || err instanceof ThreadHeldError) throw new ApiError(409, "thread_busy", err.message);
   if (err instanceof RunLimitError) throw new ApiError(429, "too_many_turns", err.message, { "retry-after": "5" });
   if (err instanceof RunsClosedError) throw new ApiError(503, "shutting_down", err.message, { "retry-after": "5" });
   throw err;

@@ -14,6 +14,13 @@ export class ThreadBusyError extends Error {
   }
 }
 
+/** The thread is being changed (archived) and takes no turn until that is done. */
+export class ThreadHeldError extends Error {
+  constructor(readonly threadId: string, doing: string) {
+    super(`thread ${threadId} is ${doing}; it takes no turn meanwhile`);
+  }
+}
+
 export class RunsClosedError extends Error {
   constructor() {
     super("the server is shutting down and starts no new turns");
@@ -62,6 +69,8 @@ export class RunRegistry {
   private readonly idleWaiters = new Set<() => void>();
   /** Ids of turns that will start once the run they replace has ended (see `replace`). */
   private readonly reserved = new Set<string>();
+  /** Threads held by `holdThread`, with what is being done to them. */
+  private readonly heldThreads = new Map<string, string>();
   private closed = false;
 
   constructor(
@@ -96,6 +105,8 @@ export class RunRegistry {
     if (turn.threadId !== undefined) {
       const busy = [...this.running].find((run) => run.threadId === turn.threadId && run !== replacing);
       if (busy) throw new ThreadBusyError(turn.threadId, busy.id);
+      const doing = this.heldThreads.get(turn.threadId);
+      if (doing !== undefined) throw new ThreadHeldError(turn.threadId, doing);
     }
     const others = this.running.size - (replacing?.running ? 1 : 0);
     if (others >= this.options.maxConcurrent) throw new RunLimitError(this.options.maxConcurrent);
@@ -145,6 +156,29 @@ export class RunRegistry {
       else this.retain(run, retention);
     });
     return run;
+  }
+
+  /** The run going on in this thread, if any. */
+  runningOn(threadId: string): Run | undefined {
+    return [...this.running].find((run) => run.threadId === threadId);
+  }
+
+  /**
+   * Runs `change` with no turn on the thread: refused (ThreadBusyError, ThreadHeldError) while a
+   * turn runs on it or another change holds it, and a turn that would start meanwhile is refused.
+   * `doing` says what, to whoever is refused.
+   */
+  async holdThread<T>(threadId: string, doing: string, change: () => Promise<T>): Promise<T> {
+    const busy = this.runningOn(threadId);
+    if (busy) throw new ThreadBusyError(threadId, busy.id);
+    const other = this.heldThreads.get(threadId);
+    if (other !== undefined) throw new ThreadHeldError(threadId, other);
+    this.heldThreads.set(threadId, doing);
+    try {
+      return await change();
+    } finally {
+      this.heldThreads.delete(threadId);
+    }
   }
 
   /** Whether codex can continue this thread; undefined when the engine cannot tell. */

@@ -24,8 +24,9 @@ export type ConnectionHandlers = {
   skipped(line: string, reason: string): void;
 };
 
-class RpcError extends EngineError {
-  constructor(method: string, code: number, message: string) {
+/** app-server answered a request with an error. */
+export class RpcError extends EngineError {
+  constructor(method: string, readonly code: number, message: string) {
     super(`codex app-server refused ${method}: ${message} (${code})`);
   }
 }

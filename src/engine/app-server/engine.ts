@@ -1,6 +1,6 @@
 import type { Logger } from "../../log";
 import { rolloutExists } from "../codex-home";
-import { codexOverrides, turnSandbox, untrustedProject, withPathDirs } from "../codex-launch";
+import { turnSandbox, untrustedProject } from "../codex-launch";
 import { readUserCodexConfig, type Table } from "../lean-profile";
 import { endMarkedProcesses, endMarkedProcessesNow, threadMarker } from "../turn-processes";
 import {
@@ -12,11 +12,13 @@ import {
   type Engine,
   EngineError,
   type EngineEvent,
+  type ThreadStore,
   type TurnRequest,
 } from "../types";
 import { AppServerConnection } from "./connection";
 import type { AskForApproval, SandboxMode, SandboxPolicy, ServerNotification, ServerRequest, UserInput } from "./protocol";
-import { AppServerPool, type PoolLaunch, type PooledProcess, type PoolTurns } from "./pool";
+import { AppServerPool, appServerLaunch, type PoolLaunch, type PooledProcess, type PoolTurns } from "./pool";
+import { AppServerThreadStore, LOADED_SANDBOX } from "./thread-store";
 import { type PendingApproval, TurnSession } from "./turn-session";
 
 export type AppServerEngineOptions = CodexLaunchOptions & {
@@ -55,21 +57,26 @@ export class AppServerEngine implements Engine, PoolTurns {
   private readonly pool: AppServerPool;
   private readonly approvals = new Map<string, PendingApproval>();
   readonly refusesWhenBusy = true;
+  readonly threads: ThreadStore;
 
   constructor(readonly options: AppServerEngineOptions) {
-    const { env, codex, log, requestTimeoutMs, restartDelayMs } = options;
-    this.pool = new AppServerPool(
-      options.processes,
-      {
-        argv: () => [codex.path, "app-server", ...codexOverrides(options).flatMap((override) => ["-c", override])],
-        env: withPathDirs(env, codex.pathDirs),
-        codexPath: codex.path,
-        requestTimeoutMs,
-        log,
-        ...(restartDelayMs && { restartDelayMs }),
+    const { log, requestTimeoutMs, restartDelayMs } = options;
+    this.pool = new AppServerPool(options.processes, appServerLaunch(options, { requestTimeoutMs, log, ...(restartDelayMs && { restartDelayMs }) }), this);
+    // A thread's requests go to the process that has it loaded; a thread the store loads stays
+    // there, as if a turn had opened it, and its next turn asks for its own sandbox.
+    this.threads = new AppServerThreadStore({
+      exists: (threadId) => this.threadExists(threadId),
+      connection: (threadId) => this.pool.pick(threadId).ensure(),
+      loading: async (threadId, load) => {
+        const member = this.pool.pick(threadId);
+        const { value, loaded } = await load(await member.ensure());
+        member.thread(loaded).sandbox = LOADED_SANDBOX;
+        this.pool.own(loaded, member);
+        return value;
       },
-      this,
-    );
+      archived: (threadId) => this.pool.drop(threadId),
+      approvalPolicy: this.approvalPolicy(),
+    });
   }
 
   activeProcesses(): number {

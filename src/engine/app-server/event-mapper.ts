@@ -193,7 +193,7 @@ export class TurnEventMapper {
  * An app-server item as the SDK's item, or undefined for kinds that `codex exec` leaves out;
  * `makeId` is called only for an item that is kept, so that left-out items use up no number.
  */
-function toSdkItem(item: ThreadItem, makeId: () => string): SdkItem | undefined {
+export function toSdkItem(item: ThreadItem, makeId: () => string): SdkItem | undefined {
   switch (item.type) {
     case "agentMessage":
       return { id: makeId(), type: "agent_message", text: item.text };

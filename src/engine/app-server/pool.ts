@@ -1,7 +1,7 @@
 import type { Logger } from "../../log";
 import { assertExecutable } from "../codex-binary";
-import type { SandboxMode } from "../codex-launch";
-import { EngineBusyError, EngineError } from "../types";
+import { codexOverrides, type SandboxMode, withPathDirs } from "../codex-launch";
+import { type CodexLaunchOptions, EngineBusyError, EngineError } from "../types";
 import { AppServerConnection } from "./connection";
 import type { ServerNotification, ServerRequest } from "./protocol";
 import type { TurnSession } from "./turn-session";
@@ -20,6 +20,19 @@ export type PoolLaunch = {
   /** Delay before restarting a process that died, doubled on each death in a row, up to `max`. */
   restartDelayMs?: { first: number; max: number };
 };
+
+/** How either engine starts `codex app-server`: the codex, PATH and overrides its turns get (config.toml read at each start). */
+export function appServerLaunch(
+  options: CodexLaunchOptions,
+  rest: Pick<PoolLaunch, "requestTimeoutMs" | "log" | "restartDelayMs">,
+): PoolLaunch {
+  return {
+    argv: () => [options.codex.path, "app-server", ...codexOverrides(options).flatMap((override) => ["-c", override])],
+    env: withPathDirs(options.env, options.codex.pathDirs),
+    codexPath: options.codex.path,
+    ...rest,
+  };
+}
 
 /** What the pool hands to turn handling: what its processes say, and the turns a dying one ends. */
 export interface PoolTurns {
@@ -210,6 +223,12 @@ export class AppServerPool {
 
   forget(threadId: string, member: PooledProcess): void {
     if (this.owners.get(threadId) === member) this.owners.delete(threadId);
+  }
+
+  /** codex no longer has the thread loaded (it archived it): no process holds it any more. */
+  drop(threadId: string): void {
+    this.owners.get(threadId)?.threads.delete(threadId);
+    this.owners.delete(threadId);
   }
 
   /**

@@ -11,9 +11,18 @@ import type { ThreadStartResponse } from "../../../generated/codex-protocol/v2/T
 import type { TurnInterruptResponse } from "../../../generated/codex-protocol/v2/TurnInterruptResponse";
 import type { TurnStartResponse } from "../../../generated/codex-protocol/v2/TurnStartResponse";
 import type { ThreadUnsubscribeResponse } from "../../../generated/codex-protocol/v2/ThreadUnsubscribeResponse";
+import type { ThreadArchiveResponse } from "../../../generated/codex-protocol/v2/ThreadArchiveResponse";
+import type { ThreadForkResponse } from "../../../generated/codex-protocol/v2/ThreadForkResponse";
+import type { ThreadListResponse } from "../../../generated/codex-protocol/v2/ThreadListResponse";
+import type { ThreadReadResponse } from "../../../generated/codex-protocol/v2/ThreadReadResponse";
+import type { ThreadSetNameResponse } from "../../../generated/codex-protocol/v2/ThreadSetNameResponse";
+import type { ThreadTurnsListResponse } from "../../../generated/codex-protocol/v2/ThreadTurnsListResponse";
 
 export type { ServerNotification, ServerRequest };
+export type { Thread } from "../../../generated/codex-protocol/v2/Thread";
 export type { ThreadItem } from "../../../generated/codex-protocol/v2/ThreadItem";
+export type { ThreadSourceKind } from "../../../generated/codex-protocol/v2/ThreadSourceKind";
+export type { Turn } from "../../../generated/codex-protocol/v2/Turn";
 export type { ThreadTokenUsage } from "../../../generated/codex-protocol/v2/ThreadTokenUsage";
 export type { SandboxPolicy } from "../../../generated/codex-protocol/v2/SandboxPolicy";
 export type { SandboxMode } from "../../../generated/codex-protocol/v2/SandboxMode";
@@ -25,6 +34,12 @@ type Responses = {
   "thread/start": ThreadStartResponse;
   "thread/resume": ThreadResumeResponse;
   "thread/unsubscribe": ThreadUnsubscribeResponse;
+  "thread/list": ThreadListResponse;
+  "thread/read": ThreadReadResponse;
+  "thread/turns/list": ThreadTurnsListResponse;
+  "thread/name/set": ThreadSetNameResponse;
+  "thread/archive": ThreadArchiveResponse;
+  "thread/fork": ThreadForkResponse;
   "turn/start": TurnStartResponse;
   "turn/interrupt": TurnInterruptResponse;
 };
