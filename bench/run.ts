@@ -1,7 +1,7 @@
 /**
  * `bun run bench`: what the server costs on top of codex, measured side by side in one run.
  *   --quick          fewer rounds and turns, for a first look
- *   --only NAME      one section: overhead, health, sse, scale, startup, codex, engines
+ *   --only NAME      one section: overhead, health, sse, scale, startup, codex, engines, threads
  */
 import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
@@ -11,6 +11,7 @@ import { healthThroughput } from "./health";
 import { scale } from "./scale";
 import { sseForwarding } from "./sse-forwarding";
 import { startup } from "./startup";
+import { threadReads } from "./threads";
 import { turnOverhead } from "./turn-overhead";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" }, only: { type: "string" } } });
@@ -24,6 +25,7 @@ const sections: Record<string, () => Promise<string>> = {
   startup: () => startup({ runs: quick ? 5 : 15 }),
   codex: () => codexCost({ turns: quick ? 4 : 10, concurrent: 10 }),
   engines: () => engines({ turns: quick ? 4 : 10, concurrent: 10 }),
+  threads: () => threadReads({ rounds: quick ? 10 : 50 }),
 };
 
 const chosen = values.only ? { [values.only]: sections[values.only] } : sections;

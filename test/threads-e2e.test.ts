@@ -1,11 +1,12 @@
 /** Threads through the real server and the real codex (scripted model): list, read, rename, archive, fork, on both engines. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ENGINES } from "../src/config";
 import { createLogger } from "../src/log";
 import { startServer } from "../src/server";
+import { appServersUnder } from "./fixtures/processes";
 import { copyRollout } from "./fixtures/rollout-copies";
 import { readSse, type SseFrame, sseReader } from "./fixtures/sse";
 import { startTestServer, testConfig, type TestServer } from "./fixtures/test-server";
@@ -151,9 +152,14 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
   test("a fork carries the history, up to a turn when asked; the original is unchanged", async () => {
     const { threadId } = await twoTurnThread();
     const original = (await api(`/threads/${threadId}`)).body;
+    const config = readFileSync(join(server.home.dir, "config.toml"), "utf8");
+    const requests = server.model.requests.length;
 
     const whole = await api(`/threads/${threadId}/fork`, { method: "POST" });
     expect(whole.status).toBe(201);
+    // Forking asks the model nothing and leaves config.toml alone.
+    expect(server.model.requests.length).toBe(requests);
+    expect(readFileSync(join(server.home.dir, "config.toml"), "utf8")).toBe(config);
     const forkId = whole.body.thread_id as string;
     expect(forkId).not.toBe(threadId);
     expect((await api(`/threads/${forkId}`)).body.turns.map((t: Json) => t.input)).toEqual(["run echo one", "think twice"]);
@@ -171,6 +177,8 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
     expect(server.model.requests.at(-1)?.prompts).toEqual(["run echo one", "count"]);
 
     expect((await api(`/threads/${threadId}`)).body).toEqual(original);
+    // A fork's turns run in the sandbox they ask for, not in the one codex forked it with.
+    expect(agentTexts(await turn({ message: "sandbox", thread_id: forkId }))).toEqual(["danger-full-access"]);
     const unknownTurn = "01a213ec-28be-7ba3-89bc-000000000000";
     expect(await api(`/threads/${threadId}/fork`, json("POST", { turn_id: unknownTurn }))).toEqual({
       status: 404,
@@ -238,24 +246,28 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
   test("a thread with a running turn reads as running, its newest turn in progress; it cannot be archived or forked meanwhile", async () => {
     const threadId = doneOf(await turn({ message: "say before" })).thread_id as string;
     const running = sseReader(await server.send({ type: "user_message", message: "sleep 60000 busy", thread_id: threadId, id: `busy-${engine}` }));
-    await running.until((frame) => frame.event === "turn.started");
-    const read = await waitFor("the running turn in the thread's history", async () => {
-      const { body } = await api(`/threads/${threadId}`);
-      return body.turns[1]?.input === "sleep 60000 busy" ? body : undefined;
-    });
-    expect(read.status).toBe("running");
-    expect(read.turns.map((t: Json) => [t.input, t.status])).toEqual([
-      ["say before", "completed"],
-      ["sleep 60000 busy", "in_progress"],
-    ]);
-    expect((await api("/threads?limit=100")).body.threads.find((thread: Json) => thread.id === threadId).status).toBe("running");
-    const busy = {
-      status: 409,
-      body: { error: { code: "thread_busy", message: `thread ${threadId} is running turn busy-${engine}; a thread runs one turn at a time` } },
-    };
-    expect(await api(`/threads/${threadId}`, { method: "DELETE" })).toEqual(busy);
-    expect(await api(`/threads/${threadId}/fork`, { method: "POST" })).toEqual(busy);
-    expect((await api(`/runs/busy-${engine}`, { method: "DELETE" })).status).toBe(200);
+    try {
+      await running.until((frame) => frame.event === "turn.started");
+      const read = await waitFor("the running turn in the thread's history", async () => {
+        const { body } = await api(`/threads/${threadId}`);
+        return body.turns[1]?.input === "sleep 60000 busy" ? body : undefined;
+      });
+      expect(read.status).toBe("running");
+      expect(read.turns.map((t: Json) => [t.input, t.status])).toEqual([
+        ["say before", "completed"],
+        ["sleep 60000 busy", "in_progress"],
+      ]);
+      expect((await api("/threads?limit=100")).body.threads.find((thread: Json) => thread.id === threadId).status).toBe("running");
+      const busy = {
+        status: 409,
+        body: { error: { code: "thread_busy", message: `thread ${threadId} is running turn busy-${engine}; a thread runs one turn at a time` } },
+      };
+      expect(await api(`/threads/${threadId}`, { method: "DELETE" })).toEqual(busy);
+      expect(await api(`/threads/${threadId}/fork`, { method: "POST" })).toEqual(busy);
+    } finally {
+      // Also when an expectation failed: a turn left running would hold up the server's shutdown.
+      await fetch(`${server.url}/runs/busy-${engine}`, { method: "DELETE" });
+    }
     expect(doneOf((await running.rest()).frames).status).toBe("cancelled");
     const after = (await api(`/threads/${threadId}`)).body;
     expect(after.status).toBe("idle");
@@ -269,8 +281,10 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
   test("a rollout copied into CODEX_HOME is read by its id (codex rebuilds its history), then listed, and takes turns", async () => {
     const { threadId } = await twoTurnThread();
     const copy = copyRollout(server.home.dir, threadId, Date.now() + 60_000);
+    const requests = server.model.requests.length;
     const read = await api(`/threads/${copy}`);
     expect(read.status).toBe(200);
+    expect(server.model.requests.length).toBe(requests);
     expect(read.body.turns.map((t: Json) => t.input)).toEqual(["run echo one", "think twice"]);
     expect((await api("/threads")).body.threads[0]).toMatchObject({ id: copy, preview: "run echo one" });
     // Rebuilding its history loaded it in no process that a turn would find in the way.
@@ -294,4 +308,21 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
       await other.shutdown();
     }
   });
+});
+
+test("the exec engine's app-server for threads starts at the first request, counts as a codex process, and stops with the server", async () => {
+  const server = startTestServer({ engine: "exec" });
+  try {
+    const before = new Set(appServersUnder(process.pid));
+    expect(server.running.engine.activeProcesses?.()).toBe(0);
+    expect((await fetch(`${server.url}/threads`)).status).toBe(200);
+    const started = appServersUnder(process.pid).filter((pid) => !before.has(pid));
+    expect(started).toHaveLength(1);
+    expect(server.running.engine.activeProcesses?.()).toBe(1);
+    await server.running.shutdown();
+    expect(appServersUnder(process.pid)).not.toContain(started[0]);
+    expect(server.running.engine.activeProcesses?.()).toBe(0);
+  } finally {
+    await server.close();
+  }
 });

@@ -54,6 +54,15 @@ function threadApp(overrides: Partial<ThreadStore> = {}, config: Parameters<type
   return { app, runs, store, engine, request };
 }
 
+/** A turn on THREAD through POST /messages, with the request id turn-1: its response streams until the turn ends. */
+function startTurn(app: ReturnType<typeof setup>["app"]) {
+  return app.request("/messages", {
+    method: "POST",
+    headers: { ...JSON_TYPE, "x-request-id": "turn-1" },
+    body: JSON.stringify({ type: "user_message", message: "hi", thread_id: THREAD }),
+  });
+}
+
 const invalid = (message: string) => ({ status: 422, body: { error: { code: "invalid_request", message } } });
 const notFound = { status: 404, body: { error: { code: "thread_not_found", message: `No codex thread ${UNKNOWN} is stored here.` } } };
 
@@ -113,7 +122,7 @@ describe("GET /threads", () => {
   test("a thread with a running turn is running, until the turn ends", async () => {
     const held = heldTurn(THREAD);
     const { app, request } = threadApp({}, {}, held.turn);
-    const res = await app.request("/messages", { method: "POST", headers: JSON_TYPE, body: JSON.stringify({ type: "user_message", message: "hi", thread_id: THREAD }) });
+    const res = await startTurn(app);
     expect((await request("/threads")).body.threads[0].status).toBe("running");
     held.release();
     await readSse(res);
@@ -145,7 +154,7 @@ describe("GET /threads/{id}", () => {
   test("the newest turn of a thread that is running is in progress, though the store saw it interrupted", async () => {
     const held = heldTurn(THREAD);
     const { app, request } = threadApp({}, {}, held.turn);
-    const res = await app.request("/messages", { method: "POST", headers: JSON_TYPE, body: JSON.stringify({ type: "user_message", message: "hi", thread_id: THREAD }) });
+    const res = await startTurn(app);
     const running = (await request(`/threads/${THREAD}`)).body;
     expect([running.status, running.turns.map((turn: { status: string }) => turn.status)]).toEqual(["running", ["completed", "in_progress"]]);
     // A page of older turns has not the newest one.
@@ -169,7 +178,7 @@ describe("GET /threads/{id}", () => {
     });
     const reads = [request(`/threads/${THREAD}`), request(`/threads/${THREAD}`)];
     await waitFor("the rebuild", () => store.calls.some(([method]) => method === "rebuildHistory"));
-    const refused = await app.request("/messages", { method: "POST", headers: JSON_TYPE, body: JSON.stringify({ type: "user_message", message: "hi", thread_id: THREAD }) });
+    const refused = await startTurn(app);
     expect({ status: refused.status, body: await refused.json() }).toEqual({
       status: 409,
       body: { error: { code: "thread_busy", message: `thread ${THREAD} is having its history rebuilt; it takes no turn meanwhile` } },
@@ -246,11 +255,7 @@ describe("DELETE /threads/{id}", () => {
   test("a thread with a running turn -> 409 thread_busy, and it is not archived", async () => {
     const held = heldTurn(THREAD);
     const { app, request, store } = threadApp({}, {}, held.turn);
-    const res = await app.request("/messages", {
-      method: "POST",
-      headers: { ...JSON_TYPE, "x-request-id": "turn-1" },
-      body: JSON.stringify({ type: "user_message", message: "hi", thread_id: THREAD }),
-    });
+    const res = await startTurn(app);
     expect(await request(`/threads/${THREAD}`, { method: "DELETE" })).toMatchObject({
       status: 409,
       body: { error: { code: "thread_busy", message: `thread ${THREAD} is running turn turn-1; a thread runs one turn at a time` } },
@@ -265,7 +270,7 @@ describe("DELETE /threads/{id}", () => {
     const archiving = new Promise<void>((resolve) => (finishArchive = resolve));
     const { app, request, engine } = threadApp({ archive: () => archiving });
     const archived = request(`/threads/${THREAD}`, { method: "DELETE" });
-    const res = await app.request("/messages", { method: "POST", headers: JSON_TYPE, body: JSON.stringify({ type: "user_message", message: "hi", thread_id: THREAD }) });
+    const res = await startTurn(app);
     expect({ status: res.status, body: await res.json() }).toEqual({
       status: 409,
       body: { error: { code: "thread_busy", message: `thread ${THREAD} is being archived; it takes no turn meanwhile` } },
@@ -309,11 +314,7 @@ describe("POST /threads/{id}/fork", () => {
   test("a thread with a running turn -> 409 thread_busy", async () => {
     const held = heldTurn(THREAD);
     const { app, request, store } = threadApp({}, {}, held.turn);
-    const res = await app.request("/messages", {
-      method: "POST",
-      headers: { ...JSON_TYPE, "x-request-id": "turn-1" },
-      body: JSON.stringify({ type: "user_message", message: "hi", thread_id: THREAD }),
-    });
+    const res = await startTurn(app);
     expect(await request(`/threads/${THREAD}/fork`, { method: "POST" })).toMatchObject({ status: 409, body: { error: { code: "thread_busy" } } });
     expect(store.calls).toHaveLength(0);
     held.release();

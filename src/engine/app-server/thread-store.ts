@@ -25,8 +25,9 @@ type ThreadTurnsListResponse = ResultOf<"thread/turns/list">;
 const LISTED_SOURCES: ThreadSourceKind[] = ["cli", "vscode", "exec", "appServer", "unknown"];
 
 /**
- * The sandbox of a thread that the store loads (a fork, a history rebuild): read-only makes codex
- * write no trust entry into config.toml, and each turn asks for its own sandbox anyway.
+ * The sandbox of a thread that the store loads (a fork, a history rebuild): the narrowest. The
+ * thread's next turn asks for its own: codex keeps a loaded thread's settings when it is resumed
+ * again, so the app-server engine records this one and sends the turn's policy when it differs.
  */
 export const LOADED_SANDBOX: SandboxMode = "read-only";
 
@@ -146,8 +147,9 @@ export class AppServerThreadStore implements ThreadStore {
     this.mustExist(threadId);
     const codexCursor = decodeCursor(cursor);
     const connection = await this.host.connection(threadId);
-    const [{ thread }, page] = await Promise.all([
-      connection.request("thread/read", { threadId }),
+    const read = connection.request("thread/read", { threadId });
+    const [{ thread }, page, usage] = await Promise.all([
+      read,
       withCursor(
         codexCursor,
         connection.request("thread/turns/list", {
@@ -158,8 +160,9 @@ export class AppServerThreadStore implements ThreadStore {
           itemsView: "full",
         }),
       ),
+      // While codex pages the turns.
+      read.then(({ thread }) => this.turnUsage(connection, thread)),
     ]);
-    const usage = await this.turnUsage(connection, thread);
     return {
       ...storedThread(thread),
       turns: page.data.toReversed().map((turn) => storedTurn(turn, usage)),
