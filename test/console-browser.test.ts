@@ -819,6 +819,19 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
   });
 
   async function screenshotThread(url: string): Promise<void> {
+    // An earlier thread, named, for the list to show beside this one.
+    const earlier = await fetch(`${url}/messages`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ type: "user_message", message: "say The nightly build is green." }),
+    });
+    const threadId = /"thread_id":"([0-9a-f-]{36})"/.exec(await earlier.text())?.[1];
+    const renamed = await fetch(`${url}/threads/${threadId}`, {
+      method: "PATCH",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "Nightly build check" }),
+    });
+    expect(renamed.status).toBe(200);
     await openConsole(url, { width: 900, height: 1000 });
     const message = page.getByLabel("Message");
     await message.fill("run ls -1 /etc/apt");

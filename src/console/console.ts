@@ -561,7 +561,9 @@ function setThread(threadId: string | null, summary?: ThreadSummary): void {
   if (threadId) sessionStorage.setItem(THREAD_KEY, threadId);
   else sessionStorage.removeItem(THREAD_KEY);
   ui.threadBar.hidden = !threadId;
-  ui.threadTitle.textContent = known ? threadTitle(known) : "Untitled thread";
+  // Until codex has listed it, a new thread is called by its first message, which the transcript shows.
+  const firstMessage = ui.transcript.querySelector(".turn .user-message .text")?.textContent ?? "";
+  ui.threadTitle.textContent = threadTitle(known ?? { name: null, preview: firstMessage });
   ui.threadId.textContent = threadId ?? "";
   ui.threadCwd.textContent = known ? ` · in ${known.cwd}` : "";
   ui.continueField.hidden = !threadId;
@@ -731,8 +733,8 @@ async function openThread(threadId: string, run?: ActiveRun): Promise<"shown" | 
     }
     // A thread whose first turn has just started may not be readable yet: its turn still is.
     clearTranscript();
-    setThread(threadId);
     watchRun(run);
+    setThread(threadId);
     return "shown";
   }
   clearTranscript();
@@ -1019,9 +1021,9 @@ async function restore(threadId: string | null, active: ActiveRun | undefined): 
   // The user was quicker: a turn sent or a thread opened while the list loaded.
   if (current || opening > 0) return;
   if (threadId && threadsAvailable && (await openThread(threadId, active)) !== "failed") return;
+  if (active) watchRun(active);
   // Without the thread routes the id is all there is to continue it with.
   setThread(threadsAvailable ? null : threadId);
-  if (active) watchRun(active);
 }
 
 ui.composer.addEventListener("submit", (event) => {
