@@ -9,7 +9,7 @@ import type { Browser, Page } from "playwright-core";
 import type { EngineEvent, ThreadEvent } from "../src/engine/types";
 import { setup } from "./fixtures/app-setup";
 import { findChromium, launchChromium, pageErrors } from "./fixtures/browser";
-import { type FakeStoredThread, fakeEngine, fakeThreadStore, USAGE } from "./fixtures/fake-engine";
+import { type FakeStoredThread, fakeEngine, fakeThreadStore, heldTurn, USAGE } from "./fixtures/fake-engine";
 import { turnProcessesUnder } from "./fixtures/processes";
 import { startTestServer, type TestServer } from "./fixtures/test-server";
 import { waitFor } from "./fixtures/wait-for";
@@ -802,6 +802,40 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
         { turnsLimit: 20, cursor: undefined },
         { turnsLimit: 20, cursor: "page-2" },
       ]);
+      await closeConsole();
+    } finally {
+      await fake.stop(true);
+    }
+  });
+
+  test("a turn sent while the thread list still loads is shown once: the page restores nothing over it", async () => {
+    const threadId = "01a213ec-28be-7ba3-89bc-00000000aaaa";
+    const turn = heldTurn(threadId);
+    let releaseList!: () => void;
+    const listHeld = new Promise<void>((resolve) => (releaseList = resolve));
+    const store = fakeThreadStore([], {
+      async list() {
+        await listHeld;
+        return { threads: [], nextCursor: null };
+      },
+    });
+    const { app } = setup(fakeEngine(turn.turn, store), { host: "127.0.0.1" });
+    const fake = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch });
+    try {
+      await openConsole(`http://127.0.0.1:${fake.port}`);
+      await page.getByLabel("Message").fill("sent early");
+      await page.getByLabel("Message").press("Control+Enter");
+      // The turn has started its thread and saved itself for a reload, as a restore would find them.
+      await waitFor("the thread", async () => (await page.locator("#thread-id").textContent()) === threadId);
+      await activeRunId();
+      releaseList();
+      await waitFor("the list", async () => (await page.locator("#threads-note").textContent()) === "No threads yet.");
+      turn.release();
+      expect(await lastDone()).toBe("completed");
+      // After the turn, the page reads its thread once to give it a fork control; nothing else read it.
+      await waitFor("the turn's lookup", () => store.calls.some(([method]) => method === "read"));
+      expect(store.calls.filter(([method]) => method === "read").map(([, , query]) => query)).toEqual([{ turnsLimit: 3, cursor: undefined }]);
+      expect(await page.locator(".turn").count()).toBe(1);
       await closeConsole();
     } finally {
       await fake.stop(true);
