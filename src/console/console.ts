@@ -714,6 +714,12 @@ async function runningOn(thread: ThreadDetail): Promise<(ActiveRun & { running: 
   return { id: run.id, message: newest?.status === "in_progress" ? newest.input : "", workDir: "", running: true };
 }
 
+/** A thread without its turns; codex gives a fork no preview until it has a turn of its own, so its first message stands in. */
+function summaryOf({ turns, next_cursor, ...summary }: ThreadDetail): ThreadSummary {
+  const first = next_cursor === null ? turns[0] : undefined;
+  return summary.preview === "" && first ? { ...summary, preview: first.input } : summary;
+}
+
 /**
  * Shows a thread: its newest turns (older ones with "Load earlier turns"), then the turn that
  * runs on it, followed live: `run` after a reload, else the one the server's runs show.
@@ -738,10 +744,8 @@ async function openThread(threadId: string, run?: ActiveRun): Promise<"shown" | 
     return "shown";
   }
   clearTranscript();
-  const { turns, next_cursor, ...stored } = answer.body;
-  // codex gives a fork no preview until it has a turn of its own: its first message is here.
-  const first = next_cursor === null ? turns[0] : undefined;
-  const summary = stored.preview === "" && first ? { ...stored, preview: first.input } : stored;
+  const { turns, next_cursor } = answer.body;
+  const summary = summaryOf(answer.body);
   setThread(threadId, summary);
   ui.workDir.value = summary.cwd;
   for (const turn of following ? turnsBesideRun(turns, following) : turns) addTurn(storedTurn(turn, threadId));
@@ -787,8 +791,8 @@ async function turnEnded(threadId: string, view: TurnView): Promise<void> {
   if (!threadsAvailable) return;
   const answer = await apiJson<ThreadDetail>(`${threadPath(threadId)}?turns_limit=3`);
   if (!answer.ok) return;
-  const { turns, next_cursor: _, ...summary } = answer.body;
-  if (shownThread?.id === threadId) setThread(threadId, summary);
+  const { turns } = answer.body;
+  if (shownThread?.id === threadId) setThread(threadId, summaryOf(answer.body));
   const shown = new Set([...ui.transcript.querySelectorAll<HTMLElement>(".turn[data-turn-id]")].map((turn) => turn.dataset.turnId));
   const stored = turns.findLast((turn) => turn.input === view.message && turn.status !== "in_progress" && !shown.has(turn.id));
   if (stored) view.forkable(threadId, stored.id);
