@@ -9,8 +9,8 @@ import type { Browser, Page } from "playwright-core";
 import type { EngineEvent, ThreadEvent } from "../src/engine/types";
 import { setup } from "./fixtures/app-setup";
 import { findChromium, launchChromium, pageErrors } from "./fixtures/browser";
-import { fakeEngine, USAGE } from "./fixtures/fake-engine";
-import { codexProcessesUnder } from "./fixtures/processes";
+import { type FakeStoredThread, fakeEngine, fakeThreadStore, heldTurn, USAGE } from "./fixtures/fake-engine";
+import { turnProcessesUnder } from "./fixtures/processes";
 import { startTestServer, type TestServer } from "./fixtures/test-server";
 import { waitFor } from "./fixtures/wait-for";
 
@@ -149,10 +149,11 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
     expect(await page.locator("#thread-id").textContent()).toBe(threadId);
     await page.getByRole("button", { name: "New thread" }).click();
     expect(await page.locator("#thread-label").isHidden()).toBe(true);
+    expect(await page.locator(".turn").count()).toBe(0);
     await message.fill("count");
     await message.press("Control+Enter");
-    await waitFor("the third turn's done", () => page.locator("footer.done").count().then((n) => n === 3));
-    expect(await page.locator(".turn").last().locator(".agent-message").textContent()).toBe("1");
+    expect(await lastDone()).toBe("completed");
+    expect(await page.locator(".turn .agent-message").textContent()).toBe("1");
     expect(await page.locator("#thread-id").textContent()).not.toBe(threadId);
     await closeConsole();
   });
@@ -164,13 +165,14 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
     const cancel = page.getByRole("button", { name: "Cancel" });
     await cancel.waitFor({ state: "visible" });
     await waitFor("the run id", () => page.evaluate(() => sessionStorage.getItem("codex-http-server:active-run")));
-    await waitFor("codex running", () => codexProcessesUnder(process.pid).length > 0, 20_000);
+    // The turn's codex: the thread list's `codex app-server` stays for the server's lifetime.
+    await waitFor("codex running", () => turnProcessesUnder(process.pid).length > 0, 20_000);
     await cancel.click();
     expect(await lastDone()).toBe("cancelled");
     expect(await page.locator(".turn .agent-message").count()).toBe(0);
     expect(await cancel.isHidden()).toBe(true);
     expect(await page.locator("#send").isEnabled()).toBe(true);
-    await waitFor("no codex left", () => codexProcessesUnder(process.pid).length === 0, 10_000);
+    await waitFor("no codex left", () => turnProcessesUnder(process.pid).length === 0, 10_000);
     await closeConsole();
   });
 
@@ -251,6 +253,209 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
     await closeConsole();
   });
 
+  describe("threads", () => {
+    const message = () => page.getByLabel("Message");
+
+    async function sendAndWait(text: string): Promise<void> {
+      const before = await page.locator("footer.done").count();
+      await message().fill(text);
+      await message().press("Control+Enter");
+      await waitFor(`the done of "${text}"`, () => page.locator("footer.done").count().then((n) => n === before + 1), 20_000);
+    }
+
+    const shownThreadId = async () => (await page.locator("#thread-id").textContent()) ?? "";
+    const listed = (threadId: string) => page.locator(`.thread-item[data-thread-id="${threadId}"]`);
+    const turnsShown = (n: number) => waitFor(`${n} turns shown`, () => page.locator("footer.done").count().then((count) => count === n));
+
+    /**
+     * Each turn as the page shows it: the user's message, and the markup of codex's items less
+     * its warnings (error items, which codex does not store with the thread).
+     */
+    const turnsMarkup = () =>
+      page.evaluate<Array<[string, string[]]>>(`
+        [...document.querySelectorAll(".turn")].map((turn) => [
+          turn.querySelector(".user-message .text").textContent,
+          [...turn.querySelectorAll(".events > [data-item-type]")]
+            .filter((item) => item.dataset.itemType !== "error")
+            .map((item) => item.outerHTML),
+        ])
+      `);
+    const footers = () => page.locator("footer.done").evaluateAll((all) => all.map((footer) => [footer.querySelector(".badge")?.textContent, footer.querySelector(".usage")?.textContent]));
+
+    test("two turns, then a reload: the thread is listed, and its history shows both turns with the markup of the live ones", async () => {
+      await openConsole();
+      await sendAndWait("run echo from-history");
+      await sendAndWait("say **both** turns");
+      const threadId = await shownThreadId();
+      const live = await turnsMarkup();
+      expect(live.map(([text, items]) => [text, items.length])).toEqual([
+        ["run echo from-history", 2],
+        ["say **both** turns", 1],
+      ]);
+      const liveFooters = await footers();
+      expect(liveFooters).toEqual([
+        ["completed", "20 tokens in · 10 out"],
+        ["completed", "30 tokens in · 15 out"],
+      ]);
+
+      await page.reload();
+      await turnsShown(2);
+      expect(await turnsMarkup()).toEqual(live);
+      expect(await footers()).toEqual(liveFooters);
+      expect(await page.locator("#thread-id").textContent()).toBe(threadId);
+      expect(await page.locator("#thread-title").textContent()).toBe("run echo from-history");
+      const item = listed(threadId);
+      expect(await item.locator(".thread-name").textContent()).toBe("run echo from-history");
+      expect(await item.locator("time").textContent()).toBe("just now");
+      expect(await item.getAttribute("aria-current")).toBe("true");
+      // Newest first: no thread above it was started later.
+      expect(await page.locator(".thread-item").first().getAttribute("data-thread-id")).toBe(threadId);
+
+      // Opened from the list, the same again; the command's output is there when opened.
+      await page.getByRole("button", { name: "New thread" }).click();
+      expect(await page.locator(".turn").count()).toBe(0);
+      expect(await item.getAttribute("aria-current")).toBeNull();
+      await item.click();
+      await turnsShown(2);
+      expect(await turnsMarkup()).toEqual(live);
+      const command = page.locator(".turn details.command");
+      await command.locator("summary").click();
+      expect(await command.locator("pre.output").textContent()).toBe("from-history\n");
+      await page.screenshot({ path: join(ARTIFACTS, "console-threads.png") });
+      await page.emulateMedia({ colorScheme: "dark" });
+      await page.screenshot({ path: join(ARTIFACTS, "console-threads-dark.png") });
+
+      // And continued: the model sees all three user messages.
+      expect(await page.getByLabel("Continue thread").isChecked()).toBe(true);
+      await sendAndWait("count");
+      expect(await page.locator(".turn").last().locator(".agent-message").textContent()).toBe("3");
+      expect(await shownThreadId()).toBe(threadId);
+      await closeConsole();
+    });
+
+    test("Rename names the thread in its bar and in the list; a refused name is said in the dialog", async () => {
+      await openConsole();
+      await sendAndWait("say to be renamed");
+      const threadId = await shownThreadId();
+      await page.getByRole("button", { name: "Rename", exact: true }).click();
+      const dialog = page.getByRole("dialog", { name: "Rename thread" });
+      await dialog.getByLabel("Name").fill("   ");
+      await dialog.getByRole("button", { name: "Save" }).click();
+      await waitFor("the refusal", async () => (await dialog.locator(".form-error").textContent()) === "name: must not be empty");
+      await dialog.getByLabel("Name").fill("Deploy notes");
+      await dialog.getByRole("button", { name: "Save" }).click();
+      await waitFor("the new name in the list", async () => (await listed(threadId).locator(".thread-name").textContent()) === "Deploy notes");
+      expect(await dialog.isHidden()).toBe(true);
+      expect(await page.locator("#thread-title").textContent()).toBe("Deploy notes");
+      expect(((await (await fetch(`${server.url}/threads/${threadId}`)).json()) as { name: string }).name).toBe("Deploy notes");
+      // The dialog offers the name it has.
+      await page.getByRole("button", { name: "Rename", exact: true }).click();
+      expect(await dialog.getByLabel("Name").inputValue()).toBe("Deploy notes");
+      await page.keyboard.press("Escape");
+      expect(await dialog.isHidden()).toBe(true);
+      await closeConsole();
+    });
+
+    test("Fork from the first turn opens a new thread with only that turn, which continues from there", async () => {
+      await openConsole();
+      await sendAndWait("say first");
+      await sendAndWait("say second");
+      const original = await shownThreadId();
+      await page.locator(".turn").first().getByRole("button", { name: "Fork from here: say first" }).click();
+      const forked = await waitFor("the forked thread", async () => {
+        const shown = await shownThreadId();
+        return shown !== original ? shown : undefined;
+      });
+      await turnsShown(1);
+      expect((await turnsMarkup()).map(([text]) => text)).toEqual(["say first"]);
+      expect(await page.locator(".turn .agent-message").textContent()).toBe("first");
+      expect(await page.locator("#thread-title").textContent()).toBe("say first");
+      // `count` answers how many user messages the model saw: the first turn's and this one.
+      await sendAndWait("count");
+      expect(await page.locator(".turn").last().locator(".agent-message").textContent()).toBe("2");
+      // codex lists a fork once it has a turn of its own.
+      await waitFor("the fork in the list", async () => (await listed(forked).getAttribute("aria-current")) === "true");
+      const read = async (threadId: string) =>
+        ((await (await fetch(`${server.url}/threads/${threadId}`)).json()) as { turns: Array<{ input: string }> }).turns.map((t) => t.input);
+      expect(await read(forked)).toEqual(["say first", "count"]);
+      expect(await read(original)).toEqual(["say first", "say second"]);
+      await closeConsole();
+    });
+
+    test("Archive asks first and is refused while a turn runs on the thread; opened then, the thread follows that turn", async () => {
+      await openConsole();
+      await sendAndWait("say to be archived");
+      const threadId = await shownThreadId();
+      // Another client's turn on the thread, read to its end so that it has a watcher.
+      const other = await server.send({ type: "user_message", message: "sleep 60000 never said", thread_id: threadId });
+      const runId = other.headers.get("x-request-id") as string;
+      const reading = other.text();
+      const archive = page.getByRole("button", { name: "Archive", exact: true }).first();
+      await archive.click();
+      const dialog = page.getByRole("dialog", { name: "Archive this thread?" });
+      expect(await dialog.locator("#archive-name").textContent()).toBe("say to be archived");
+      await dialog.getByRole("button", { name: "Archive" }).click();
+      await waitFor("the refusal", async () => (await dialog.locator(".form-error").textContent()) === "A turn is running on this thread. Archive it once that turn has ended.");
+      expect(await dialog.isVisible()).toBe(true);
+      await dialog.getByRole("button", { name: "Cancel" }).click();
+      expect(await dialog.isHidden()).toBe(true);
+
+      // Opened again (here by a reload), the thread shows its running turn live, with Cancel.
+      await page.reload();
+      await waitFor("the running marker", async () => (await listed(threadId).locator(".badge").textContent()) === "running");
+      const running = page.locator(".turn").last();
+      await waitFor("the running turn", async () => (await running.locator(".user-message .text").textContent()) === "sleep 60000 never said");
+      expect(await page.locator(".turn").count()).toBe(2);
+      expect(await archive.isDisabled()).toBe(true);
+      expect(await listed(threadId).isDisabled()).toBe(true);
+      await page.getByRole("button", { name: "Cancel" }).click();
+      expect(await lastDone()).toBe("cancelled");
+      await reading;
+      expect(((await (await fetch(`${server.url}/runs/${runId}`)).json()) as { status: string }).status).toBe("cancelled");
+
+      await archive.click();
+      await dialog.getByRole("button", { name: "Archive" }).click();
+      await waitFor("the thread gone from the list", async () => (await listed(threadId).count()) === 0);
+      expect(await dialog.isHidden()).toBe(true);
+      expect(await page.locator(".turn").count()).toBe(0);
+      expect(await page.locator("#thread-bar").isHidden()).toBe(true);
+      expect((await fetch(`${server.url}/threads/${threadId}`)).status).toBe(404);
+      await closeConsole();
+    });
+
+    test("at 375 px the list folds behind the Threads button, which opens and closes it", async () => {
+      await openConsole(server.url, { width: 375, height: 740 });
+      await sendAndWait("run echo narrow");
+      const threadId = await shownThreadId();
+      const toggle = page.getByRole("button", { name: "Threads" });
+      const list = page.getByRole("navigation", { name: "Threads" });
+      expect(await toggle.getAttribute("aria-expanded")).toBe("false");
+      expect(await list.isHidden()).toBe(true);
+      await page.screenshot({ path: join(ARTIFACTS, "console-threads-375.png") });
+      await toggle.click();
+      expect(await toggle.getAttribute("aria-expanded")).toBe("true");
+      await listed(threadId).waitFor();
+      expect(await list.isVisible()).toBe(true);
+      await page.screenshot({ path: join(ARTIFACTS, "console-threads-375-open.png") });
+      // Escape folds it and gives focus back to the button.
+      await listed(threadId).focus();
+      await page.keyboard.press("Escape");
+      expect(await list.isHidden()).toBe(true);
+      expect(await toggle.evaluate((button) => button === button.ownerDocument.activeElement)).toBe(true);
+      // Picking a thread folds it too, and focus goes to the thread.
+      await page.getByRole("button", { name: "New thread" }).click();
+      await toggle.click();
+      await listed(threadId).click();
+      await turnsShown(1);
+      expect(await list.isHidden()).toBe(true);
+      expect(await toggle.getAttribute("aria-expanded")).toBe("false");
+      expect(await page.evaluate<string>("document.activeElement.id")).toBe("thread-title");
+      const widths = await page.evaluate<{ page: number; viewport: number }>("({ page: document.documentElement.scrollWidth, viewport: window.innerWidth })");
+      expect(widths.page).toBeLessThanOrEqual(widths.viewport);
+      await closeConsole();
+    });
+  });
+
   describe("approvals (app-server engine, on-request)", () => {
     let asking: TestServer;
     /** Outside what codex's sandbox lets a command write: only an approved command can. */
@@ -325,9 +530,8 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
 
     test("the page asks for the token once, keeps it in sessionStorage, never in the URL", async () => {
       await openConsole(secured.url);
+      // The thread list needs it at once.
       const dialog = page.getByRole("dialog", { name: "Access token" });
-      await page.getByLabel("Message").fill("say behind a token");
-      await page.getByRole("button", { name: "Send" }).click();
       await dialog.waitFor();
       await dialog.getByLabel("Token").fill("wrong-token");
       await dialog.getByRole("button", { name: "Use token" }).click();
@@ -336,24 +540,33 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
       expect(await dialog.isVisible()).toBe(true);
       await dialog.getByLabel("Token").fill("console-token");
       await dialog.getByRole("button", { name: "Use token" }).click();
+      await waitFor("the thread list", async () => (await page.locator("#threads-note").textContent()) === "No threads yet.");
+      expect(await dialog.isHidden()).toBe(true);
+      await page.getByLabel("Message").fill("say behind a token");
+      await page.getByRole("button", { name: "Send" }).click();
       expect(await lastDone()).toBe("completed");
       expect(await page.locator(".turn .agent-message").textContent()).toBe("behind a token");
-      expect(await dialog.isHidden()).toBe(true);
       expect(page.url()).toBe(`${secured.url}/`);
       expect(await page.evaluate(() => sessionStorage.getItem("codex-http-server:token"))).toBe("console-token");
-      // The next turn uses the kept token without asking.
+      // The next turn, the list and the history use the kept token without asking.
       await page.getByLabel("Message").fill("say again");
       await page.getByLabel("Message").press("Control+Enter");
       await waitFor("the second turn's done", () => page.locator("footer.done").count().then((n) => n === 2));
+      await page.locator(".thread-item").first().waitFor();
+      await page.reload();
+      await waitFor("the history", () => page.locator("footer.done").count().then((n) => n === 2));
       expect(await dialog.isHidden()).toBe(true);
       await closeConsole();
     });
 
-    test("cancelling the prompt leaves the turn unsent, shown as unauthorized", async () => {
+    test("cancelling the prompt leaves the list unread and the turn unsent, shown as unauthorized", async () => {
       await openConsole(secured.url);
+      const dialog = page.getByRole("dialog", { name: "Access token" });
+      await dialog.waitFor();
+      await dialog.getByRole("button", { name: "Cancel" }).click();
+      await waitFor("the list's note", async () => (await page.locator("#threads-note").textContent()) === "No access token was given.");
       await page.getByLabel("Message").fill("say never sent");
       await page.getByRole("button", { name: "Send" }).click();
-      const dialog = page.getByRole("dialog", { name: "Access token" });
       await dialog.waitFor();
       await dialog.getByRole("button", { name: "Cancel" }).click();
       const error = page.locator(".turn .item.error");
@@ -514,6 +727,117 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
     }
   });
 
+  test("a long list pages with Load more and a search; a long thread pages back with Load earlier turns; names stay text", async () => {
+    const nowSeconds = Math.floor(Date.now() / 1000);
+    const id = (n: number) => `01a213ec-28be-7ba3-89bc-${String(n).padStart(12, "0")}`;
+    const turns = Array.from({ length: 25 }, (_, n) => ({
+      id: id(1000 + n),
+      input: `turn ${n}`,
+      items: [{ id: "item_0", type: "agent_message" as const, text: `answer ${n}` }],
+      status: "completed" as const,
+      usage: null,
+      startedAt: null,
+    }));
+    // Newest first, as codex lists them: 5 minutes old, then 3 hours, then older and older.
+    const threads: FakeStoredThread[] = Array.from({ length: 25 }, (_, n) => ({
+      id: id(n),
+      name: n === 1 ? '<img src=x onerror="window.pwned = 1">' : null,
+      preview: n === 0 ? "the long thread" : `thread ${n}`,
+      cwd: "/srv/project",
+      createdAt: nowSeconds - 86_400 * 30,
+      updatedAt: nowSeconds - (n === 0 ? 300 : 3 * 3600 * n),
+      turns: n === 0 ? turns : [],
+    }));
+    const store = fakeThreadStore(threads, {
+      // One page boundary, as codex's cursor would make it: "page-2" goes on after the first 20.
+      async list({ limit, cursor, search }) {
+        const found = threads.filter((thread) => !search || (thread.name ?? thread.preview).includes(search));
+        const from = cursor === "page-2" ? 20 : 0;
+        const page = found.slice(from, from + limit);
+        return { threads: page.map(({ turns: _, ...thread }) => thread), nextCursor: from + limit < found.length ? "page-2" : null };
+      },
+      async read(threadId, { cursor }) {
+        const { turns: all, ...thread } = threads.find((t) => t.id === threadId) as FakeStoredThread;
+        const older = cursor === "page-2";
+        return { ...thread, turns: older ? all.slice(0, 5) : all.slice(5), nextCursor: older || all.length <= 20 ? null : "page-2", historyMissing: false };
+      },
+    });
+    const { app } = setup(fakeEngine(everyItemType, store), { host: "127.0.0.1" });
+    const fake = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch });
+    try {
+      await openConsole(`http://127.0.0.1:${fake.port}`);
+      const items = page.locator(".thread-item");
+      await waitFor("the first page", () => items.count().then((n) => n === 20));
+      expect(await items.first().locator(".thread-name").textContent()).toBe("the long thread");
+      expect(await items.locator("time").evaluateAll((times) => times.slice(0, 3).map((time) => time.textContent))).toEqual(["5 min ago", "3 h ago", "6 h ago"]);
+      expect(await items.nth(1).locator(".thread-name").textContent()).toBe('<img src=x onerror="window.pwned = 1">');
+      expect(await page.evaluate("window.pwned")).toBeUndefined();
+      const more = page.getByRole("button", { name: "Load more" });
+      await more.click();
+      await waitFor("the second page", () => items.count().then((n) => n === 25));
+      expect(await items.last().locator(".thread-name").textContent()).toBe("thread 24");
+      expect(await more.isHidden()).toBe(true);
+
+      await page.getByLabel("Search threads").fill("thread 2");
+      await waitFor("the search", async () => (await items.allTextContents()).every((text) => text.startsWith("thread 2")) && (await items.count()) === 6);
+      await page.getByLabel("Search threads").fill("nothing like it");
+      await waitFor("no match", async () => (await page.locator("#threads-note").textContent()) === "No thread matches.");
+      expect(await items.count()).toBe(0);
+      await page.getByLabel("Search threads").fill("");
+      await waitFor("the list again", () => items.count().then((n) => n === 20));
+
+      await items.first().click();
+      await waitFor("the newest 20 turns", () => page.locator(".turn").count().then((n) => n === 20));
+      expect(await page.locator(".turn .user-message .text").first().textContent()).toBe("turn 5");
+      expect(await page.locator(".turn .agent-message").last().textContent()).toBe("answer 24");
+      await page.getByRole("button", { name: "Load earlier turns" }).click();
+      await waitFor("every turn", () => page.locator(".turn").count().then((n) => n === 25));
+      expect(await page.locator(".turn .user-message .text").allTextContents()).toEqual(turns.map((turn) => turn.input));
+      expect(await page.getByRole("button", { name: "Load earlier turns" }).isHidden()).toBe(true);
+      expect(store.calls.filter(([method]) => method === "read").map(([, , query]) => query)).toEqual([
+        { turnsLimit: 20, cursor: undefined },
+        { turnsLimit: 20, cursor: "page-2" },
+      ]);
+      await closeConsole();
+    } finally {
+      await fake.stop(true);
+    }
+  });
+
+  test("a turn sent while the thread list still loads is shown once: the page restores nothing over it", async () => {
+    const threadId = "01a213ec-28be-7ba3-89bc-00000000aaaa";
+    const turn = heldTurn(threadId);
+    let releaseList!: () => void;
+    const listHeld = new Promise<void>((resolve) => (releaseList = resolve));
+    const store = fakeThreadStore([], {
+      async list() {
+        await listHeld;
+        return { threads: [], nextCursor: null };
+      },
+    });
+    const { app } = setup(fakeEngine(turn.turn, store), { host: "127.0.0.1" });
+    const fake = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch });
+    try {
+      await openConsole(`http://127.0.0.1:${fake.port}`);
+      await page.getByLabel("Message").fill("sent early");
+      await page.getByLabel("Message").press("Control+Enter");
+      // The turn has started its thread and saved itself for a reload, as a restore would find them.
+      await waitFor("the thread", async () => (await page.locator("#thread-id").textContent()) === threadId);
+      await activeRunId();
+      releaseList();
+      await waitFor("the list", async () => (await page.locator("#threads-note").textContent()) === "No threads yet.");
+      turn.release();
+      expect(await lastDone()).toBe("completed");
+      // After the turn, the page reads its thread once to give it a fork control; nothing else read it.
+      await waitFor("the turn's lookup", () => store.calls.some(([method]) => method === "read"));
+      expect(store.calls.filter(([method]) => method === "read").map(([, , query]) => query)).toEqual([{ turnsLimit: 3, cursor: undefined }]);
+      expect(await page.locator(".turn").count()).toBe(1);
+      await closeConsole();
+    } finally {
+      await fake.stop(true);
+    }
+  });
+
   test("screenshot of a finished thread, for the README", async () => {
     // A model codex knows, so that its notice about the scripted model's unknown metadata stays out of the picture.
     const known = startTestServer({ codexConfigOverrides: ['model="gpt-5.5"'] });
@@ -525,6 +849,19 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
   });
 
   async function screenshotThread(url: string): Promise<void> {
+    // An earlier thread, named, for the list to show beside this one.
+    const earlier = await fetch(`${url}/messages`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ type: "user_message", message: "say The nightly build is green." }),
+    });
+    const threadId = /"thread_id":"([0-9a-f-]{36})"/.exec(await earlier.text())?.[1];
+    const renamed = await fetch(`${url}/threads/${threadId}`, {
+      method: "PATCH",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "Nightly build check" }),
+    });
+    expect(renamed.status).toBe(200);
     await openConsole(url, { width: 900, height: 1000 });
     const message = page.getByLabel("Message");
     await message.fill("run ls -1 /etc/apt");

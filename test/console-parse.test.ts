@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { type Block, parseInline, parseMarkdown, safeHref } from "../src/console/markdown";
 import { followRun, type SseMessage, StreamLost, sseParser } from "../src/console/sse";
+import { relativeTime, threadTitle, turnsBesideRun } from "../src/console/threads";
 
 describe("sseParser", () => {
   const cases: Array<[string, string[], SseMessage[]]> = [
@@ -177,5 +178,62 @@ describe("safeHref", () => {
   ];
   for (const [href, expected] of cases) {
     test(`${href} → ${expected ?? "refused"}`, () => expect(safeHref(href)).toBe(expected));
+  }
+});
+
+describe("relativeTime", () => {
+  // Local time, as the page shows it: a Wednesday afternoon.
+  const now = new Date(2026, 10, 25, 15, 30, 0);
+  const at = (...parts: [number, number, number, number?, number?, number?]) => new Date(...parts);
+  const cases: Array<[string, Date, string]> = [
+    ["this second", now, "just now"],
+    ["59 s ago", at(2026, 10, 25, 15, 29, 1), "just now"],
+    ["a clock ahead of this one", at(2026, 10, 25, 15, 35), "just now"],
+    ["60 s ago", at(2026, 10, 25, 15, 29, 0), "1 min ago"],
+    ["59 min 59 s ago", at(2026, 10, 25, 14, 30, 1), "59 min ago"],
+    ["an hour ago", at(2026, 10, 25, 14, 30), "1 h ago"],
+    ["before midnight, within a day", at(2026, 10, 24, 23, 0), "16 h ago"],
+    ["23 h 59 min ago", at(2026, 10, 24, 15, 31), "23 h ago"],
+    ["a day ago is yesterday", at(2026, 10, 24, 15, 30), "yesterday"],
+    ["yesterday just after midnight", at(2026, 10, 24, 0, 5), "yesterday"],
+    ["the day before yesterday", at(2026, 10, 23, 23, 59), "2 days ago"],
+    ["six days ago", at(2026, 10, 19, 9, 0), "6 days ago"],
+    ["a week ago: the date", at(2026, 10, 18, 9, 0), "18 Nov"],
+    ["earlier this year", at(2026, 0, 2, 9, 0), "2 Jan"],
+    ["another year: with the year", at(2025, 11, 31, 9, 0), "31 Dec 2025"],
+  ];
+  for (const [name, then, expected] of cases) {
+    test(`${name} → ${expected}`, () => expect(relativeTime(then, now)).toBe(expected));
+  }
+});
+
+describe("threadTitle", () => {
+  const cases: Array<[string, string | null, string, string]> = [
+    ["the name", "Deploy notes", "run echo one", "Deploy notes"],
+    ["the name, trimmed", "  Deploy notes ", "run echo one", "Deploy notes"],
+    ["no name: the preview", null, "run echo one", "run echo one"],
+    ["a blank name: the preview", "   ", "run echo one", "run echo one"],
+    ["the preview's first line", null, "\n  fix the build\nthen run the tests", "fix the build"],
+    ["nothing at all", null, " \n ", "(no message)"],
+  ];
+  for (const [name, threadName, preview, expected] of cases) {
+    test(name, () => expect(threadTitle({ name: threadName, preview })).toBe(expected));
+  }
+});
+
+describe("turnsBesideRun", () => {
+  const turn = (input: string, status: string) => ({ input, status });
+  const done = [turn("say first", "completed"), turn("count", "failed")];
+  const cases: Array<[string, Array<{ input: string; status: string }>, { message: string; running: boolean }, string[]]> = [
+    ["running, stored as in progress: left out", [...done, turn("sleep", "in_progress")], { message: "sleep", running: true }, ["say first", "count"]],
+    ["running, not stored yet: every turn stays", done, { message: "count", running: true }, ["say first", "count"]],
+    ["ended after the history was read: left out", [...done, turn("sleep", "in_progress")], { message: "sleep", running: false }, ["say first", "count"]],
+    ["ended: the newest turn with its message is left out", done, { message: "count", running: false }, ["say first"]],
+    ["ended without reaching codex: every turn stays", done, { message: "never stored", running: false }, ["say first", "count"]],
+    ["only the newest turn is ever left out", [turn("same", "completed"), turn("other", "completed")], { message: "same", running: false }, ["same", "other"]],
+    ["no turns", [], { message: "sleep", running: true }, []],
+  ];
+  for (const [name, turns, run, expected] of cases) {
+    test(name, () => expect(turnsBesideRun(turns, run).map((t) => t.input)).toEqual(expected));
   }
 });

@@ -26,6 +26,7 @@ describe("GET / (the web console)", () => {
     ["/console/console.js", "text/javascript; charset=utf-8"],
     ["/console/markdown.js", "text/javascript; charset=utf-8"],
     ["/console/sse.js", "text/javascript; charset=utf-8"],
+    ["/console/threads.js", "text/javascript; charset=utf-8"],
     ["/console/console.css", "text/css; charset=utf-8"],
   ] as const;
   for (const [path, type] of files) {
@@ -41,6 +42,7 @@ describe("GET / (the web console)", () => {
     const js = await (await setup(echo()).app.request("/console/console.js")).text();
     expect(js).toContain('from "./markdown.js"');
     expect(js).toContain('from "./sse.js"');
+    expect(js).toContain('from "./threads.js"');
     expect(js).not.toMatch(/import type|: HTMLElement|as ActiveRun/);
     // Type-only imports are gone, so the browser never asks for server modules.
     expect(js).not.toContain("@openai/codex-sdk");
@@ -92,6 +94,6 @@ describe("GET / (the web console)", () => {
 
   test("the assets are read from src/console, with TypeScript types stripped", () => {
     const paths = consoleAssets().map((asset) => asset.path);
-    expect(paths).toEqual(["/", "/console/console.css", "/console/console.js", "/console/markdown.js", "/console/sse.js"]);
+    expect(paths).toEqual(["/", "/console/console.css", "/console/console.js", "/console/markdown.js", "/console/sse.js", "/console/threads.js"]);
   });
 });

@@ -3,7 +3,7 @@ import { join } from "node:path";
 
 type ConsoleAsset = { path: string; contentType: string; body: string };
 
-const SCRIPTS = ["console", "markdown", "sse"];
+const SCRIPTS = ["console", "markdown", "sse", "threads"];
 
 /**
  * The console's files, served as they are but for the TypeScript, which only loses its types.
