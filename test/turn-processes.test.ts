@@ -206,13 +206,18 @@ for (const engine of ENGINES) {
 for (const engine of ENGINES) {
   test(`SIGTERM with --shutdown-timeout 1: the server exits 0 and the command does not outlive it, ${engine} engine`, async () => {
     const cli = await startCli(["-a", "127.0.0.1:0", "--engine", engine, "--shutdown-timeout", "1"], scripted.home.env);
-    const command = uniqueSleep();
-    const stream = sseReader(await postMessage(cli.url, { type: "user_message", message: `sh ${command}; echo x` }));
-    await stream.until((frame) => frame.event === "item.started");
-    await running(command);
-    expect(await cli.stop("SIGTERM")).toBe(0);
-    expect(processesRunning(command)).toEqual([]);
-    expect(doneOf((await stream.rest()).frames).status).toBe("cancelled");
+    try {
+      const command = uniqueSleep();
+      const stream = sseReader(await postMessage(cli.url, { type: "user_message", message: `sh ${command}; echo x` }));
+      await stream.until((frame) => frame.event === "item.started");
+      await running(command);
+      expect(await cli.stop("SIGTERM")).toBe(0);
+      expect(processesRunning(command)).toEqual([]);
+      expect(doneOf((await stream.rest()).frames).status).toBe("cancelled");
+    } finally {
+      // A failure above must not leave the server running past the test.
+      cli.process.kill("SIGKILL");
+    }
   }, 20_000);
 }
 
