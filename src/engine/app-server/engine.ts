@@ -109,7 +109,7 @@ export class AppServerEngine implements Engine, PoolTurns {
 
   async *runTurn(request: TurnRequest): AsyncGenerator<EngineEvent> {
     const { signal } = request;
-    const member = this.pool.pick(request.threadId);
+    const { member, done } = this.pool.claim(request.threadId);
     const turn = new TurnSession();
     let threadId: string | undefined;
     let connection: AppServerConnection | undefined;
@@ -152,6 +152,7 @@ export class AppServerEngine implements Engine, PoolTurns {
       }
       member.succeeded();
     } finally {
+      done();
       signal.removeEventListener("abort", interrupt);
       clearTimeout(interruptTimer);
       if (threadId !== undefined && member.turns.get(threadId) === turn) {

@@ -62,6 +62,11 @@ export class PooledProcess {
   closed = false;
   readonly threads = new Map<string, LoadedThread>();
   readonly turns = new Map<string, TurnSession>();
+  /**
+   * Turns given to this process and not over yet, counted from the moment it was picked: a turn
+   * enters `turns` only once its thread is open, and a burst of new turns would all tie at zero.
+   */
+  claimed = 0;
 
   constructor(
     readonly index: number,
@@ -242,15 +247,36 @@ export class AppServerPool {
     return started;
   }
 
-  /** The process for a turn: the thread's own while it lives, else the least busy one that can take it now. */
+  /**
+   * The process for a request on `threadId`: the thread's own while it lives, else the least busy
+   * one that can take it now (fewest turns claimed, then fewest threads loaded).
+   */
   pick(threadId: string | undefined): PooledProcess {
     const owner = threadId === undefined ? undefined : this.owners.get(threadId);
     if (owner?.alive) return owner;
     // One waiting to restart would refuse the turn as busy: any other, however loaded, is better.
     const available = this.members.filter((member) => !member.restartPending);
     const candidates = available.length > 0 ? available : this.members;
-    const load = (member: PooledProcess) => member.turns.size + (member.alive ? 0 : 0.5);
-    return candidates.reduce((best, member) => (load(member) < load(best) ? member : best));
+    const load = (member: PooledProcess) => member.claimed + (member.alive ? 0 : 0.5);
+    return candidates.reduce((best, member) => {
+      const [a, b] = [load(member), load(best)];
+      return a < b || (a === b && member.threads.size < best.threads.size) ? member : best;
+    });
+  }
+
+  /** The process for a turn, busy with it from now on; `done` once the turn is over. */
+  claim(threadId: string | undefined): { member: PooledProcess; done(): void } {
+    const member = this.pick(threadId);
+    member.claimed++;
+    let released = false;
+    return {
+      member,
+      done: () => {
+        if (released) return;
+        released = true;
+        member.claimed--;
+      },
+    };
   }
 
   /** Starts the processes now rather than at the first turn; failures are left for that turn to report. */

@@ -1,0 +1,68 @@
+/**
+ * How the app-server pool spreads turns over its processes: a burst of new turns must not all go
+ * to the first process (turns used to count only once their thread was open, so a burst tied at
+ * zero).
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { AppServerPool } from "../src/engine/app-server/pool";
+import { createLogger } from "../src/log";
+import { appServersUnder } from "./fixtures/processes";
+import { readSse } from "./fixtures/sse";
+import { startTestServer, type TestServer } from "./fixtures/test-server";
+import { doneOf } from "./fixtures/turns";
+import { waitFor } from "./fixtures/wait-for";
+
+/** A pool whose processes are never started: picking needs none. */
+function idlePool(size: number): AppServerPool {
+  const launch = { argv: () => [], env: {}, codexPath: "/nonexistent", requestTimeoutMs: 1_000, log: createLogger("off") };
+  const turns = { onNotification() {}, onRequest() {}, endTurn() {} };
+  return new AppServerPool(size, launch, turns);
+}
+
+test("a burst of new turns is spread over the processes as they are claimed, the least busy first", () => {
+  const pool = idlePool(3);
+  const claims = Array.from({ length: 6 }, () => pool.claim(undefined));
+  expect(claims.map((claim) => claim.member.index)).toEqual([0, 1, 2, 0, 1, 2]);
+  // A turn on process 1 ends: the next new turn goes there.
+  claims[1]?.done();
+  claims[1]?.done();
+  expect(pool.claim(undefined).member.index).toBe(1);
+});
+
+test("between processes equally busy, the one with fewer threads loaded gets the turn", () => {
+  const pool = idlePool(2);
+  pool.members[0]?.thread("01a20000-0000-7000-8000-000000000001");
+  expect(pool.claim(undefined).member.index).toBe(1);
+});
+
+/** User and system CPU ticks a process has used. */
+function cpuTicks(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+let server: TestServer;
+beforeAll(() => {
+  server = startTestServer({ engine: "app-server", appServers: 2 });
+});
+afterAll(async () => {
+  await server.close();
+});
+
+test("--app-servers 2 under a burst of 6 new turns: the least used process does at least a quarter of the work", async () => {
+  const pids = await waitFor("both app-servers", () => {
+    const found = appServersUnder(process.pid);
+    return found.length === 2 ? found : undefined;
+  }, 20_000);
+  // Both are up and idle before the burst; what each spends from here is the burst's.
+  await Promise.all([1, 2].map(async (n) => doneOf((await readSse(await server.send({ type: "user_message", message: `say warm ${n}` }))).frames)));
+  const before = pids.map(cpuTicks);
+  const dones = await Promise.all(
+    Array.from({ length: 6 }, async (_, n) => doneOf((await readSse(await server.send({ type: "user_message", message: `say burst ${n}` }))).frames)),
+  );
+  expect(dones.map((done) => done.status)).toEqual(Array(6).fill("completed"));
+  const spent = pids.map((pid, i) => cpuTicks(pid) - (before[i] as number));
+  const total = spent.reduce((sum, ticks) => sum + ticks, 0);
+  expect(Math.min(...spent)).toBeGreaterThanOrEqual(total / 4);
+}, 60_000);
