@@ -211,6 +211,15 @@ describe("buildConfig", () => {
     expect(build([], env).config.codexEnv).toEqual(codexEnv);
   });
 
+  test.each([
+    [{ RUST_LOG: "debug" }, {}],
+    [{ RUST_LOG: "debug", CODEX_RUST_LOG: "warn" }, { RUST_LOG: "warn" }],
+    [{ CODEX_RUST_LOG: "codex_core=trace" }, { RUST_LOG: "codex_core=trace" }],
+    [{ CODEX_RUST_LOG: "" }, {}],
+  ])("log levels: %p -> codex gets %p (RUST_LOG is the server's own)", (env, codexEnv) => {
+    expect(build([], env).config.codexEnv).toEqual(codexEnv);
+  });
+
   test("the token may come from the environment, and is never passed on to codex", () => {
     const { config } = build([], { CODEX_SERVER_AUTH_TOKEN: "from-env", PATH: "/bin" });
     expect(config.authToken).toBe("from-env");

@@ -302,6 +302,21 @@ describe("a running server", () => {
     }
   }, 60_000);
 
+  test("RUST_LOG is the server's level only; CODEX_RUST_LOG is what codex (and so its commands) gets", async () => {
+    for (const [env, seen] of [
+      [{ RUST_LOG: "warn" }, "ran: [unset]"],
+      [{ RUST_LOG: "warn", CODEX_RUST_LOG: "error" }, "ran: [error]"],
+    ] as const) {
+      const cli = await startCli(["-a", "127.0.0.1:0"], { ...scripted.home.env, CODEX_RUST_LOG: undefined, ...env });
+      try {
+        const { frames } = await readSse(await postMessage(cli.url, { type: "user_message", message: 'sh echo "[${RUST_LOG:-unset}]"' }));
+        expect(agentTexts(frames)).toEqual([seen]);
+      } finally {
+        expect(await cli.stop()).toBe(0);
+      }
+    }
+  }, 60_000);
+
   test("a codex that dies before reading its input fails the turn, not the server", async () => {
     const fake = join(scripted.scratch, "codex-dies");
     writeFileSync(fake, '#!/bin/sh\n[ "$1" = --version ] && { echo "codex-cli 0.0.0"; exit 0; }\nexit 3\n');
