@@ -55,7 +55,8 @@ export async function sseForwarding({ events, rounds }: { events: number; rounds
       const seconds = (performance.now() - started) / 1000;
       bytes = body.byteLength;
       const text = new TextDecoder().decode(body);
-      if (!text.endsWith(`"replaces":null}\nid: ${events + 3}\n\n`)) throw new Error("the stream did not end with done");
+      const last = text.slice(text.lastIndexOf("\n\n", text.length - 3) + 2);
+      if (!last.startsWith("event: done\n") || !last.endsWith(`\nid: ${events + 3}\n\n`)) throw new Error("the stream did not end with done");
       rates.push((events + 3) / seconds);
     }
   } finally {

@@ -10,7 +10,7 @@ export type RunObserver = {
 export type Metrics = RunObserver & {
   registry: Registry;
   httpRequest(method: string, path: string, status: number): void;
-  sseEventSent(): void;
+  sseEventsSent(count: number): void;
 };
 
 /** Paths as route patterns, so that run ids do not become label values. */
@@ -59,7 +59,7 @@ export function createMetrics(gauges: MetricGauges): Metrics {
       }
       counter.inc();
     },
-    sseEventSent: () => sse.inc(),
+    sseEventsSent: (count) => sse.inc(count),
     started: () => started.inc(),
     firstEvent: (seconds) => firstEvent.observe(seconds),
     finished: (status, seconds) => {

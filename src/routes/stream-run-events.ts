@@ -9,6 +9,6 @@ export function streamRunEvents(c: Context<AppEnv>, run: Run, afterId: number, {
   c.env?.timeout?.(c.req.raw, 0);
   return streamRun(c, (clientGone) => run.watch(afterId, clientGone), {
     heartbeatMs: config.heartbeatMs,
-    ...(metrics && { onEventSent: metrics.sseEventSent }),
+    ...(metrics && { onEventsSent: metrics.sseEventsSent }),
   });
 }

@@ -1,6 +1,9 @@
 /** One frame of a run's stream: a codex thread event, or the final `done`. */
 export type RunEvent = { id: number; event: string; data: string };
 
+/** The most events a reader gets at once: a replay of a full log goes out in pieces, not as one string of up to 16 MiB. */
+const MAX_BATCH = 512;
+
 export type EventLogLimits = { maxEvents: number; maxBytes: number };
 
 /**
@@ -51,6 +54,8 @@ export class EventLog {
   }
 
   private trim(): void {
+    // Most appends are under the caps: no need to look for the slowest reader then.
+    if (!this.overCap()) return;
     const slowest = Math.min(...this.positions.values());
     while (this.overCap() && (this.events[0] as RunEvent).id <= slowest) {
       this.bytes -= (this.events.shift() as RunEvent).data.length;
@@ -80,37 +85,38 @@ export class EventLog {
   }
 
   /**
-   * Every event after `afterId`, then each new one as it comes, until the log closes or `signal`
-   * aborts. An `afterId` past the end reads on from the end, and every reading of a closed log
-   * ends with its last event: a client that claims to have seen more than there is still gets `done`.
+   * Every event after `afterId`, then the new ones as they come, until the log closes or `signal`
+   * aborts: in batches of whatever is there at each wake (at most MAX_BATCH), so that a reader
+   * keeping up writes one chunk for many events. An `afterId` past the end reads on from the end,
+   * and every reading of a closed log ends with its last event: a client that claims to have seen
+   * more than there is still gets `done`.
    */
-  async *read(afterId: number, signal: AbortSignal): AsyncGenerator<RunEvent> {
+  async *read(afterId: number, signal: AbortSignal): AsyncGenerator<RunEvent[]> {
     const reader = Symbol("reader");
     const lastId = this.events.at(-1)?.id ?? 0;
     let last = Math.min(afterId, this.closed ? lastId - 1 : lastId);
     this.positions.set(reader, last);
     try {
       while (!signal.aborted) {
-        const next = this.events.slice(this.firstAfter(last));
-        for (const event of next) {
-          if (signal.aborted) return;
-          yield event;
-          last = event.id;
+        const from = this.firstAfter(last);
+        const batch = this.events.slice(from, from + MAX_BATCH);
+        if (batch.length > 0) {
+          yield batch;
+          last = (batch.at(-1) as RunEvent).id;
           this.positions.set(reader, last);
           this.progressed();
+          continue;
         }
         // Only once a fresh look finds nothing new: more may have come while the reader was away.
-        if (next.length === 0) {
-          if (this.closed) return;
-          await new Promise<void>((resolve) => {
-            const onAbort = () => resolve();
-            signal.addEventListener("abort", onAbort, { once: true });
-            this.wakers.add(() => {
-              signal.removeEventListener("abort", onAbort);
-              resolve();
-            });
+        if (this.closed) return;
+        await new Promise<void>((resolve) => {
+          const onAbort = () => resolve();
+          signal.addEventListener("abort", onAbort, { once: true });
+          this.wakers.add(() => {
+            signal.removeEventListener("abort", onAbort);
+            resolve();
           });
-        }
+        });
       }
     } finally {
       this.positions.delete(reader);

@@ -118,10 +118,10 @@ export class Run {
   }
 
   /**
-   * The events after `afterId`, then live ones until `done`. While nobody watches a running run,
-   * it is cancelled after the reattach grace.
+   * The events after `afterId`, then live ones until `done`, in batches (see EventLog.read). While
+   * nobody watches a running run, it is cancelled after the reattach grace.
    */
-  async *watch(afterId: number, signal: AbortSignal): AsyncGenerator<RunEvent> {
+  async *watch(afterId: number, signal: AbortSignal): AsyncGenerator<RunEvent[]> {
     this.watchers++;
     clearTimeout(this.graceTimer);
     try {
