@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readSse, type SseFrame, sseReader } from "./fixtures/sse";
 import { startTestServer, type TestServer } from "./fixtures/test-server";
+import { waitFor } from "./fixtures/wait-for";
 import { agentTexts, doneOf } from "./fixtures/turns";
 import { ENGINES } from "../src/config";
 
@@ -128,11 +129,14 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
     });
 
     test("a refused user_edit leaves the old turn running", async () => {
+      const before = server.model.requests.length;
       const a = sseReader(await server.send({ type: "user_message", message: "sleep 60000 a", id: "edit-a" }));
       const b = sseReader(await server.send({ type: "user_message", message: "sleep 60000 b", id: "edit-b" }));
       await Promise.all([a.until((f) => f.event === "turn.started"), b.until((f) => f.event === "turn.started")]);
       try {
-        const requests = server.model.requests.length;
+        // turn.started reaches the client before codex asks the model: wait for both to have asked.
+        const requests = before + 2;
+        await waitFor("both turns to ask the model", () => server.model.requests.length === requests);
         const res = await server.send(
           { type: "user_edit", id: "edit-a", message: "say never" },
           { headers: { "content-type": "application/json", "x-request-id": "edit-b" } },
