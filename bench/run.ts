@@ -24,7 +24,7 @@ const sections: Record<string, () => Promise<string>> = {
   scale: () => scale({ concurrency: [1, 8, 32], sequential: quick ? 50 : 1000 }),
   startup: () => startup({ runs: quick ? 5 : 15 }),
   codex: () => codexCost({ turns: quick ? 4 : 10, concurrent: 10 }),
-  engines: () => engines({ turns: quick ? 4 : 10, concurrent: 10 }),
+  engines: () => engines({ turns: quick ? 4 : 10, concurrent: quick ? 10 : 32 }),
   threads: () => threadReads({ rounds: quick ? 10 : 50 }),
 };
 
