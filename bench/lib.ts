@@ -37,7 +37,14 @@ export function ownCpuSeconds(pid: number): number {
   return ((fields[11] ?? 0) + (fields[12] ?? 0)) / 100;
 }
 
-export type ServerProcess = { url: string; pid: number; process: Subprocess; stop(): Promise<number | null> };
+export type ServerProcess = {
+  url: string;
+  pid: number;
+  process: Subprocess;
+  /** What the server has logged so far. */
+  log(): string;
+  stop(): Promise<number | null>;
+};
 
 /**
  * Starts a server command that prints `Server listening on: <url>`. Its stderr (the access log)
@@ -55,6 +62,7 @@ export async function startServerProcess(command: string[], env: Record<string, 
     url,
     pid: child.pid,
     process: child,
+    log: () => readFileSync(log, "utf8"),
     async stop() {
       child.kill("SIGTERM");
       const code = await child.exited;

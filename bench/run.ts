@@ -13,6 +13,7 @@ import { sseForwarding } from "./sse-forwarding";
 import { startup } from "./startup";
 import { threadReads } from "./threads";
 import { turnOverhead } from "./turn-overhead";
+import { appServerMemory } from "./app-server-memory";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" }, only: { type: "string" } } });
 const quick = values.quick === true;
@@ -26,6 +27,7 @@ const sections: Record<string, () => Promise<string>> = {
   codex: () => codexCost({ turns: quick ? 4 : 10, concurrent: 10 }),
   engines: () => engines({ turns: quick ? 4 : 10, concurrent: quick ? 10 : 32 }),
   threads: () => threadReads({ rounds: quick ? 10 : 50 }),
+  "app-server-memory": () => appServerMemory({ turns: quick ? 100 : 1000 }),
 };
 
 const chosen = values.only ? { [values.only]: sections[values.only] } : sections;

@@ -60,6 +60,8 @@ export type Config = {
   engine: EngineName;
   /** How many `codex app-server` processes the app-server engine keeps. */
   appServers: number;
+  /** When an idle app-server process is replaced by a fresh one: after so many threads, or above so much memory. */
+  appServerRecycle: { maxThreads: number; maxRssBytes: number };
   /** When codex asks a client before it acts (app-server engine, bypass off); `never` with exec. */
   approvalPolicy: ApprovalPolicy;
   /** An approval not answered within this is denied. */
@@ -77,6 +79,9 @@ export const DEFAULTS = {
   runRetentionBytes: 256 * 1024 * 1024,
   idleTimeoutSeconds: 10,
   approvalTimeoutSeconds: 300,
+  /** At ~1 MiB a thread over a ~190 MiB start, about 450 MiB before a process is replaced. */
+  appServerMaxThreads: 256,
+  appServerMaxRss: "1g",
 } as const;
 
 /** What one codex process costs in memory, measured here (see the README's Limits section). */

@@ -132,6 +132,18 @@ export const args = {
     valueHint: "N",
     description: "How many codex app-server processes the app-server engine keeps",
   },
+  "app-server-max-threads": {
+    type: "string",
+    default: String(DEFAULTS.appServerMaxThreads),
+    valueHint: "N",
+    description: "Replace an app-server process by a fresh one, once idle, after it has loaded this many threads (codex keeps ~1 MiB for each)",
+  },
+  "app-server-max-rss": {
+    type: "string",
+    default: DEFAULTS.appServerMaxRss,
+    valueHint: "BYTES",
+    description: "Replace an app-server process by a fresh one, once idle, when its memory is above this (suffixes k, m, g)",
+  },
   "approval-policy": {
     type: "string",
     default: "never",
@@ -476,6 +488,10 @@ export function buildConfig(
       codexConfigOverrides: codexConfig.map(parseCodexOverride),
       engine,
       appServers: parsePositiveInteger("app-servers", parsed["app-servers"], 64),
+      appServerRecycle: {
+        maxThreads: parsePositiveInteger("app-server-max-threads", parsed["app-server-max-threads"]),
+        maxRssBytes: parseByteSize("app-server-max-rss", parsed["app-server-max-rss"]),
+      },
       approvalPolicy,
       approvalTimeoutMs: parseSeconds("approval-timeout", parsed["approval-timeout"]),
     },

@@ -126,6 +126,7 @@ function createEngine(config: Config, codex: CodexBinary, log: Logger): Engine {
     approvalTimeoutMs: config.approvalTimeoutMs,
     requestTimeoutMs: config.firstEventTimeoutMs,
     processes: config.appServers,
+    recycle: config.appServerRecycle,
     log,
   });
 }

@@ -3,14 +3,15 @@
  * to the first process (turns used to count only once their thread was open, so a burst tied at
  * zero).
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { AppServerPool } from "../src/engine/app-server/pool";
 import { createLogger } from "../src/log";
-import { appServersUnder } from "./fixtures/processes";
+import { type CliProcess, startCli } from "./fixtures/cli-process";
+import { appServersUnder, isAlive } from "./fixtures/processes";
 import { readSse } from "./fixtures/sse";
 import { startTestServer, type TestServer } from "./fixtures/test-server";
-import { doneOf } from "./fixtures/turns";
+import { doneOf, postMessage, useScriptedCodex } from "./fixtures/turns";
 import { waitFor } from "./fixtures/wait-for";
 
 /** A pool whose processes are never started: picking needs none. */
@@ -66,3 +67,51 @@ test("--app-servers 2 under a burst of 6 new turns: the least used process does 
   const total = spent.reduce((sum, ticks) => sum + ticks, 0);
   expect(Math.min(...spent)).toBeGreaterThanOrEqual(total / 4);
 }, 60_000);
+
+describe("an app-server is replaced by a fresh one once idle past its limits", () => {
+  const scripted = useScriptedCodex();
+
+  async function say(cli: CliProcess, body: Record<string, unknown>) {
+    return doneOf((await readSse(await postMessage(cli.url, { type: "user_message", ...body }))).frames);
+  }
+
+  /** The one app-server of `cli`, once there is exactly one (a replaced one may still be exiting). */
+  const theAppServer = (cli: CliProcess) =>
+    waitFor("one app-server", () => {
+      const found = appServersUnder(cli.process.pid);
+      return found.length === 1 ? found[0] : undefined;
+    }, 20_000);
+
+  test("--app-server-max-threads 3: after its third thread; a thread it held resumes on the new one, its history intact", async () => {
+    const cli = await startCli(["-a", "127.0.0.1:0", "--engine", "app-server", "--app-server-max-threads", "3"], scripted.home.env);
+    try {
+      const first = await say(cli, { message: "say one" });
+      const original = await theAppServer(cli);
+      for (const text of ["two", "three"]) expect((await say(cli, { message: `say ${text}` })).status).toBe("completed");
+      const fresh = await waitFor("a fresh app-server", () => {
+        const found = appServersUnder(cli.process.pid);
+        return found.length === 1 && found[0] !== original ? found[0] : undefined;
+      }, 20_000);
+      expect(isAlive(original)).toBe(false);
+      expect(await say(cli, { message: "count", thread_id: first.thread_id })).toMatchObject({ status: "completed", final_response: "2" });
+      expect(await theAppServer(cli)).toBe(fresh);
+      expect(cli.stderr()).toContain("codex app-server recycled");
+    } finally {
+      expect(await cli.stop()).toBe(0);
+    }
+  }, 60_000);
+
+  test("--app-server-max-rss 1m: after every turn, and no turn fails", async () => {
+    const cli = await startCli(["-a", "127.0.0.1:0", "--engine", "app-server", "--app-server-max-rss", "1m"], scripted.home.env);
+    try {
+      const seen = new Set<number>();
+      for (const text of ["a", "b", "c"]) {
+        expect((await say(cli, { message: `say ${text}` })).status).toBe("completed");
+        seen.add(await theAppServer(cli));
+      }
+      expect(seen.size).toBeGreaterThanOrEqual(2);
+    } finally {
+      expect(await cli.stop()).toBe(0);
+    }
+  }, 60_000);
+});

@@ -17,7 +17,7 @@ import {
 } from "../types";
 import { AppServerConnection } from "./connection";
 import type { AskForApproval, SandboxMode, SandboxPolicy, ServerNotification, ServerRequest, UserInput } from "./protocol";
-import { AppServerPool, appServerLaunch, type PoolLaunch, type PooledProcess, type PoolTurns } from "./pool";
+import { AppServerPool, appServerLaunch, type PoolLaunch, type PooledProcess, type PoolTurns, type RecycleLimits } from "./pool";
 import { AppServerThreadStore, LOADED_SANDBOX } from "./thread-store";
 import { type PendingApproval, TurnSession } from "./turn-session";
 
@@ -31,6 +31,8 @@ export type AppServerEngineOptions = CodexLaunchOptions & {
   processes: number;
   log: Logger;
   restartDelayMs?: PoolLaunch["restartDelayMs"];
+  /** When a process is replaced by a fresh one (codex's memory grows with every thread it loads). */
+  recycle?: RecycleLimits;
 };
 
 /** How long an interrupted turn gets to report its end before it is ended without it. */
@@ -61,7 +63,12 @@ export class AppServerEngine implements Engine, PoolTurns {
 
   constructor(readonly options: AppServerEngineOptions) {
     const { log, requestTimeoutMs, restartDelayMs } = options;
-    this.pool = new AppServerPool(options.processes, appServerLaunch(options, { requestTimeoutMs, log, ...(restartDelayMs && { restartDelayMs }) }), this);
+    this.pool = new AppServerPool(
+      options.processes,
+      appServerLaunch(options, { requestTimeoutMs, log, ...(restartDelayMs && { restartDelayMs }) }),
+      this,
+      options.recycle,
+    );
     // A thread's requests go to the process that has it loaded; a thread the store loads stays
     // there, as if a turn had opened it, and its next turn asks for its own sandbox.
     this.threads = new AppServerThreadStore({

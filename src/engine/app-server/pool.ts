@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import type { Logger } from "../../log";
 import { assertExecutable } from "../codex-binary";
 import { codexOverrides, type SandboxMode, withPathDirs } from "../codex-launch";
@@ -20,6 +21,23 @@ export type PoolLaunch = {
   /** Delay before restarting a process that died, doubled on each death in a row, up to `max`. */
   restartDelayMs?: { first: number; max: number };
 };
+
+/**
+ * When a process is replaced by a fresh one: codex keeps about 1 MiB for every thread it ever
+ * loaded, and neither `thread/unsubscribe` nor ephemeral threads give it back. Once idle, a process
+ * past either limit is stopped and started anew; its threads resume on whichever process takes
+ * their next turn.
+ */
+export type RecycleLimits = { maxThreads: number; maxRssBytes: number };
+
+/** A process's resident memory, 0 once it is gone. */
+function rssBytes(pid: number): number {
+  try {
+    return Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) * 1024;
+  } catch {
+    return 0;
+  }
+}
 
 /** How either engine starts `codex app-server`: the codex, PATH and overrides its turns get (config.toml read at each start). */
 export function appServerLaunch(
@@ -67,6 +85,10 @@ export class PooledProcess {
    * enters `turns` only once its thread is open, and a burst of new turns would all tie at zero.
    */
   claimed = 0;
+  /** Threads loaded since the process started: what RecycleLimits.maxThreads counts. */
+  private threadsLoaded = 0;
+  /** The process is being replaced: its exit is no death, and no restart delay follows. */
+  private recycling = false;
 
   constructor(
     readonly index: number,
@@ -103,6 +125,7 @@ export class PooledProcess {
     if (!thread) {
       thread = { warnings: [], sandbox: undefined };
       this.threads.set(threadId, thread);
+      this.threadsLoaded++;
     }
     return thread;
   }
@@ -155,6 +178,7 @@ export class PooledProcess {
       throw error;
     }
     this.connection = connection;
+    this.threadsLoaded = 0;
     this.pool.launch.log.debug("codex app-server started", { process: this.index, pid: connection.pid });
     return connection;
   }
@@ -167,7 +191,7 @@ export class PooledProcess {
     this.threads.clear();
     for (const turn of this.turns.values()) this.pool.turns.endTurn(turn, error);
     this.turns.clear();
-    if (this.closed) return;
+    if (this.closed || this.recycling) return;
     const { first, max } = this.pool.launch.restartDelayMs ?? { first: 250, max: 30_000 };
     const delay = Math.min(max, first * 2 ** this.deathsInARow);
     this.deathsInARow++;
@@ -177,6 +201,24 @@ export class PooledProcess {
     this.restartTimer = setTimeout(() => {
       this.ensure().catch((err: Error) => this.pool.launch.log.warn("codex app-server did not restart", { process: this.index, error: err.message }));
     }, delay);
+  }
+
+  /**
+   * Replaces the process by a fresh one if it is idle and past a limit. The next turn that picks
+   * it waits for the new one to start (a turn's thread resumes there with `thread/resume`).
+   */
+  recycleIfDue(limits: RecycleLimits | undefined): void {
+    const connection = this.connection;
+    if (!limits || this.claimed > 0 || this.recycling || this.closed || !connection?.alive) return;
+    const rss = rssBytes(connection.pid);
+    if (this.threadsLoaded < limits.maxThreads && rss <= limits.maxRssBytes) return;
+    this.recycling = true;
+    this.pool.launch.log.info("codex app-server recycled", { process: this.index, threads: this.threadsLoaded, rss_bytes: rss });
+    void connection.stop().finally(() => {
+      this.recycling = false;
+      // Started now rather than by the next turn, which would wait for it.
+      if (!this.closed) this.ensure().catch(() => {});
+    });
   }
 
   async stop(): Promise<void> {
@@ -207,6 +249,8 @@ export class AppServerPool {
     size: number,
     readonly launch: PoolLaunch,
     readonly turns: PoolTurns,
+    /** When processes that run turns are replaced by fresh ones; none: never. */
+    private readonly recycle?: RecycleLimits,
   ) {
     this.members = Array.from({ length: Math.max(1, size) }, (_, index) => new PooledProcess(index, this));
   }
@@ -275,6 +319,7 @@ export class AppServerPool {
         if (released) return;
         released = true;
         member.claimed--;
+        member.recycleIfDue(this.recycle);
       },
     };
   }
