@@ -162,10 +162,7 @@ export class AppServerEngine implements Engine, PoolTurns {
       done();
       signal.removeEventListener("abort", interrupt);
       clearTimeout(interruptTimer);
-      if (threadId !== undefined && member.turns.get(threadId) === turn) {
-        member.turns.delete(threadId);
-        if (connection?.alive) member.release(threadId, connection);
-      }
+      if (threadId !== undefined && member.turns.get(threadId) === turn) member.turns.delete(threadId);
       this.endTurn(turn);
       // However the turn ended (completed, interrupted, its process died), what it started ends with
       // it, before its thread can take another turn. A turn that ran no command started nothing.

@@ -7,9 +7,6 @@ import { AppServerConnection } from "./connection";
 import type { ServerNotification, ServerRequest } from "./protocol";
 import type { TurnSession } from "./turn-session";
 
-/** Threads kept loaded per process once their turns are over; older idle ones are unloaded. */
-const MAX_IDLE_THREADS = 64;
-
 /** How the pool starts its processes. */
 export type PoolLaunch = {
   /** Read at each start, so that a config.toml edited since is respected by the next process. */
@@ -128,24 +125,6 @@ export class PooledProcess {
       this.threadsLoaded++;
     }
     return thread;
-  }
-
-  /** A turn has ended: this thread moves to the back of the unload order, the oldest idle ones go. */
-  release(threadId: string, connection: AppServerConnection): void {
-    const thread = this.threads.get(threadId);
-    if (thread) {
-      this.threads.delete(threadId);
-      this.threads.set(threadId, thread);
-    }
-    let excess = this.threads.size - MAX_IDLE_THREADS;
-    for (const id of this.threads.keys()) {
-      if (excess <= 0) break;
-      if (this.turns.has(id)) continue;
-      this.threads.delete(id);
-      this.pool.forget(id, this);
-      void connection.request("thread/unsubscribe", { threadId: id }).catch(() => {});
-      excess--;
-    }
   }
 
   succeeded(): void {
