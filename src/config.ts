@@ -39,6 +39,8 @@ export type Config = {
   maxConcurrentTurns: number;
   /** A turn still running after this long is stopped with status `timeout`. */
   turnTimeoutMs: number | undefined;
+  /** A turn from which codex sends no event for this long is stopped with status `timeout`; undefined: never. */
+  stallTimeoutMs: number | undefined;
   /** When set (a real path), every work_dir must lie inside it, and it is the default work_dir. */
   workspaceRoot: string | undefined;
   /** How long running turns may go on after SIGTERM before they are cancelled. */
@@ -77,6 +79,7 @@ export const DEFAULTS = {
   runRetentionBytes: 256 * 1024 * 1024,
   idleTimeoutSeconds: 10,
   approvalTimeoutSeconds: 300,
+  stallTimeoutSeconds: 600,
 } as const;
 
 /** What one codex process costs in memory, measured here (see the README's Limits section). */

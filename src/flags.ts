@@ -74,6 +74,12 @@ export const args = {
     valueHint: "SECONDS",
     description: "Stop a turn that runs longer; its stream ends with done status timeout (default: none)",
   },
+  "stall-timeout": {
+    type: "string",
+    default: String(DEFAULTS.stallTimeoutSeconds),
+    valueHint: "SECONDS",
+    description: "Stop a turn from which codex has sent no event for this long (done status timeout); an approval waiting for a client does not count; 0: never",
+  },
   "workspace-root": {
     type: "string",
     valueHint: "DIR",
@@ -252,6 +258,11 @@ export function parseSeconds(name: string, text: string): number {
     throw new ConfigError(`invalid value "${text}" for --${name}: expected a positive number of seconds`);
   }
   return Math.round(value * 1000);
+}
+
+/** Seconds as for `parseSeconds`, or `0` for none (undefined). */
+export function parseOptionalSeconds(name: string, text: string): number | undefined {
+  return /^0+(\.0+)?$/.test(text.trim()) ? undefined : parseSeconds(name, text);
 }
 
 /** `a, b ,,c` → `["a", "b", "c"]`. */
@@ -460,10 +471,11 @@ export function buildConfig(
         ? parsePositiveInteger("max-concurrent-turns", parsed["max-concurrent-turns"])
         : defaultMaxConcurrentTurns(totalMemoryBytes),
       turnTimeoutMs: parsed["turn-timeout"] ? parseSeconds("turn-timeout", parsed["turn-timeout"]) : undefined,
+      stallTimeoutMs: parseOptionalSeconds("stall-timeout", parsed["stall-timeout"]),
       workspaceRoot,
       shutdownTimeoutMs: parseSeconds("shutdown-timeout", parsed["shutdown-timeout"]),
       idleTimeoutSeconds: parsePositiveInteger("idle-timeout", parsed["idle-timeout"], 255),
-      reattachGraceMs: parsed["reattach-grace"].trim() === "0" ? 0 : parseSeconds("reattach-grace", parsed["reattach-grace"]),
+      reattachGraceMs: parseOptionalSeconds("reattach-grace", parsed["reattach-grace"]) ?? 0,
       runRetentionMs: parseSeconds("run-retention", parsed["run-retention"]),
       runRetentionBytes: parseByteSize("run-retention-bytes", parsed["run-retention-bytes"]),
       webConsole: parsed.console,

@@ -59,6 +59,7 @@ export function startServer(config: Config, log: Logger): RunningServer {
     observer: metrics,
     maxConcurrent: config.maxConcurrentTurns,
     turnTimeoutMs: config.turnTimeoutMs,
+    ...(config.stallTimeoutMs !== undefined && { stallTimeoutMs: config.stallTimeoutMs }),
     reattachGraceMs: config.reattachGraceMs,
     retentionMs: config.runRetentionMs,
     maxRetainedBytes: config.runRetentionBytes,

@@ -167,6 +167,7 @@ describe("buildConfig", () => {
       allowedHosts: [],
       maxConcurrentTurns: 81,
       turnTimeoutMs: undefined,
+      stallTimeoutMs: 600_000,
       workspaceRoot: undefined,
       shutdownTimeoutMs: 30_000,
       idleTimeoutSeconds: 10,
@@ -490,6 +491,22 @@ describe("limits and access flags", () => {
 
   test.each(["0", "-3", "1e3", "soon", ""])("parseSeconds %p is rejected", (text) => {
     expect(() => parseSeconds("turn-timeout", text)).toThrow(ConfigError);
+  });
+
+  test.each([
+    [[], 600_000],
+    [["--stall-timeout", "90"], 90_000],
+    [["--stall-timeout", "2.5"], 2_500],
+    [["--stall-timeout", "0"], undefined],
+    [["--stall-timeout=0.0"], undefined],
+  ] as Array<[string[], number | undefined]>)("%p -> stall timeout %p ms", (argv, ms) => {
+    expect(buildConfig(parseArgs(argv, args), {}, "/srv", 1024 ** 3).config.stallTimeoutMs).toBe(ms);
+  });
+
+  test.each(["-1", "soon", "1e3"])("--stall-timeout %p is refused", (text) => {
+    expect(() => buildConfig(parseArgs(["--stall-timeout", text], args), {}, "/srv", 1024 ** 3)).toThrow(
+      new ConfigError(`invalid value "${text}" for --stall-timeout: expected a positive number of seconds`),
+    );
   });
 
   test("parseOrigins keeps exact origins", () => {

@@ -204,7 +204,7 @@ export class RunRegistry {
 
   /** A waiting turn (`queuePosition`) or one about to run, listed from now on, kept for the retention once it has finished. */
   private create(id: string, turn: TurnInput, queuePosition?: number): Run {
-    const { reattachGraceMs, maxEvents, maxBytes, ...retention } = { ...RUN_DEFAULTS, ...this.options };
+    const { reattachGraceMs, maxEvents, maxBytes, stallTimeoutMs, ...retention } = { ...RUN_DEFAULTS, ...this.options };
     // A finished run under the same id is replaced: it can no longer be reached.
     const replaced = this.runs.get(id);
     if (replaced) this.forget(replaced);
@@ -215,6 +215,7 @@ export class RunRegistry {
       now: this.options.now ?? (() => performance.now()),
       ...(this.options.observer && { observer: this.options.observer }),
       ...(queuePosition !== undefined && { queuePosition }),
+      ...(stallTimeoutMs !== undefined && { stallTimeoutMs }),
     });
     this.runs.set(id, run);
     void run.finished.then(() => {

@@ -24,7 +24,18 @@ export type RunOptions = EventLogLimits & {
   observer?: RunObserver;
   /** The turn waits for its thread, at this place in the queue (1: next), until `moveInQueue(undefined)`. */
   queuePosition?: number;
+  /**
+   * A running turn from which the engine sends no event for this long is stopped with reason
+   * `timeout` (undefined: never). The time an approval waits for a client does not count: the
+   * approval timeout bounds that wait.
+   */
+  stallTimeoutMs?: number;
 };
+
+/** The `done` error of a turn the stall watchdog stopped. */
+export function stalledError(stallTimeoutMs: number): string {
+  return `turn stalled: codex sent no event for ${stallTimeoutMs / 1000} s (--stall-timeout)`;
+}
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -47,6 +58,9 @@ function finalResponse(text: string | null, structured: boolean): unknown {
 export class Run {
   private readonly controller = new AbortController();
   private stopReason: StopReason | undefined;
+  /** What `done` says about the stop: the first reason's. */
+  private stopError: string | undefined;
+  private stallTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly events: EventLog;
   private watchers = 0;
   private graceTimer: ReturnType<typeof setTimeout> | undefined;
@@ -110,9 +124,15 @@ export class Run {
     this.queueMoved?.();
   }
 
-  /** Ends the turn early (a waiting one without ever starting it); the first reason given is the one `done` reports. */
-  stop(reason: StopReason): void {
-    this.stopReason ??= reason;
+  /**
+   * Ends the turn early (a waiting one without ever starting it); the first reason given, and its
+   * error, are the ones `done` reports.
+   */
+  stop(reason: StopReason, error = `turn ${reason}`): void {
+    if (this.stopReason === undefined) {
+      this.stopReason = reason;
+      this.stopError = error;
+    }
     this.controller.abort();
     this.queueMoved?.();
   }
@@ -137,6 +157,18 @@ export class Run {
     this.graceTimer = setTimeout(() => {
       if (this.watchers === 0) this.stop("cancelled");
     }, this.options.reattachGraceMs);
+  }
+
+  /**
+   * (Re)starts the stall watchdog: called whenever the turn goes back to waiting for the engine.
+   * It is not running while the run itself is busy (appending an event a slow reader holds up) or
+   * while an approval waits for a client.
+   */
+  private watchForStall(): void {
+    const { stallTimeoutMs } = this.options;
+    clearTimeout(this.stallTimer);
+    if (stallTimeoutMs === undefined || this.pendingApprovals.size > 0) return;
+    this.stallTimer = setTimeout(() => this.stop("timeout", stalledError(stallTimeoutMs)), stallTimeoutMs);
   }
 
   summary(): RunSummary {
@@ -185,7 +217,9 @@ export class Run {
       const events = this.controller.signal.aborted
         ? []
         : this.engine.runTurn({ ...this.turn, signal: this.controller.signal });
+      this.watchForStall();
       for await (const event of events) {
+        clearTimeout(this.stallTimer);
         if (first) {
           first = false;
           this.options.observer?.firstEvent((this.options.now() - startedAt) / 1000);
@@ -201,6 +235,7 @@ export class Run {
         else if (event.type === "approval.requested") this.pendingApprovals.add(event.approval_id);
         else if (event.type === "approval.resolved") this.pendingApprovals.delete(event.approval_id);
         await this.events.append({ id: ++sequence, event: event.type, data: JSON.stringify(event) });
+        this.watchForStall();
       }
     } catch (err) {
       if (err instanceof EngineBusyError && sequence === 0 && !this.stopReason) {
@@ -213,9 +248,10 @@ export class Run {
       // codex exits non-zero after reporting turn.failed, so a known result outlives the throw.
       if (!result && !this.stopReason) result = { status: "error", error: messageOf(err) };
     }
+    clearTimeout(this.stallTimer);
     this.admit(this.refusal);
     if (this.stopReason && result?.status !== "completed") {
-      result = { status: this.stopReason, error: `turn ${this.stopReason}` };
+      result = { status: this.stopReason, error: this.stopError ?? `turn ${this.stopReason}` };
     }
     result ??= { status: "error", error: "codex ended without finishing the turn" };
     clearTimeout(this.graceTimer);
