@@ -3,6 +3,7 @@
  * which imports the routes: a type-only loop is still a loop to read.
  */
 import type { Config } from "./config";
+import type { CodexLogin } from "./engine/codex-auth";
 import type { Logger } from "./log";
 import type { Metrics } from "./metrics";
 import type { RunRegistry } from "./runs/registry";
@@ -29,6 +30,8 @@ export type AppDeps = {
   log: Logger;
   /** Counters for /metrics; without them the route is not there. */
   metrics?: Metrics;
+  /** Whether codex can authenticate, for GET /ready; without it, /ready says `unknown`. */
+  codexLogin?: { current(): Promise<CodexLogin> };
   now?: () => number;
   newId?: () => string;
 };

@@ -15,7 +15,7 @@ export type Metrics = RunObserver & {
 
 /** Paths as route patterns, so that run ids do not become label values. */
 export function routeLabel(path: string): string {
-  if (["/health", "/messages", "/runs", "/openapi.json", "/metrics"].includes(path)) return path;
+  if (["/health", "/ready", "/messages", "/runs", "/openapi.json", "/metrics"].includes(path)) return path;
   if (/^\/runs\/[^/]+$/.test(path)) return "/runs/{id}";
   if (/^\/runs\/[^/]+\/events$/.test(path)) return "/runs/{id}/events";
   return "other";

@@ -6,6 +6,7 @@ import {
   doneSchema,
   errorSchema,
   healthSchema,
+  readySchema,
   messageRequestSchema,
   runListSchema,
   runQueuedEventSchema,
@@ -47,6 +48,7 @@ const openApiBase = {
       MessageRequest: json(messageRequestSchema),
       Error: json(errorSchema),
       Health: json(healthSchema),
+      Ready: json(readySchema),
       Cancelled: json(cancelledSchema),
       Confirmed: json(confirmedSchema),
       RunSummary: json(runSummarySchema),
@@ -58,6 +60,16 @@ const openApiBase = {
   paths: {
     "/health": {
       get: { summary: "Health check", security: [], responses: { 200: { description: "The server is up", content: content("Health") } } },
+    },
+    "/ready": {
+      get: {
+        summary: "Readiness: whether turns can start and codex can authenticate (an API key variable, `codex login`, or the model provider's env_key)",
+        security: [],
+        responses: {
+          200: { description: "Ready: codex can authenticate, or the server cannot tell (codex_login unknown)", content: content("Ready") },
+          503: { description: "Not ready: codex cannot authenticate (not_ready), or the server is shutting down (shutting_down)", content: content("Ready") },
+        },
+      },
     },
     "/messages": {
       post: {

@@ -1,6 +1,7 @@
 import { statSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { z } from "zod";
+import { CODEX_LOGIN_STATES } from "./engine/codex-auth";
 import { APPROVAL_DECISIONS, REASONING_EFFORTS, REQUEST_SANDBOXES, STORED_TURN_STATUSES } from "./engine/types";
 
 export const MESSAGE_TYPES = ["user_message", "user_confirm", "user_cancel", "user_edit"] as const;
@@ -135,6 +136,15 @@ export const threadForkSchema = z.strictObject({ turn_id: codexIdSchema("turn").
  */
 export const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
 export const healthSchema = z.object({ status: z.literal("ok") });
+export const readySchema = z.object({
+  status: z
+    .enum(["ready", "not_ready", "shutting_down"])
+    .describe("ready (200): turns can start and codex can authenticate, or the server cannot tell; not_ready (503): codex cannot authenticate; shutting_down (503)."),
+  codex_login: z
+    .enum(CODEX_LOGIN_STATES)
+    .describe("ok: an API key variable is set, codex is logged in, or the model provider's env_key is set; missing: none of them; unknown: `codex login status` did not answer (or failed)."),
+});
+export type ReadyBody = z.infer<typeof readySchema>;
 export const cancelledSchema = z.object({ cancelled: z.string() });
 export const confirmedSchema = z.object({ approval_id: z.string(), decision: z.enum(APPROVAL_DECISIONS) });
 export const usageSchema = z.object({

@@ -3,6 +3,7 @@ import { dirname } from "node:path";
 import { createApp } from "./app";
 import type { Config } from "./config";
 import { createAppServerEngine } from "./engine/app-server/engine";
+import { checkCodexLogin, CodexLoginStatus, LOGIN_CHECK_TIMEOUT_MS } from "./engine/codex-auth";
 import { type CodexBinary, locateCodex, probeCodex } from "./engine/codex-binary";
 import { createSdkEngine, isChildPipeError } from "./engine/sdk-engine";
 import type { Engine } from "./engine/types";
@@ -25,6 +26,8 @@ export type RunningServer = {
   codexVersion: string;
   runs: RunRegistry;
   engine: Engine;
+  /** Whether codex can authenticate: checked once the server listens, and by GET /ready. */
+  codexLogin: CodexLoginStatus;
   /**
    * Stops listening and starting turns, lets running turns finish until the shutdown timeout,
    * cancels the rest, then closes every connection. Each wait is bounded.
@@ -65,7 +68,16 @@ export function startServer(config: Config, log: Logger): RunningServer {
     maxRetainedBytes: config.runRetentionBytes,
   });
   const threads = engine.threads && new ThreadService(engine.threads, runs);
-  const app = createApp({ config, runs, ...(threads && { threads }), log, metrics });
+  // Created before the app, which answers /ready from it; checking starts at once, beside the listener.
+  const codexLogin = new CodexLoginStatus(() =>
+    checkCodexLogin({ codexPath: codex.path, env: config.codexEnv, configOverrides: config.codexConfigOverrides, timeoutMs: LOGIN_CHECK_TIMEOUT_MS }),
+  );
+  void codexLogin.startup.then((login) => {
+    if (login.state === "missing") log.warn(`codex cannot authenticate: ${login.detail}`);
+    else if (login.state === "unknown") log.warn(`cannot tell whether codex can authenticate: ${login.detail}`);
+    else log.debug("codex can authenticate", { detail: login.detail });
+  });
+  const app = createApp({ config, runs, ...(threads && { threads }), log, metrics, codexLogin });
 
   let server: Server<undefined>;
   try {
@@ -105,6 +117,7 @@ export function startServer(config: Config, log: Logger): RunningServer {
     codexVersion,
     runs,
     engine,
+    codexLogin,
     shutdown,
   };
 }

@@ -338,11 +338,12 @@ describe("auth token", () => {
 });
 
 describe("banner", () => {
+  const LOGGED_IN = { state: "ok", detail: "an API key is set (OPENAI_API_KEY)" } as const;
   const exec = { engine: "exec", appServers: 1, approvalPolicy: "never", allowedHosts: [] as string[] } as const;
   const local = { host: "::1", authToken: undefined, webConsole: true, ...exec };
 
   test("boxes the address, the endpoints, the mode and auth", () => {
-    const text = banner("http://[::1]:8081", "codex-cli 0.163.0", { ...local, bypassApprovalsAndSandbox: false });
+    const text = banner("http://[::1]:8081", "codex-cli 0.163.0", { ...local, bypassApprovalsAndSandbox: false }, LOGGED_IN);
     const lines = text.split("\n");
     expect(lines[0]).toMatch(/^╭─+╮$/);
     expect(lines.at(-1)).toMatch(/^╰─+╯$/);
@@ -368,7 +369,7 @@ describe("banner", () => {
   });
 
   test("says when approvals and sandbox are bypassed, and when a token is required", () => {
-    const text = banner("http://0.0.0.0:8081", "codex-cli 0.163.0", { host: "0.0.0.0", authToken: "t", bypassApprovalsAndSandbox: true, webConsole: false, ...exec });
+    const text = banner("http://0.0.0.0:8081", "codex-cli 0.163.0", { host: "0.0.0.0", authToken: "t", bypassApprovalsAndSandbox: true, webConsole: false, ...exec }, LOGGED_IN);
     expect(text).not.toContain("web console");
     expect(text).toContain("Mode: bypass ON (sandbox danger-full-access, approvals never)");
     expect(text).toContain("Auth: bearer token required");
@@ -376,16 +377,32 @@ describe("banner", () => {
   });
 
   test("warns loudly when anyone who reaches the port can run commands", () => {
-    const text = banner("http://0.0.0.0:8081", "codex-cli 0.163.0", { host: "0.0.0.0", authToken: undefined, bypassApprovalsAndSandbox: true, webConsole: true, ...exec });
+    const text = banner("http://0.0.0.0:8081", "codex-cli 0.163.0", { host: "0.0.0.0", authToken: undefined, bypassApprovalsAndSandbox: true, webConsole: true, ...exec }, LOGGED_IN);
     expect(text).toContain(EXPOSED_WARNING);
   });
 
   test("names the app-server engine, its processes and the approval policy", () => {
     const config = { ...local, bypassApprovalsAndSandbox: false, engine: "app-server", appServers: 2, approvalPolicy: "on-request" } as const;
-    const text = banner("http://[::1]:8081", "codex-cli 0.163.0", config);
+    const text = banner("http://[::1]:8081", "codex-cli 0.163.0", config, LOGGED_IN);
     expect(text).toContain("Engine: app-server (2 codex app-server processes)");
     expect(text).toContain("Mode: bypass OFF (codex's own sandbox, approvals on-request: answer with user_confirm)");
-    expect(banner("http://[::1]:8081", "codex-cli 0.163.0", { ...config, appServers: 1 })).toContain("Engine: app-server (1 codex app-server process)");
+    expect(banner("http://[::1]:8081", "codex-cli 0.163.0", { ...config, appServers: 1 }, LOGGED_IN)).toContain("Engine: app-server (1 codex app-server process)");
+  });
+
+  test("says whether codex can authenticate; when it cannot, last, as a warning with what to do", () => {
+    const lines = (login: Parameters<typeof banner>[3]) =>
+      banner("http://[::1]:8081", "codex-cli 0.163.0", { ...local, bypassApprovalsAndSandbox: false }, login)
+        .split("\n")
+        .map((line) => line.replace(/^│ {2}| +│$/g, ""));
+    expect(lines(LOGGED_IN).slice(-3)).toEqual(["Hosts: loopback addresses, localhost", "Codex login: ok", expect.stringMatching(/^╰─+╯$/)]);
+    expect(lines({ state: "unknown", detail: "`codex login status` did not answer within 3 s" }).at(-2)).toBe("Codex login: unknown (see the log)");
+    const detail = "codex is not logged in (CODEX_HOME /srv/.codex) and no API key is set: run `codex login` with that CODEX_HOME, or set OPENAI_API_KEY";
+    expect(lines({ state: "missing", detail }).slice(-4)).toEqual([
+      "Hosts: loopback addresses, localhost",
+      "",
+      `WARNING: codex cannot authenticate: ${detail}`,
+      expect.stringMatching(/^╰─+╯$/),
+    ]);
   });
 
   test.each([
@@ -394,7 +411,7 @@ describe("banner", () => {
     ["0.0.0.0", [], "Browsers: by IP address or localhost (names: --allowed-hosts)"],
     ["::", ["codex.example.com", ".corp.example"], "Browsers: by IP address or localhost, or as codex.example.com, .corp.example"],
   ] as Array<[string, string[], string]>)("bound to %p with allowed hosts %p, it says %p", (host, allowedHosts, line) => {
-    const text = banner("http://x:1", "codex-cli 0.163.0", { ...local, host, allowedHosts, bypassApprovalsAndSandbox: false });
+    const text = banner("http://x:1", "codex-cli 0.163.0", { ...local, host, allowedHosts, bypassApprovalsAndSandbox: false }, LOGGED_IN);
     expect(text).toContain(`│  ${line} `);
   });
 });

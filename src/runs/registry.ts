@@ -107,6 +107,11 @@ export class RunRegistry {
     return this.finishedBytes;
   }
 
+  /** Whether new turns are refused (`close`): the server is shutting down. */
+  get closing(): boolean {
+    return this.closed;
+  }
+
   /** Turns waiting for their thread. */
   get queued(): number {
     let count = 0;

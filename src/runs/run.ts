@@ -1,3 +1,4 @@
+import { describeTurnFailure } from "../engine/codex-auth";
 import { type ApprovalDecision, type Engine, EngineBusyError, type TurnOptions } from "../engine/types";
 import type { Logger } from "../log";
 import type { RunObserver } from "../metrics";
@@ -230,7 +231,7 @@ export class Run {
         else if (event.type === "turn.completed") {
           usage = event.usage;
           result = { status: "completed", error: null };
-        } else if (event.type === "turn.failed") result = { status: "failed", error: event.error.message };
+        } else if (event.type === "turn.failed") result = { status: "failed", error: describeTurnFailure(event.error.message) };
         else if (event.type === "turn.diff") diff = event.diff === "" ? null : event.diff;
         else if (event.type === "approval.requested") this.pendingApprovals.add(event.approval_id);
         else if (event.type === "approval.resolved") this.pendingApprovals.delete(event.approval_id);
