@@ -23,6 +23,7 @@ export type AppDeps = {
     | "bypassApprovalsAndSandbox"
     | "webConsole"
     | "approvalPolicy"
+    | "webhookAllowedHosts"
   >;
   runs: RunRegistry;
   /** codex's stored threads; without them (an engine that cannot reach them) the /threads routes are not there. */

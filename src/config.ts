@@ -66,6 +66,12 @@ export type Config = {
   approvalPolicy: ApprovalPolicy;
   /** An approval not answered within this is denied. */
   approvalTimeoutMs: number;
+  /** Where every turn's webhooks go (`--webhook-url`), if anywhere. */
+  webhookUrl: string | undefined;
+  /** The `whsec_` secret that signs webhooks; set whenever a webhook can be sent. */
+  webhookSecret: string | undefined;
+  /** Hosts a request's own `webhook_url` may name: names, `.domain`, IP addresses (IPv6 unbracketed). */
+  webhookAllowedHosts: string[];
 };
 
 export const DEFAULTS = {

@@ -20,6 +20,14 @@ function isDirectory(path: string): boolean {
   }
 }
 
+function isHttpUrl(text: string): boolean {
+  try {
+    return ["http:", "https:"].includes(new URL(text).protocol);
+  } catch {
+    return false;
+  }
+}
+
 export const workDirSchema = z.string().superRefine((path, ctx) => {
   if (!isAbsolute(path)) ctx.addIssue({ code: "custom", message: "must be an absolute path" });
   else if (!isDirectory(path)) ctx.addIssue({ code: "custom", message: "must be an existing directory" });
@@ -54,6 +62,12 @@ export const userMessageSchema = z.strictObject({
   output_schema: z.record(z.string(), z.unknown()).optional(),
   images: z.array(z.string().refine(isAbsolute, "must be an absolute path")).max(16).optional(),
   on_busy: z.enum(ON_BUSY).optional(),
+  webhook_url: z
+    .string()
+    .max(2048, "must be at most 2048 characters")
+    .refine(isHttpUrl, "must be an http:// or https:// URL")
+    .optional()
+    .describe("Also send this turn's webhooks (run.done, approval.requested) here; its host must be one that --webhook-allowed-hosts lists (else 422)."),
 });
 
 export const userCancelSchema = z.strictObject({
@@ -181,6 +195,37 @@ export const doneSchema = z.object({
     .nullable()
     .describe("The unified diff of the files the turn changed, as its last turn.diff event gave it; null where the engine reports none (exec) or the turn changed no file."),
 });
+
+/**
+ * The webhooks' bodies, as the Standard Webhooks spec shapes them: `type`, `timestamp` (when the
+ * event happened) and `data`.
+ */
+const webhookTimestamp = z.string().describe("When the event happened (ISO 8601); each attempt's own time is in the webhook-timestamp header.");
+export const runDoneWebhookSchema = z.object({
+  type: z.literal("run.done"),
+  timestamp: webhookTimestamp,
+  data: z
+    .object({ id: z.string().describe("The run's id (request_id)."), ...doneSchema.shape, started_at: z.string(), finished_at: z.string() })
+    .describe("The run's done event, with its id and when it started and finished."),
+});
+export const approvalRequestedWebhookSchema = z.object({
+  type: z.literal("approval.requested"),
+  timestamp: webhookTimestamp,
+  data: z
+    .object({
+      run_id: z.string(),
+      thread_id: z.string().nullable(),
+      approval_id: z.string().describe("What user_confirm names."),
+      kind: z.enum(["command_execution", "file_change"]),
+      command: z.string().optional(),
+      cwd: z.string().optional(),
+      reason: z.string().optional(),
+      changes: z.array(z.object({ path: z.string(), kind: z.enum(["add", "delete", "update"]) })).optional(),
+    })
+    .describe("What codex asks, as the approval.requested event of the stream says it, and whose run it is."),
+});
+export type RunDoneWebhook = z.infer<typeof runDoneWebhookSchema>;
+export type ApprovalRequestedWebhook = z.infer<typeof approvalRequestedWebhookSchema>;
 
 export type Usage = z.infer<typeof usageSchema>;
 export type RunStatus = z.infer<typeof runStatusSchema>;

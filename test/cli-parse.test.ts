@@ -21,6 +21,8 @@ import {
   parseOrigins,
   parsePositiveInteger,
   parseSeconds,
+  parseWebhookAllowedHosts,
+  WEBHOOK_SECRET_ONLY_WARNING,
   SHORT_TOKEN_WARNING,
 } from "../src/flags";
 import { defaultMaxConcurrentTurns } from "../src/config";
@@ -181,6 +183,9 @@ describe("buildConfig", () => {
       appServers: 1,
       approvalPolicy: "never",
       approvalTimeoutMs: 300_000,
+      webhookUrl: undefined,
+      webhookSecret: undefined,
+      webhookAllowedHosts: [],
     });
   });
 
@@ -609,4 +614,69 @@ describe("engine and approval flags", () => {
       expect(() => build(argv)).toThrow(new ConfigError(message));
     });
   }
+});
+
+describe("webhook flags", () => {
+  const SECRET = `whsec_${Buffer.alloc(32, 7).toString("base64")}`;
+  const build = (argv: string[], env: Record<string, string> = {}) => buildConfig(parseArgs(argv, args), env, "/srv", 1024 ** 3);
+  const webhooks = (result: ReturnType<typeof build>) => {
+    const { webhookUrl, webhookSecret, webhookAllowedHosts } = result.config;
+    return { webhookUrl, webhookSecret, webhookAllowedHosts, warnings: result.warnings };
+  };
+
+  test.each([
+    ["flags", ["--webhook-url", "https://hooks.example.com/codex?t=1", "--webhook-secret", SECRET, "--webhook-allowed-hosts", "127.0.0.1,.corp.example"], {}],
+    [
+      "the environment",
+      [],
+      { CODEX_SERVER_WEBHOOK_URL: "https://hooks.example.com/codex?t=1", CODEX_SERVER_WEBHOOK_SECRET: SECRET, CODEX_SERVER_WEBHOOK_ALLOWED_HOSTS: "127.0.0.1, .corp.example" },
+    ],
+  ] as Array<[string, string[], Record<string, string>]>)("from %s", (_, argv, env) => {
+    expect(webhooks(build(argv, env))).toEqual({
+      webhookUrl: "https://hooks.example.com/codex?t=1",
+      webhookSecret: SECRET,
+      webhookAllowedHosts: ["127.0.0.1", ".corp.example"],
+      warnings: [],
+    });
+  });
+
+  test("neither the secret nor the URL reaches codex's environment", () => {
+    const { config } = build([], { CODEX_SERVER_WEBHOOK_URL: "https://h.example/x", CODEX_SERVER_WEBHOOK_SECRET: SECRET, CODEX_SERVER_WEBHOOK_ALLOWED_HOSTS: "h.example", PATH: "/bin" });
+    expect(config.codexEnv).toEqual({ CODEX_SERVER_WEBHOOK_ALLOWED_HOSTS: "h.example", PATH: "/bin" });
+  });
+
+  test("flags win over the environment; an empty value counts as unset", () => {
+    const env = { CODEX_SERVER_WEBHOOK_URL: "https://env.example/x", CODEX_SERVER_WEBHOOK_SECRET: SECRET };
+    expect(build(["--webhook-url", "https://flag.example/y"], env).config.webhookUrl).toBe("https://flag.example/y");
+    expect(webhooks(build(["--webhook-url="], env))).toMatchObject({ webhookUrl: undefined, warnings: [WEBHOOK_SECRET_ONLY_WARNING] });
+  });
+
+  test("a secret alone: a warning, since no webhook is sent", () => {
+    expect(build(["--webhook-secret", SECRET]).warnings).toEqual([WEBHOOK_SECRET_ONLY_WARNING]);
+  });
+
+  const NEEDS_SECRET = 'needs a secret to sign the webhooks: set CODEX_SERVER_WEBHOOK_SECRET (or --webhook-secret), e.g. from `echo "whsec_$(openssl rand -base64 32)"`';
+  test.each([
+    [["--webhook-url", "https://h.example/x"], {}, `--webhook-url ${NEEDS_SECRET}`],
+    [[], { CODEX_SERVER_WEBHOOK_URL: "https://h.example/x" }, `CODEX_SERVER_WEBHOOK_URL ${NEEDS_SECRET}`],
+    [["--webhook-allowed-hosts", "h.example"], {}, `--webhook-allowed-hosts ${NEEDS_SECRET}`],
+    [["--webhook-url", "ftp://h.example/x?token=abc", "--webhook-secret", SECRET], {}, "invalid value for --webhook-url: expected an http:// or https:// URL, e.g. https://hooks.example.com/codex"],
+    [["--webhook-url", "hooks.example.com", "--webhook-secret", SECRET], {}, "invalid value for --webhook-url: expected an http:// or https:// URL, e.g. https://hooks.example.com/codex"],
+    [["--webhook-secret", "s3cret-not-whsec"], {}, '--webhook-secret must start with whsec_, e.g. from `echo "whsec_$(openssl rand -base64 32)"`'],
+    [[], { CODEX_SERVER_WEBHOOK_SECRET: "whsec_c2hvcnQ=" }, 'CODEX_SERVER_WEBHOOK_SECRET must hold 24 to 64 bytes of key, not 5, e.g. from `echo "whsec_$(openssl rand -base64 32)"`'],
+    [["--webhook-allowed-hosts", ".com", "--webhook-secret", SECRET], {}, 'invalid host ".com" for --webhook-allowed-hosts: anyone can register a name under com; list a domain you control, e.g. .example.com'],
+    [["--webhook-allowed-hosts", "http://h.example", "--webhook-secret", SECRET], {}, 'invalid host "http://h.example" for --webhook-allowed-hosts: expected a host name, e.g. codex.example.com, or .example.com for it and every name under it'],
+  ] as Array<[string[], Record<string, string>, string]>)("%p %p is refused: %s", (argv, env, message) => {
+    expect(() => build(argv, env)).toThrow(new ConfigError(message));
+  });
+
+  test.each([
+    ["127.0.0.1", ["127.0.0.1"]],
+    ["[::1], ::1", ["::1", "::1"]],
+    ["0:0:0:0:0:0:0:1", ["::1"]],
+    ["Hooks.Example.com,.corp.example", ["hooks.example.com", ".corp.example"]],
+    ["", []],
+  ])("parseWebhookAllowedHosts %p -> %p", (text, hosts) => {
+    expect(parseWebhookAllowedHosts(text)).toEqual(hosts);
+  });
 });

@@ -39,13 +39,13 @@ describe("GET /openapi.json", () => {
       "user_confirm",
     ]);
     expect(Object.keys(variants[0]?.properties ?? {})).toEqual([
-      "type", "message", "work_dir", "id", "thread_id", "model", "reasoning_effort", "sandbox", "output_schema", "images", "on_busy",
+      "type", "message", "work_dir", "id", "thread_id", "model", "reasoning_effort", "sandbox", "output_schema", "images", "on_busy", "webhook_url",
     ]);
   });
 });
 
 /** Metrics whose gauges all read 0. */
-const idleMetrics = () => createMetrics({ activeTurns: () => 0, queuedTurns: () => 0, activeCodexProcesses: () => 0, retainedRuns: () => 0, retainedRunBytes: () => 0 });
+const idleMetrics = () => createMetrics({ activeTurns: () => 0, queuedTurns: () => 0, activeCodexProcesses: () => 0, retainedRuns: () => 0, retainedRunBytes: () => 0, pendingWebhookDeliveries: () => 0 });
 
 test("/ only with the console on, /metrics only where there are metrics", async () => {
   const metrics = idleMetrics();
@@ -71,6 +71,14 @@ test("validates as OpenAPI 3.1 with a maintained validator, which does reject a 
   const broken = structuredClone(openApiDocument({ webConsole: true, metrics: true, threads: true })) as Partial<ReturnType<typeof openApiDocument>>;
   delete broken.info;
   expect(((await validate(broken as never)) as { valid: boolean }).valid).toBe(false);
+});
+
+test("describes the webhooks the server sends, their signature headers and payloads", () => {
+  const { webhooks, components } = openApiDocument({ webConsole: false, metrics: false, threads: false });
+  expect(Object.keys(webhooks)).toEqual(["run.done", "approval.requested"]);
+  expect(webhooks["run.done"].post.parameters.map((header) => header.name)).toEqual(["webhook-id", "webhook-timestamp", "webhook-signature"]);
+  expect(webhooks["run.done"].post.requestBody.content["application/json"].schema.$ref).toBe("#/components/schemas/RunDoneWebhook");
+  expect(Object.keys(components.schemas)).toContain("ApprovalRequestedWebhook");
 });
 
 test("/threads and its schemas only where the engine has a thread store", async () => {

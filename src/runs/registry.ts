@@ -219,6 +219,7 @@ export class RunRegistry {
       maxBytes,
       now: this.options.now ?? (() => performance.now()),
       ...(this.options.observer && { observer: this.options.observer }),
+      ...(this.options.notifier && { notifier: this.options.notifier }),
       ...(queuePosition !== undefined && { queuePosition }),
       ...(stallTimeoutMs !== undefined && { stallTimeoutMs }),
     });

@@ -1,5 +1,5 @@
 import { describeTurnFailure } from "../engine/codex-auth";
-import { type ApprovalDecision, type Engine, EngineBusyError, type TurnOptions } from "../engine/types";
+import { type ApprovalDecision, type ApprovalRequestedEvent, type Engine, EngineBusyError, type TurnOptions } from "../engine/types";
 import type { Logger } from "../log";
 import type { RunObserver } from "../metrics";
 import type { DoneData, RunQueuedEvent, RunStatus, RunSummary, Usage } from "../schemas";
@@ -16,6 +16,19 @@ export type TurnInput = {
   threadId?: string;
   options?: TurnOptions;
   replaces?: string;
+  /** Where this turn's webhooks go, besides the server's own (`--webhook-url`); already allowed. */
+  webhookUrl?: string;
+};
+
+/**
+ * Told what a run's webhooks announce. Called synchronously from the run: it must return at once
+ * and never throw, so that notifications never slow a turn or its stream.
+ */
+export type RunNotifier = {
+  /** The run has ended, however: its `done` is in its log. */
+  runDone(run: Run, done: DoneData, finishedAt: Date): void;
+  /** codex asks a client before it acts; `user_confirm` can answer it from now on. */
+  approvalRequested(run: Run, event: ApprovalRequestedEvent): void;
 };
 
 export type RunOptions = EventLogLimits & {
@@ -23,6 +36,7 @@ export type RunOptions = EventLogLimits & {
   reattachGraceMs: number;
   now: () => number;
   observer?: RunObserver;
+  notifier?: RunNotifier;
   /** The turn waits for its thread, at this place in the queue (1: next), until `moveInQueue(undefined)`. */
   queuePosition?: number;
   /**
@@ -233,7 +247,11 @@ export class Run {
           result = { status: "completed", error: null };
         } else if (event.type === "turn.failed") result = { status: "failed", error: describeTurnFailure(event.error.message) };
         else if (event.type === "turn.diff") diff = event.diff === "" ? null : event.diff;
-        else if (event.type === "approval.requested") this.pendingApprovals.add(event.approval_id);
+        else if (event.type === "approval.requested") {
+          // Before the append, which a slow reader can hold up: the hook need not wait for it.
+          this.pendingApprovals.add(event.approval_id);
+          this.options.notifier?.approvalRequested(this, event);
+        }
         else if (event.type === "approval.resolved") this.pendingApprovals.delete(event.approval_id);
         await this.events.append({ id: ++sequence, event: event.type, data: JSON.stringify(event) });
         this.watchForStall();
@@ -277,5 +295,7 @@ export class Run {
       error: result.error ?? undefined,
     });
     await this.events.end({ id: ++sequence, event: "done", data: JSON.stringify(this.outcome) });
+    // A refused run never existed for clients (they got a 503): nothing to announce.
+    if (!this.refusal) this.options.notifier?.runDone(this, this.outcome, this.finishedAt);
   }
 }
