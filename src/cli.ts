@@ -27,6 +27,14 @@ export function loginLine(login: CodexLogin): string {
   return login.state === "ok" ? "Codex login: ok" : "Codex login: unknown (see the log)";
 }
 
+/** Where webhooks go, when anywhere: the host of --webhook-url (its path or query may hold a token), and where a request's own may go. */
+function webhooksLine(config: Pick<Config, "webhookUrl" | "webhookAllowedHosts">): string | undefined {
+  const to = config.webhookUrl === undefined ? [] : [`to ${new URL(config.webhookUrl).host}`];
+  const own = config.webhookAllowedHosts.length === 0 ? [] : [`a request's webhook_url on ${config.webhookAllowedHosts.join(", ")}`];
+  const targets = [...to, ...own];
+  return targets.length === 0 ? undefined : `Webhooks: ${targets.join(", and ")}`;
+}
+
 /** Which Host names get an answer: on loopback, from anyone; beyond it, from browsers. */
 function hostsLine(config: Pick<Config, "host" | "allowedHosts">): string {
   const listed = config.allowedHosts.join(", ");
@@ -39,7 +47,16 @@ export function banner(
   codexVersion: string,
   config: Pick<
     Config,
-    "host" | "bypassApprovalsAndSandbox" | "authToken" | "allowedHosts" | "webConsole" | "engine" | "appServers" | "approvalPolicy"
+    | "host"
+    | "bypassApprovalsAndSandbox"
+    | "authToken"
+    | "allowedHosts"
+    | "webConsole"
+    | "engine"
+    | "appServers"
+    | "approvalPolicy"
+    | "webhookUrl"
+    | "webhookAllowedHosts"
   >,
   login: CodexLogin,
 ): string {
@@ -78,6 +95,7 @@ export function banner(
     mode,
     config.authToken === undefined ? "Auth: none" : "Auth: bearer token required",
     hostsLine(config),
+    ...[webhooksLine(config)].filter((line) => line !== undefined),
     ...(login.state === "missing" ? [] : [loginLine(login)]),
     ...(isExposed(config) ? ["", EXPOSED_WARNING] : []),
     ...(login.state === "missing" ? ["", loginLine(login)] : []),

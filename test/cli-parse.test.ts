@@ -344,7 +344,7 @@ describe("auth token", () => {
 
 describe("banner", () => {
   const LOGGED_IN = { state: "ok", detail: "an API key is set (OPENAI_API_KEY)" } as const;
-  const exec = { engine: "exec", appServers: 1, approvalPolicy: "never", allowedHosts: [] as string[] } as const;
+  const exec = { engine: "exec", appServers: 1, approvalPolicy: "never", allowedHosts: [] as string[], webhookUrl: undefined, webhookAllowedHosts: [] as string[] } as const;
   const local = { host: "::1", authToken: undefined, webConsole: true, ...exec };
 
   test("boxes the address, the endpoints, the mode and auth", () => {
@@ -408,6 +408,20 @@ describe("banner", () => {
       `WARNING: codex cannot authenticate: ${detail}`,
       expect.stringMatching(/^╰─+╯$/),
     ]);
+  });
+
+  test.each([
+    ["https://hooks.example.com/codex?token=t", [], "Webhooks: to hooks.example.com"],
+    ["http://127.0.0.1:9000/h", ["127.0.0.1", ".corp.example"], "Webhooks: to 127.0.0.1:9000, and a request's webhook_url on 127.0.0.1, .corp.example"],
+    [undefined, ["hooks.example.com"], "Webhooks: a request's webhook_url on hooks.example.com"],
+  ] as Array<[string | undefined, string[], string]>)("webhooks to %p, allowed hosts %p: %p, never the URL's path or query", (webhookUrl, webhookAllowedHosts, line) => {
+    const text = banner("http://x:1", "codex-cli 0.163.0", { ...local, webhookUrl, webhookAllowedHosts, bypassApprovalsAndSandbox: false }, LOGGED_IN);
+    expect(text).toContain(`│  ${line} `);
+    expect(text).not.toContain("token");
+  });
+
+  test("no webhooks, no line", () => {
+    expect(banner("http://x:1", "codex-cli 0.163.0", { ...local, bypassApprovalsAndSandbox: false }, LOGGED_IN)).not.toContain("Webhooks");
   });
 
   test.each([
