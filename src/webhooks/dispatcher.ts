@@ -71,7 +71,15 @@ export class WebhookDispatcher {
     const id = `msg_${(this.options.newId ?? (() => crypto.randomUUID()))()}`;
     const body = JSON.stringify({ type: message.type, timestamp: new Date().toISOString(), data: message.data });
     for (const url of urls) {
-      const delivery: Delivery = { url: new URL(url), id, message, body };
+      let target: URL;
+      try {
+        target = new URL(url);
+      } catch {
+        // Checked before it got here (flags, the route): a bug, not a reason to fail the run.
+        this.options.log.error("webhook URL is not a URL", { event: message.type, run_id: message.runId });
+        continue;
+      }
+      const delivery: Delivery = { url: target, id, message, body };
       if (this.cutOff.signal.aborted) {
         this.failed(delivery, 0, "the server has shut down");
         continue;
