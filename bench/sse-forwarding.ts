@@ -36,6 +36,7 @@ export async function sseForwarding({ events, rounds }: { events: number; rounds
       bypassApprovalsAndSandbox: true,
       webConsole: false,
       approvalPolicy: "never",
+      webhookAllowedHosts: [],
     },
     runs,
     log,

@@ -3,6 +3,7 @@
  * which imports the routes: a type-only loop is still a loop to read.
  */
 import type { Config } from "./config";
+import type { CodexLogin } from "./engine/codex-auth";
 import type { Logger } from "./log";
 import type { Metrics } from "./metrics";
 import type { RunRegistry } from "./runs/registry";
@@ -22,6 +23,7 @@ export type AppDeps = {
     | "bypassApprovalsAndSandbox"
     | "webConsole"
     | "approvalPolicy"
+    | "webhookAllowedHosts"
   >;
   runs: RunRegistry;
   /** codex's stored threads; without them (an engine that cannot reach them) the /threads routes are not there. */
@@ -29,6 +31,8 @@ export type AppDeps = {
   log: Logger;
   /** Counters for /metrics; without them the route is not there. */
   metrics?: Metrics;
+  /** Whether codex can authenticate, for GET /ready; without it, /ready says `unknown`. */
+  codexLogin?: { current(): Promise<CodexLogin> };
   now?: () => number;
   newId?: () => string;
 };

@@ -3,7 +3,7 @@ import type { AppDeps, AppEnv } from "./app-types";
 import { ApiError, errorResponse, toApiError } from "./errors";
 import { corsForAllowedOrigins, isLoopbackHost, requestGuard, requireBearerToken } from "./middleware/access";
 import { consoleRoutes } from "./routes/console";
-import { healthRoutes } from "./routes/health";
+import { healthRoutes, readyRoutes } from "./routes/health";
 import { messageRoutes } from "./routes/messages";
 import { metricsRoutes } from "./routes/metrics";
 import { openApiRoutes } from "./routes/openapi";
@@ -48,9 +48,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   if (policy.allowedOrigins.size > 0) app.use(corsForAllowedOrigins(policy.allowedOrigins));
   healthRoutes(app);
+  readyRoutes(app, deps);
   openApiRoutes(app, { webConsole: deps.config.webConsole, metrics: deps.metrics !== undefined, threads: deps.threads !== undefined });
   if (deps.config.webConsole) consoleRoutes(app);
-  // Registered after /health, /openapi.json and the console's page, which stay open to probes,
+  // Registered after /health, /ready, /openapi.json and the console's page, which stay open to probes,
   // tools and browsers; the page asks for the token itself.
   if (deps.config.authToken !== undefined) app.use(requireBearerToken(deps.config.authToken));
   messageRoutes(app, deps);

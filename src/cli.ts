@@ -5,6 +5,7 @@ import { dirname } from "node:path";
 import { defineCommand, runMain } from "citty";
 import pkg from "../package.json" with { type: "json" };
 import type { Config } from "./config";
+import type { CodexLogin } from "./engine/codex-auth";
 import { locateCodex, probeCodex } from "./engine/codex-binary";
 import { EngineError } from "./engine/types";
 import { args, buildConfig, BYPASS_FLAG, collectRepeated, ConfigError, normalizeOptionalBoolean } from "./flags";
@@ -20,6 +21,20 @@ export function isExposed(config: Pick<Config, "host" | "bypassApprovalsAndSandb
   return !isLoopbackHost(config.host) && config.bypassApprovalsAndSandbox && config.authToken === undefined;
 }
 
+/** The banner's login line: a warning, with what to do, when codex cannot authenticate. */
+export function loginLine(login: CodexLogin): string {
+  if (login.state === "missing") return `WARNING: codex cannot authenticate: ${login.detail}`;
+  return login.state === "ok" ? "Codex login: ok" : "Codex login: unknown (see the log)";
+}
+
+/** Where webhooks go, when anywhere: the host of --webhook-url (its path or query may hold a token), and where a request's own may go. */
+function webhooksLine(config: Pick<Config, "webhookUrl" | "webhookAllowedHosts">): string | undefined {
+  const to = config.webhookUrl === undefined ? [] : [`to ${new URL(config.webhookUrl).host}`];
+  const own = config.webhookAllowedHosts.length === 0 ? [] : [`a request's webhook_url on ${config.webhookAllowedHosts.join(", ")}`];
+  const targets = [...to, ...own];
+  return targets.length === 0 ? undefined : `Webhooks: ${targets.join(", and ")}`;
+}
+
 /** Which Host names get an answer: on loopback, from anyone; beyond it, from browsers. */
 function hostsLine(config: Pick<Config, "host" | "allowedHosts">): string {
   const listed = config.allowedHosts.join(", ");
@@ -32,8 +47,18 @@ export function banner(
   codexVersion: string,
   config: Pick<
     Config,
-    "host" | "bypassApprovalsAndSandbox" | "authToken" | "allowedHosts" | "webConsole" | "engine" | "appServers" | "approvalPolicy"
+    | "host"
+    | "bypassApprovalsAndSandbox"
+    | "authToken"
+    | "allowedHosts"
+    | "webConsole"
+    | "engine"
+    | "appServers"
+    | "approvalPolicy"
+    | "webhookUrl"
+    | "webhookAllowedHosts"
   >,
+  login: CodexLogin,
 ): string {
   const mode = config.bypassApprovalsAndSandbox
     ? "Mode: bypass ON (sandbox danger-full-access, approvals never)"
@@ -52,6 +77,7 @@ export function banner(
     "Endpoints:",
     ...(config.webConsole ? ["  GET    /                   web console"] : []),
     "  GET    /health             health check",
+    "  GET    /ready              readiness: codex can authenticate",
     "  POST   /messages           run a Codex turn, streamed as SSE",
     "  GET    /runs               running and recent turns",
     "  GET    /runs/{id}          one turn",
@@ -69,7 +95,10 @@ export function banner(
     mode,
     config.authToken === undefined ? "Auth: none" : "Auth: bearer token required",
     hostsLine(config),
+    ...[webhooksLine(config)].filter((line) => line !== undefined),
+    ...(login.state === "missing" ? [] : [loginLine(login)]),
     ...(isExposed(config) ? ["", EXPOSED_WARNING] : []),
+    ...(login.state === "missing" ? ["", loginLine(login)] : []),
   ];
   const width = Math.max(...lines.map((line) => line.length));
   const rule = "─".repeat(width + 4);
@@ -96,7 +125,7 @@ function fail(message: string, exitCode: number): never {
 export const command = defineCommand({
   meta: { name: "sse-http-server", version: pkg.version, description: "Run OpenAI Codex turns over HTTP, streamed as Server-Sent Events" },
   args,
-  run({ args: parsed }) {
+  async run({ args: parsed }) {
     let built: ReturnType<typeof buildConfig>;
     try {
       const codexConfig = collectRepeated(process.argv.slice(2), "codex-config");
@@ -108,16 +137,19 @@ export const command = defineCommand({
     const { config, warnings } = built;
     const log = createLogger(config.logLevel, undefined, undefined, config.logFormat);
     for (const warning of warnings) log.warn(warning);
+    let running: ReturnType<typeof startServer>;
     try {
-      const running = startServer(config, log);
-      handleSignals(running, log);
-      process.stdout.write(`${banner(running.url, running.codexVersion, config)}\n`);
-      if (isExposed(config)) log.warn(EXPOSED_WARNING);
-      log.debug("codex binary", { path: running.codexPath });
+      running = startServer(config, log);
     } catch (err) {
       if (err instanceof ListenError || err instanceof EngineError) fail(err.message, 1);
       throw err;
     }
+    handleSignals(running, log);
+    // The server listens meanwhile; the check takes a few dozen ms, at most its deadline.
+    const login = await running.codexLogin.startup;
+    process.stdout.write(`${banner(running.url, running.codexVersion, config, login)}\n`);
+    if (isExposed(config)) log.warn(EXPOSED_WARNING);
+    log.debug("codex binary", { path: running.codexPath });
   },
 });
 

@@ -7,11 +7,23 @@ import type { ThreadEvent } from "@openai/codex-sdk";
 import { followRun, StreamLost } from "./console/sse";
 import type { z } from "zod";
 import type { ApprovalDecision, ApprovalRequestedEvent, ApprovalResolvedEvent, TurnDiffEvent } from "./engine/types";
-import type { DoneData, RunQueuedEvent, RunSummary, ThreadDetail, ThreadList, ThreadSummary, userMessageSchema } from "./schemas";
+import type {
+  ApprovalRequestedWebhook,
+  DoneData,
+  RunDoneWebhook,
+  RunQueuedEvent,
+  RunSummary,
+  ThreadDetail,
+  ThreadList,
+  ThreadSummary,
+  userMessageSchema,
+} from "./schemas";
 
 export type { ApprovalDecision, ApprovalRequestedEvent, ApprovalResolvedEvent, RunQueuedEvent, ThreadEvent, TurnDiffEvent };
 export type Done = DoneData;
 export type { RunSummary, ThreadDetail, ThreadList, ThreadSummary };
+/** The bodies of the webhooks the server sends, for a receiver in TypeScript (verify the signature first). */
+export type { ApprovalRequestedWebhook, RunDoneWebhook };
 
 /** GET /threads: `cursor` is a `next_cursor` of a page with the same other parameters. */
 export type ThreadListParams = { limit?: number; cursor?: string; cwd?: string; q?: string };

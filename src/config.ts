@@ -39,6 +39,8 @@ export type Config = {
   maxConcurrentTurns: number;
   /** A turn still running after this long is stopped with status `timeout`. */
   turnTimeoutMs: number | undefined;
+  /** A turn from which codex sends no event for this long is stopped with status `timeout`; undefined: never. */
+  stallTimeoutMs: number | undefined;
   /** When set (a real path), every work_dir must lie inside it, and it is the default work_dir. */
   workspaceRoot: string | undefined;
   /** How long running turns may go on after SIGTERM before they are cancelled. */
@@ -66,6 +68,12 @@ export type Config = {
   approvalPolicy: ApprovalPolicy;
   /** An approval not answered within this is denied. */
   approvalTimeoutMs: number;
+  /** Where every turn's webhooks go (`--webhook-url`), if anywhere. */
+  webhookUrl: string | undefined;
+  /** The `whsec_` secret that signs webhooks; set whenever a webhook can be sent. */
+  webhookSecret: string | undefined;
+  /** Hosts a request's own `webhook_url` may name: names, `.domain`, IP addresses (IPv6 unbracketed). */
+  webhookAllowedHosts: string[];
 };
 
 export const DEFAULTS = {
@@ -82,6 +90,7 @@ export const DEFAULTS = {
   /** At ~1 MiB a thread over a ~190 MiB start, about 450 MiB before a process is replaced. */
   appServerMaxThreads: 256,
   appServerMaxRss: "1g",
+  stallTimeoutSeconds: 600,
 } as const;
 
 /** What one codex process costs in memory, measured here (see the README's Limits section). */

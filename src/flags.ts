@@ -9,6 +9,7 @@ import { type Config, DEFAULTS, defaultMaxConcurrentTurns, ENGINES, type EngineN
 import { APPROVAL_POLICIES, type ApprovalPolicy } from "./engine/types";
 import { BEARER_TOKEN } from "./middleware/access";
 import { LOG_FORMATS, type LogFormat } from "./log";
+import { parseWebhookSecret, SECRET_EXAMPLE } from "./webhooks/signature";
 
 export const BYPASS_FLAG = "dangerously-bypass-approvals-and-sandbox";
 
@@ -74,6 +75,12 @@ export const args = {
     valueHint: "SECONDS",
     description: "Stop a turn that runs longer; its stream ends with done status timeout (default: none)",
   },
+  "stall-timeout": {
+    type: "string",
+    default: String(DEFAULTS.stallTimeoutSeconds),
+    valueHint: "SECONDS",
+    description: "Stop a turn from which codex has sent no event for this long (done status timeout); an approval waiting for a client does not count; 0: never",
+  },
   "workspace-root": {
     type: "string",
     valueHint: "DIR",
@@ -102,6 +109,21 @@ export const args = {
     default: "256m",
     valueHint: "BYTES",
     description: "Memory for finished runs' events, kept for replay; past it the oldest finished runs are dropped (suffixes k, m, g)",
+  },
+  "webhook-url": {
+    type: "string",
+    valueHint: "URL",
+    description: "POST every turn's signed webhooks (run.done, approval.requested) to URL (env CODEX_SERVER_WEBHOOK_URL); needs a webhook secret",
+  },
+  "webhook-secret": {
+    type: "string",
+    valueHint: "whsec_BASE64",
+    description: "Sign webhooks with this Standard Webhooks secret, e.g. from echo \"whsec_$(openssl rand -base64 32)\" (env CODEX_SERVER_WEBHOOK_SECRET, preferred: argv is visible to other users)",
+  },
+  "webhook-allowed-hosts": {
+    type: "string",
+    valueHint: "HOSTS",
+    description: "Comma-separated hosts that a request's own webhook_url may name (names, .example.com for it and every name under it, IP addresses); none by default (env CODEX_SERVER_WEBHOOK_ALLOWED_HOSTS)",
   },
   console: {
     type: "boolean",
@@ -266,6 +288,11 @@ export function parseSeconds(name: string, text: string): number {
   return Math.round(value * 1000);
 }
 
+/** Seconds as for `parseSeconds`, or `0` for none (undefined). */
+export function parseOptionalSeconds(name: string, text: string): number | undefined {
+  return /^0+(\.0+)?$/.test(text.trim()) ? undefined : parseSeconds(name, text);
+}
+
 /** `a, b ,,c` → `["a", "b", "c"]`. */
 function commaList(text: string): string[] {
   return text
@@ -294,19 +321,47 @@ export function parseOrigins(text: string): string[] {
  * can register a name under it and point it here.
  */
 export function parseAllowedHosts(text: string): string[] {
+  return commaList(text).map((part) => parseHostName("allowed-hosts", part));
+}
+
+/** A name, or `.domain` for it and every name under it, in lower case; a bare top-level domain is refused. */
+function parseHostName(flag: string, part: string): string {
+  const name = part.toLowerCase();
+  const domain = name.startsWith(".") ? name.slice(1) : name;
+  if (!HOSTNAME.test(domain)) {
+    throw new ConfigError(
+      `invalid host "${part}" for --${flag}: expected a host name, e.g. codex.example.com, or .example.com for it and every name under it`,
+    );
+  }
+  if (name.startsWith(".") && !domain.includes(".")) {
+    throw new ConfigError(`invalid host "${part}" for --${flag}: anyone can register a name under ${domain}; list a domain you control, e.g. .example.${domain}`);
+  }
+  return name;
+}
+
+/**
+ * The hosts a request's `webhook_url` may name: as `--allowed-hosts` reads names, plus IP
+ * addresses (an IPv6 one with or without brackets), kept as a URL's host names them, unbracketed.
+ */
+export function parseWebhookAllowedHosts(text: string): string[] {
   return commaList(text).map((part) => {
-    const name = part.toLowerCase();
-    const domain = name.startsWith(".") ? name.slice(1) : name;
-    if (!HOSTNAME.test(domain)) {
-      throw new ConfigError(
-        `invalid host "${part}" for --allowed-hosts: expected a host name, e.g. codex.example.com, or .example.com for it and every name under it`,
-      );
-    }
-    if (name.startsWith(".") && !domain.includes(".")) {
-      throw new ConfigError(`invalid host "${part}" for --allowed-hosts: anyone can register a name under ${domain}; list a domain you control, e.g. .example.${domain}`);
-    }
-    return name;
+    const bare = part.replace(/^\[(.*)\]$/, "$1");
+    if (isIP(bare) === 6) return new URL(`http://[${bare}]/`).hostname.slice(1, -1);
+    if (isIP(bare) === 4) return bare;
+    return parseHostName("webhook-allowed-hosts", part);
   });
+}
+
+/** An http(s) URL, normalised. The value is not repeated in the error: a webhook URL may carry a token. */
+export function parseWebhookUrl(source: string, text: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(text.trim());
+  } catch {}
+  if (url === undefined || !["http:", "https:"].includes(url.protocol)) {
+    throw new ConfigError(`invalid value for ${source}: expected an http:// or https:// URL, e.g. https://hooks.example.com/codex`);
+  }
+  return url.href;
 }
 
 export function parseDirectory(name: string, path: string): string {
@@ -325,6 +380,42 @@ export function collectRepeated(argv: readonly string[], name: string): string[]
     else if (arg.startsWith(`--${name}=`)) values.push(arg.slice(name.length + 3));
   }
   return values;
+}
+
+export const WEBHOOK_SECRET_ONLY_WARNING = "a webhook secret is set, but neither --webhook-url nor --webhook-allowed-hosts: no webhook is sent";
+
+/**
+ * The webhook settings: where every turn's hooks go, which hosts a request's own `webhook_url`
+ * may name, and the secret that signs them all, which either needs (an unsigned hook could be
+ * forged by anyone who can reach the receiver). Empty values count as unset. Messages name where
+ * a value came from, never the secret or the URL.
+ */
+export function readWebhookConfig(
+  parsed: { "webhook-url"?: string; "webhook-secret"?: string; "webhook-allowed-hosts"?: string },
+  env: Record<string, string | undefined>,
+): { webhookUrl: string | undefined; webhookSecret: string | undefined; webhookAllowedHosts: string[]; warning?: string } {
+  const present = (given: { source: string; value: string } | undefined) => (given?.value.trim() ? given : undefined);
+  const url = present(flagOrEnv("webhook-url", parsed["webhook-url"], "CODEX_SERVER_WEBHOOK_URL", env));
+  const secret = present(flagOrEnv("webhook-secret", parsed["webhook-secret"], "CODEX_SERVER_WEBHOOK_SECRET", env));
+  const hosts = flagOrEnv("webhook-allowed-hosts", parsed["webhook-allowed-hosts"], "CODEX_SERVER_WEBHOOK_ALLOWED_HOSTS", env);
+  const webhookAllowedHosts = parseWebhookAllowedHosts(hosts?.value ?? "");
+  if (secret) {
+    try {
+      parseWebhookSecret(secret.value);
+    } catch (err) {
+      throw new ConfigError(`${secret.source} ${(err as Error).message}`);
+    }
+  }
+  const user = url?.source ?? (webhookAllowedHosts.length > 0 ? hosts?.source : undefined);
+  if (user !== undefined && !secret) {
+    throw new ConfigError(`${user} needs a secret to sign the webhooks: set CODEX_SERVER_WEBHOOK_SECRET (or --webhook-secret), e.g. from \`${SECRET_EXAMPLE}\``);
+  }
+  return {
+    webhookUrl: url && parseWebhookUrl(url.source, url.value),
+    webhookSecret: secret?.value,
+    webhookAllowedHosts,
+    ...(secret && user === undefined && { warning: WEBHOOK_SECRET_ONLY_WARNING }),
+  };
 }
 
 export const SHORT_TOKEN_WARNING = "the auth token is shorter than 16 characters, which makes it easy to guess; use e.g. `openssl rand -hex 32`";
@@ -424,7 +515,13 @@ export function parseLogLevel(rustLog: string | undefined): { level: LogLevel; w
   return { level: ours ?? level, ...(warning && { warning }) };
 }
 
-const AUTH_VARIABLES = new Set(["CODEX_SERVER_AUTH_TOKEN", "CODEX_SERVER_AUTH_TOKEN_FILE"]);
+/** The server's own secrets, and where they lie: none of them is codex's business. */
+const SERVER_VARIABLES = new Set([
+  "CODEX_SERVER_AUTH_TOKEN",
+  "CODEX_SERVER_AUTH_TOKEN_FILE",
+  "CODEX_SERVER_WEBHOOK_SECRET",
+  "CODEX_SERVER_WEBHOOK_URL",
+]);
 
 export function buildConfig(
   parsed: ParsedArgs<typeof args>,
@@ -439,10 +536,12 @@ export function buildConfig(
   const { host, port } = parseAddress(parsed.addr);
   const { level, warning } = parseLogLevel(env.RUST_LOG);
   const auth = readAuthToken(parsed["auth-token"], parsed["auth-token-file"], env);
-  // The token is for clients of this server: it (and where it lies) stays out of codex's environment.
+  const webhooks = readWebhookConfig(parsed, env);
+  // The token is for clients of this server, the webhook secret and URL for its receivers: they
+  // (and where the token lies) stay out of codex's environment.
   const codexEnv = Object.fromEntries(
     Object.entries(env).filter(
-      (entry): entry is [string, string] => entry[1] !== undefined && !AUTH_VARIABLES.has(entry[0]),
+      (entry): entry is [string, string] => entry[1] !== undefined && !SERVER_VARIABLES.has(entry[0]),
     ),
   );
   // RUST_LOG is this server's level. Passed on, it made codex write log lines that the SDK then
@@ -477,10 +576,11 @@ export function buildConfig(
         ? parsePositiveInteger("max-concurrent-turns", parsed["max-concurrent-turns"])
         : defaultMaxConcurrentTurns(totalMemoryBytes),
       turnTimeoutMs: parsed["turn-timeout"] ? parseSeconds("turn-timeout", parsed["turn-timeout"]) : undefined,
+      stallTimeoutMs: parseOptionalSeconds("stall-timeout", parsed["stall-timeout"]),
       workspaceRoot,
       shutdownTimeoutMs: parseSeconds("shutdown-timeout", parsed["shutdown-timeout"]),
       idleTimeoutSeconds: parsePositiveInteger("idle-timeout", parsed["idle-timeout"], 255),
-      reattachGraceMs: parsed["reattach-grace"].trim() === "0" ? 0 : parseSeconds("reattach-grace", parsed["reattach-grace"]),
+      reattachGraceMs: parseOptionalSeconds("reattach-grace", parsed["reattach-grace"]) ?? 0,
       runRetentionMs: parseSeconds("run-retention", parsed["run-retention"]),
       runRetentionBytes: parseByteSize("run-retention-bytes", parsed["run-retention-bytes"]),
       webConsole: parsed.console,
@@ -494,7 +594,10 @@ export function buildConfig(
       },
       approvalPolicy,
       approvalTimeoutMs: parseSeconds("approval-timeout", parsed["approval-timeout"]),
+      webhookUrl: webhooks.webhookUrl,
+      webhookSecret: webhooks.webhookSecret,
+      webhookAllowedHosts: webhooks.webhookAllowedHosts,
     },
-    warnings: [warning, auth.warning].filter((text): text is string => text !== undefined),
+    warnings: [warning, auth.warning, webhooks.warning].filter((text): text is string => text !== undefined),
   };
 }

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { DeliveryObserver } from "./webhooks/dispatcher";
 
 /** What a run reports about itself; the runs layer knows this interface, not Prometheus. */
 export type RunObserver = {
@@ -7,7 +8,7 @@ export type RunObserver = {
   finished(status: string, seconds: number): void;
 };
 
-export type Metrics = RunObserver & {
+export type Metrics = RunObserver & DeliveryObserver & {
   registry: Registry;
   httpRequest(method: string, path: string, status: number): void;
   sseEventsSent(count: number): void;
@@ -15,7 +16,7 @@ export type Metrics = RunObserver & {
 
 /** Paths as route patterns, so that run ids do not become label values. */
 export function routeLabel(path: string): string {
-  if (["/health", "/messages", "/runs", "/openapi.json", "/metrics"].includes(path)) return path;
+  if (["/health", "/ready", "/messages", "/runs", "/openapi.json", "/metrics"].includes(path)) return path;
   if (/^\/runs\/[^/]+$/.test(path)) return "/runs/{id}";
   if (/^\/runs\/[^/]+\/events$/.test(path)) return "/runs/{id}/events";
   return "other";
@@ -29,6 +30,7 @@ type MetricGauges = {
   activeCodexProcesses: () => number;
   retainedRuns: () => number;
   retainedRunBytes: () => number;
+  pendingWebhookDeliveries: () => number;
 };
 
 export function createMetrics(gauges: MetricGauges): Metrics {
@@ -46,6 +48,9 @@ export function createMetrics(gauges: MetricGauges): Metrics {
   new Gauge({ name: "codex_processes_active", help: "codex processes running now", registers, collect() { this.set(gauges.activeCodexProcesses()); } });
   new Gauge({ name: "codex_retained_runs", help: "Finished runs kept for listing and replay", registers, collect() { this.set(gauges.retainedRuns()); } });
   new Gauge({ name: "codex_retained_run_bytes", help: "Bytes of event data that the finished runs kept hold", registers, collect() { this.set(gauges.retainedRunBytes()); } });
+  const deliveries = new Counter({ name: "codex_webhook_deliveries_total", help: "Webhook deliveries ended, by event and result (delivered, failed)", labelNames: ["event", "result"], registers });
+  const retries = new Counter({ name: "codex_webhook_retries_total", help: "Webhook attempts that failed and are retried, by event", labelNames: ["event"], registers });
+  new Gauge({ name: "codex_webhook_deliveries_pending", help: "Webhook deliveries under way: attempting, or waiting to retry", registers, collect() { this.set(gauges.pendingWebhookDeliveries()); } });
   return {
     registry,
     httpRequest: (method, path, status) => {
@@ -66,5 +71,8 @@ export function createMetrics(gauges: MetricGauges): Metrics {
       finished.inc({ status });
       duration.observe(seconds);
     },
+    webhookDelivered: (event) => deliveries.inc({ event, result: "delivered" }),
+    webhookRetried: (event) => retries.inc({ event }),
+    webhookFailed: (event) => deliveries.inc({ event, result: "failed" }),
   };
 }

@@ -5,8 +5,11 @@ import {
   confirmedSchema,
   doneSchema,
   errorSchema,
+  approvalRequestedWebhookSchema,
   healthSchema,
   messageRequestSchema,
+  readySchema,
+  runDoneWebhookSchema,
   runListSchema,
   runQueuedEventSchema,
   runSummarySchema,
@@ -32,6 +35,28 @@ const eventStream = {
 };
 const runId = { name: "id", in: "path", required: true, schema: { type: "string" } };
 
+/** A webhook this server POSTs, signed as Standard Webhooks has it; any 2xx is success, 5xx and 429 are retried. */
+function webhook(summary: string, payload: string) {
+  const header = (name: string, description: string) => ({ name, in: "header", required: true, schema: { type: "string" }, description });
+  return {
+    post: {
+      summary,
+      parameters: [
+        header("webhook-id", "The message's id (msg_...), the same on every retry: deduplicate on it."),
+        header("webhook-timestamp", "This attempt's time, in seconds since the epoch."),
+        header("webhook-signature", "v1,<base64 HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>`>, keyed with the bytes that the base64 after `whsec_` in the secret encodes."),
+      ],
+      requestBody: { required: true, content: content(payload) },
+      responses: {
+        "2XX": { description: "Delivered." },
+        "429": { description: "Retried later." },
+        "5XX": { description: "Retried later: 6 attempts over about ten minutes." },
+        default: { description: "Any other answer (a redirect included, which is never followed): given up." },
+      },
+    },
+  };
+}
+
 /** The document for the routes that every server has. */
 const openApiBase = {
   openapi: "3.1.0",
@@ -47,17 +72,40 @@ const openApiBase = {
       MessageRequest: json(messageRequestSchema),
       Error: json(errorSchema),
       Health: json(healthSchema),
+      Ready: json(readySchema),
       Cancelled: json(cancelledSchema),
       Confirmed: json(confirmedSchema),
       RunSummary: json(runSummarySchema),
       RunList: json(runListSchema),
       Done: json(doneSchema),
       RunQueued: json(runQueuedEventSchema),
+      RunDoneWebhook: json(runDoneWebhookSchema),
+      ApprovalRequestedWebhook: json(approvalRequestedWebhookSchema),
     },
+  },
+  webhooks: {
+    "run.done": webhook(
+      "A run has ended, however it ended (not a turn the engine refused with 503). Sent to --webhook-url and to the request's webhook_url.",
+      "RunDoneWebhook",
+    ),
+    "approval.requested": webhook(
+      "codex asks before it acts (app-server engine with an approval policy); answer with a user_confirm naming data.run_id and data.approval_id.",
+      "ApprovalRequestedWebhook",
+    ),
   },
   paths: {
     "/health": {
       get: { summary: "Health check", security: [], responses: { 200: { description: "The server is up", content: content("Health") } } },
+    },
+    "/ready": {
+      get: {
+        summary: "Readiness: whether turns can start and codex can authenticate (an API key variable, `codex login`, or the model provider's env_key)",
+        security: [],
+        responses: {
+          200: { description: "Ready: codex can authenticate, or the server cannot tell (codex_login unknown)", content: content("Ready") },
+          503: { description: "Not ready: codex cannot authenticate (not_ready), or the server is shutting down (shutting_down)", content: content("Ready") },
+        },
+      },
     },
     "/messages": {
       post: {
@@ -80,7 +128,7 @@ const openApiBase = {
           409: errors("id_in_use, thread_busy, no_approvals"),
           413: errors("payload_too_large"),
           415: errors("unsupported_media_type"),
-          422: errors("invalid_request: the message names each field"),
+          422: errors("invalid_request: the message names each field; also a webhook_url whose host --webhook-allowed-hosts does not list"),
           429: errors("too_many_turns, queue_full (Retry-After)"),
           503: errors("shutting_down, engine_busy (Retry-After)"),
         },

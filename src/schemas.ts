@@ -1,6 +1,7 @@
 import { statSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { z } from "zod";
+import { CODEX_LOGIN_STATES } from "./engine/codex-auth";
 import { APPROVAL_DECISIONS, REASONING_EFFORTS, REQUEST_SANDBOXES, STORED_TURN_STATUSES } from "./engine/types";
 
 export const MESSAGE_TYPES = ["user_message", "user_confirm", "user_cancel", "user_edit"] as const;
@@ -14,6 +15,14 @@ export const requestIdSchema = z.string().regex(REQUEST_ID, "must be 1 to 128 le
 function isDirectory(path: string): boolean {
   try {
     return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function isHttpUrl(text: string): boolean {
+  try {
+    return ["http:", "https:"].includes(new URL(text).protocol);
   } catch {
     return false;
   }
@@ -53,6 +62,12 @@ export const userMessageSchema = z.strictObject({
   output_schema: z.record(z.string(), z.unknown()).optional(),
   images: z.array(z.string().refine(isAbsolute, "must be an absolute path")).max(16).optional(),
   on_busy: z.enum(ON_BUSY).optional(),
+  webhook_url: z
+    .string()
+    .max(2048, "must be at most 2048 characters")
+    .refine(isHttpUrl, "must be an http:// or https:// URL")
+    .optional()
+    .describe("Also send this turn's webhooks (run.done, approval.requested) here; its host must be one that --webhook-allowed-hosts lists (else 422)."),
 });
 
 export const userCancelSchema = z.strictObject({
@@ -135,6 +150,15 @@ export const threadForkSchema = z.strictObject({ turn_id: codexIdSchema("turn").
  */
 export const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
 export const healthSchema = z.object({ status: z.literal("ok") });
+export const readySchema = z.object({
+  status: z
+    .enum(["ready", "not_ready", "shutting_down"])
+    .describe("ready (200): turns can start and codex can authenticate, or the server cannot tell; not_ready (503): codex cannot authenticate; shutting_down (503)."),
+  codex_login: z
+    .enum(CODEX_LOGIN_STATES)
+    .describe("ok: an API key variable is set, codex is logged in, or the model provider's env_key is set; missing: none of them; unknown: `codex login status` did not answer (or failed)."),
+});
+export type ReadyBody = z.infer<typeof readySchema>;
 export const cancelledSchema = z.object({ cancelled: z.string() });
 export const confirmedSchema = z.object({ approval_id: z.string(), decision: z.enum(APPROVAL_DECISIONS) });
 export const usageSchema = z.object({
@@ -171,6 +195,37 @@ export const doneSchema = z.object({
     .nullable()
     .describe("The unified diff of the files the turn changed, as its last turn.diff event gave it; null where the engine reports none (exec) or the turn changed no file."),
 });
+
+/**
+ * The webhooks' bodies, as the Standard Webhooks spec shapes them: `type`, `timestamp` (when the
+ * event happened) and `data`.
+ */
+const webhookTimestamp = z.string().describe("When the event happened (ISO 8601); each attempt's own time is in the webhook-timestamp header.");
+export const runDoneWebhookSchema = z.object({
+  type: z.literal("run.done"),
+  timestamp: webhookTimestamp,
+  data: z
+    .object({ id: z.string().describe("The run's id (request_id)."), ...doneSchema.shape, started_at: z.string(), finished_at: z.string() })
+    .describe("The run's done event, with its id and when it started and finished."),
+});
+export const approvalRequestedWebhookSchema = z.object({
+  type: z.literal("approval.requested"),
+  timestamp: webhookTimestamp,
+  data: z
+    .object({
+      run_id: z.string(),
+      thread_id: z.string().nullable(),
+      approval_id: z.string().describe("What user_confirm names."),
+      kind: z.enum(["command_execution", "file_change"]),
+      command: z.string().optional(),
+      cwd: z.string().optional(),
+      reason: z.string().optional(),
+      changes: z.array(z.object({ path: z.string(), kind: z.enum(["add", "delete", "update"]) })).optional(),
+    })
+    .describe("What codex asks, as the approval.requested event of the stream says it, and whose run it is."),
+});
+export type RunDoneWebhook = z.infer<typeof runDoneWebhookSchema>;
+export type ApprovalRequestedWebhook = z.infer<typeof approvalRequestedWebhookSchema>;
 
 export type Usage = z.infer<typeof usageSchema>;
 export type RunStatus = z.infer<typeof runStatusSchema>;

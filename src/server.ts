@@ -3,6 +3,7 @@ import { dirname } from "node:path";
 import { createApp } from "./app";
 import type { Config } from "./config";
 import { createAppServerEngine } from "./engine/app-server/engine";
+import { checkCodexLogin, CodexLoginStatus, LOGIN_CHECK_TIMEOUT_MS } from "./engine/codex-auth";
 import { type CodexBinary, locateCodex, probeCodex } from "./engine/codex-binary";
 import { createSdkEngine, isChildPipeError } from "./engine/sdk-engine";
 import type { Engine } from "./engine/types";
@@ -10,6 +11,9 @@ import type { Logger } from "./log";
 import { createMetrics } from "./metrics";
 import { RunRegistry } from "./runs/registry";
 import { ThreadService } from "./runs/threads";
+import { ATTEMPT_TIMEOUT_MS, WebhookDispatcher } from "./webhooks/dispatcher";
+import { runWebhooks } from "./webhooks/run-webhooks";
+import { parseWebhookSecret } from "./webhooks/signature";
 
 /** How long turns get to end once cancelled at shutdown. */
 const STOP_GRACE_MS = 5_000;
@@ -25,6 +29,8 @@ export type RunningServer = {
   codexVersion: string;
   runs: RunRegistry;
   engine: Engine;
+  /** Whether codex can authenticate: checked once the server listens, and by GET /ready. */
+  codexLogin: CodexLoginStatus;
   /**
    * Stops listening and starting turns, lets running turns finish until the shutdown timeout,
    * cancels the rest, then closes every connection. Each wait is bounded.
@@ -34,11 +40,17 @@ export type RunningServer = {
 
 export class ListenError extends Error {}
 
+/** What tests change that no flag does. */
+export type ServerOptions = {
+  /** The waits before webhook retries (default: 20 s doubling, five of them). */
+  webhookRetryDelaysMs?: readonly number[];
+};
+
 export function formatUrl(host: string, port: number): string {
   return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
 
-export function startServer(config: Config, log: Logger): RunningServer {
+export function startServer(config: Config, log: Logger, options: ServerOptions = {}): RunningServer {
   const codex = locateCodex({
     explicitPath: config.codexPath,
     pathEnv: config.codexEnv.PATH,
@@ -54,17 +66,39 @@ export function startServer(config: Config, log: Logger): RunningServer {
     activeCodexProcesses: () => engine.activeProcesses?.() ?? 0,
     retainedRuns: () => runs.retainedRuns,
     retainedRunBytes: () => runs.retainedBytes,
+    pendingWebhookDeliveries: () => webhooks?.pendingCount ?? 0,
   });
+  // Without a secret no webhook can be sent (buildConfig requires one for any URL or host).
+  const webhooks =
+    config.webhookSecret === undefined
+      ? undefined
+      : new WebhookDispatcher({
+          key: parseWebhookSecret(config.webhookSecret),
+          log,
+          observer: metrics,
+          ...(options.webhookRetryDelaysMs && { retryDelaysMs: options.webhookRetryDelaysMs }),
+        });
   const runs: RunRegistry = new RunRegistry(engine, log, {
     observer: metrics,
+    ...(webhooks && { notifier: runWebhooks(webhooks, config.webhookUrl) }),
     maxConcurrent: config.maxConcurrentTurns,
     turnTimeoutMs: config.turnTimeoutMs,
+    ...(config.stallTimeoutMs !== undefined && { stallTimeoutMs: config.stallTimeoutMs }),
     reattachGraceMs: config.reattachGraceMs,
     retentionMs: config.runRetentionMs,
     maxRetainedBytes: config.runRetentionBytes,
   });
   const threads = engine.threads && new ThreadService(engine.threads, runs);
-  const app = createApp({ config, runs, ...(threads && { threads }), log, metrics });
+  // Created before the app, which answers /ready from it; checking starts at once, beside the listener.
+  const codexLogin = new CodexLoginStatus(() =>
+    checkCodexLogin({ codexPath: codex.path, env: config.codexEnv, configOverrides: config.codexConfigOverrides, timeoutMs: LOGIN_CHECK_TIMEOUT_MS }),
+  );
+  void codexLogin.startup.then((login) => {
+    if (login.state === "missing") log.warn(`codex cannot authenticate: ${login.detail}`);
+    else if (login.state === "unknown") log.warn(`cannot tell whether codex can authenticate: ${login.detail}`);
+    else log.debug("codex can authenticate", { detail: login.detail });
+  });
+  const app = createApp({ config, runs, ...(threads && { threads }), log, metrics, codexLogin });
 
   let server: Server<undefined>;
   try {
@@ -85,6 +119,7 @@ export function startServer(config: Config, log: Logger): RunningServer {
   let stopping: Promise<void> | undefined;
   const shutdown = () =>
     (stopping ??= (async () => {
+      const deadline = performance.now() + config.shutdownTimeoutMs;
       const drained = server.stop();
       runs.close();
       if (!(await runs.whenIdle(config.shutdownTimeoutMs))) {
@@ -92,9 +127,12 @@ export function startServer(config: Config, log: Logger): RunningServer {
         runs.stopAll("cancelled");
         if (!(await runs.whenIdle(STOP_GRACE_MS))) log.warn("turns still running at shutdown", { count: runs.size });
       }
+      // Every run has ended and handed its run.done to the webhooks: they get what is left of the
+      // shutdown timeout, and at least one attempt's time, while the rest shuts down.
+      const hooksSent = webhooks?.close(Math.max(deadline - performance.now(), ATTEMPT_TIMEOUT_MS));
       await Promise.race([drained, Bun.sleep(FLUSH_GRACE_MS)]);
       await server.stop(true);
-      await engine.close?.();
+      await Promise.all([engine.close?.(), hooksSent]);
     })());
 
   return {
@@ -104,6 +142,7 @@ export function startServer(config: Config, log: Logger): RunningServer {
     codexVersion,
     runs,
     engine,
+    codexLogin,
     shutdown,
   };
 }

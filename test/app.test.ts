@@ -31,6 +31,42 @@ describe("GET /health", () => {
   });
 });
 
+describe("GET /ready", () => {
+  const login = (state: "ok" | "missing" | "unknown") => ({ current: async () => ({ state, detail: "the detail stays in the log" }) });
+
+  test.each([
+    ["ok", 200, { status: "ready", codex_login: "ok" }],
+    ["unknown", 200, { status: "ready", codex_login: "unknown" }],
+    ["missing", 503, { status: "not_ready", codex_login: "missing" }],
+  ] as const)("codex login %s -> %d %p, without the token", async (state, status, body) => {
+    const res = await setup(echo(), { authToken: "t" }, 100, { codexLogin: login(state) }).app.request("/ready");
+    expect(res.status).toBe(status);
+    expect(res.headers.get("content-type")).toBe("application/json");
+    expect(await res.json()).toEqual(body);
+  });
+
+  test("without a login check: ready, codex_login unknown", async () => {
+    const res = await setup(echo()).app.request("/ready");
+    expect(await res.json()).toEqual({ status: "ready", codex_login: "unknown" });
+  });
+
+  test("while the server shuts down: 503 shutting_down", async () => {
+    const { app, runs } = setup(echo(), {}, 100, { codexLogin: login("ok") });
+    runs.close();
+    const res = await app.request("/ready");
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({ status: "shutting_down", codex_login: "ok" });
+  });
+
+  test("HEAD works; other methods get 405 with Allow", async () => {
+    const { app } = setup(echo());
+    expect((await app.request("/ready", { method: "HEAD" })).status).toBe(200);
+    const res = await app.request("/ready", { method: "POST" });
+    expect(res.status).toBe(405);
+    expect(res.headers.get("allow")).toBe("GET, HEAD");
+  });
+});
+
 describe("request ids and logging", () => {
   test("every response carries x-request-id: a valid incoming one is kept", async () => {
     const { app } = setup(echo());

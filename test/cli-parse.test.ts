@@ -21,6 +21,8 @@ import {
   parseOrigins,
   parsePositiveInteger,
   parseSeconds,
+  parseWebhookAllowedHosts,
+  WEBHOOK_SECRET_ONLY_WARNING,
   SHORT_TOKEN_WARNING,
 } from "../src/flags";
 import { defaultMaxConcurrentTurns } from "../src/config";
@@ -167,6 +169,7 @@ describe("buildConfig", () => {
       allowedHosts: [],
       maxConcurrentTurns: 81,
       turnTimeoutMs: undefined,
+      stallTimeoutMs: 600_000,
       workspaceRoot: undefined,
       shutdownTimeoutMs: 30_000,
       idleTimeoutSeconds: 10,
@@ -180,6 +183,9 @@ describe("buildConfig", () => {
       appServers: 1,
       approvalPolicy: "never",
       approvalTimeoutMs: 300_000,
+      webhookUrl: undefined,
+      webhookSecret: undefined,
+      webhookAllowedHosts: [],
     });
   });
 
@@ -346,11 +352,12 @@ describe("auth token", () => {
 });
 
 describe("banner", () => {
-  const exec = { engine: "exec", appServers: 1, approvalPolicy: "never", allowedHosts: [] as string[] } as const;
+  const LOGGED_IN = { state: "ok", detail: "an API key is set (OPENAI_API_KEY)" } as const;
+  const exec = { engine: "exec", appServers: 1, approvalPolicy: "never", allowedHosts: [] as string[], webhookUrl: undefined, webhookAllowedHosts: [] as string[] } as const;
   const local = { host: "::1", authToken: undefined, webConsole: true, ...exec };
 
   test("boxes the address, the endpoints, the mode and auth", () => {
-    const text = banner("http://[::1]:8081", "codex-cli 0.163.0", { ...local, bypassApprovalsAndSandbox: false });
+    const text = banner("http://[::1]:8081", "codex-cli 0.163.0", { ...local, bypassApprovalsAndSandbox: false }, LOGGED_IN);
     const lines = text.split("\n");
     expect(lines[0]).toMatch(/^╭─+╮$/);
     expect(lines.at(-1)).toMatch(/^╰─+╯$/);
@@ -376,7 +383,7 @@ describe("banner", () => {
   });
 
   test("says when approvals and sandbox are bypassed, and when a token is required", () => {
-    const text = banner("http://0.0.0.0:8081", "codex-cli 0.163.0", { host: "0.0.0.0", authToken: "t", bypassApprovalsAndSandbox: true, webConsole: false, ...exec });
+    const text = banner("http://0.0.0.0:8081", "codex-cli 0.163.0", { host: "0.0.0.0", authToken: "t", bypassApprovalsAndSandbox: true, webConsole: false, ...exec }, LOGGED_IN);
     expect(text).not.toContain("web console");
     expect(text).toContain("Mode: bypass ON (sandbox danger-full-access, approvals never)");
     expect(text).toContain("Auth: bearer token required");
@@ -384,16 +391,46 @@ describe("banner", () => {
   });
 
   test("warns loudly when anyone who reaches the port can run commands", () => {
-    const text = banner("http://0.0.0.0:8081", "codex-cli 0.163.0", { host: "0.0.0.0", authToken: undefined, bypassApprovalsAndSandbox: true, webConsole: true, ...exec });
+    const text = banner("http://0.0.0.0:8081", "codex-cli 0.163.0", { host: "0.0.0.0", authToken: undefined, bypassApprovalsAndSandbox: true, webConsole: true, ...exec }, LOGGED_IN);
     expect(text).toContain(EXPOSED_WARNING);
   });
 
   test("names the app-server engine, its processes and the approval policy", () => {
     const config = { ...local, bypassApprovalsAndSandbox: false, engine: "app-server", appServers: 2, approvalPolicy: "on-request" } as const;
-    const text = banner("http://[::1]:8081", "codex-cli 0.163.0", config);
+    const text = banner("http://[::1]:8081", "codex-cli 0.163.0", config, LOGGED_IN);
     expect(text).toContain("Engine: app-server (2 codex app-server processes)");
     expect(text).toContain("Mode: bypass OFF (codex's own sandbox, approvals on-request: answer with user_confirm)");
-    expect(banner("http://[::1]:8081", "codex-cli 0.163.0", { ...config, appServers: 1 })).toContain("Engine: app-server (1 codex app-server process)");
+    expect(banner("http://[::1]:8081", "codex-cli 0.163.0", { ...config, appServers: 1 }, LOGGED_IN)).toContain("Engine: app-server (1 codex app-server process)");
+  });
+
+  test("says whether codex can authenticate; when it cannot, last, as a warning with what to do", () => {
+    const lines = (login: Parameters<typeof banner>[3]) =>
+      banner("http://[::1]:8081", "codex-cli 0.163.0", { ...local, bypassApprovalsAndSandbox: false }, login)
+        .split("\n")
+        .map((line) => line.replace(/^│ {2}| +│$/g, ""));
+    expect(lines(LOGGED_IN).slice(-3)).toEqual(["Hosts: loopback addresses, localhost", "Codex login: ok", expect.stringMatching(/^╰─+╯$/)]);
+    expect(lines({ state: "unknown", detail: "`codex login status` did not answer within 3 s" }).at(-2)).toBe("Codex login: unknown (see the log)");
+    const detail = "codex is not logged in (CODEX_HOME /srv/.codex) and no API key is set: run `codex login` with that CODEX_HOME, or set OPENAI_API_KEY";
+    expect(lines({ state: "missing", detail }).slice(-4)).toEqual([
+      "Hosts: loopback addresses, localhost",
+      "",
+      `WARNING: codex cannot authenticate: ${detail}`,
+      expect.stringMatching(/^╰─+╯$/),
+    ]);
+  });
+
+  test.each([
+    ["https://hooks.example.com/codex?token=t", [], "Webhooks: to hooks.example.com"],
+    ["http://127.0.0.1:9000/h", ["127.0.0.1", ".corp.example"], "Webhooks: to 127.0.0.1:9000, and a request's webhook_url on 127.0.0.1, .corp.example"],
+    [undefined, ["hooks.example.com"], "Webhooks: a request's webhook_url on hooks.example.com"],
+  ] as Array<[string | undefined, string[], string]>)("webhooks to %p, allowed hosts %p: %p, never the URL's path or query", (webhookUrl, webhookAllowedHosts, line) => {
+    const text = banner("http://x:1", "codex-cli 0.163.0", { ...local, webhookUrl, webhookAllowedHosts, bypassApprovalsAndSandbox: false }, LOGGED_IN);
+    expect(text).toContain(`│  ${line} `);
+    expect(text).not.toContain("token");
+  });
+
+  test("no webhooks, no line", () => {
+    expect(banner("http://x:1", "codex-cli 0.163.0", { ...local, bypassApprovalsAndSandbox: false }, LOGGED_IN)).not.toContain("Webhooks");
   });
 
   test.each([
@@ -402,7 +439,7 @@ describe("banner", () => {
     ["0.0.0.0", [], "Browsers: by IP address or localhost (names: --allowed-hosts)"],
     ["::", ["codex.example.com", ".corp.example"], "Browsers: by IP address or localhost, or as codex.example.com, .corp.example"],
   ] as Array<[string, string[], string]>)("bound to %p with allowed hosts %p, it says %p", (host, allowedHosts, line) => {
-    const text = banner("http://x:1", "codex-cli 0.163.0", { ...local, host, allowedHosts, bypassApprovalsAndSandbox: false });
+    const text = banner("http://x:1", "codex-cli 0.163.0", { ...local, host, allowedHosts, bypassApprovalsAndSandbox: false }, LOGGED_IN);
     expect(text).toContain(`│  ${line} `);
   });
 });
@@ -501,6 +538,22 @@ describe("limits and access flags", () => {
     expect(() => parseSeconds("turn-timeout", text)).toThrow(ConfigError);
   });
 
+  test.each([
+    [[], 600_000],
+    [["--stall-timeout", "90"], 90_000],
+    [["--stall-timeout", "2.5"], 2_500],
+    [["--stall-timeout", "0"], undefined],
+    [["--stall-timeout=0.0"], undefined],
+  ] as Array<[string[], number | undefined]>)("%p -> stall timeout %p ms", (argv, ms) => {
+    expect(buildConfig(parseArgs(argv, args), {}, "/srv", 1024 ** 3).config.stallTimeoutMs).toBe(ms);
+  });
+
+  test.each(["-1", "soon", "1e3"])("--stall-timeout %p is refused", (text) => {
+    expect(() => buildConfig(parseArgs(["--stall-timeout", text], args), {}, "/srv", 1024 ** 3)).toThrow(
+      new ConfigError(`invalid value "${text}" for --stall-timeout: expected a positive number of seconds`),
+    );
+  });
+
   test("parseOrigins keeps exact origins", () => {
     expect(parseOrigins("https://app.example.com, http://localhost:3000/,HTTP://UPPER.example")).toEqual([
       "https://app.example.com",
@@ -584,4 +637,69 @@ describe("engine and approval flags", () => {
       expect(() => build(argv)).toThrow(new ConfigError(message));
     });
   }
+});
+
+describe("webhook flags", () => {
+  const SECRET = `whsec_${Buffer.alloc(32, 7).toString("base64")}`;
+  const build = (argv: string[], env: Record<string, string> = {}) => buildConfig(parseArgs(argv, args), env, "/srv", 1024 ** 3);
+  const webhooks = (result: ReturnType<typeof build>) => {
+    const { webhookUrl, webhookSecret, webhookAllowedHosts } = result.config;
+    return { webhookUrl, webhookSecret, webhookAllowedHosts, warnings: result.warnings };
+  };
+
+  test.each([
+    ["flags", ["--webhook-url", "https://hooks.example.com/codex?t=1", "--webhook-secret", SECRET, "--webhook-allowed-hosts", "127.0.0.1,.corp.example"], {}],
+    [
+      "the environment",
+      [],
+      { CODEX_SERVER_WEBHOOK_URL: "https://hooks.example.com/codex?t=1", CODEX_SERVER_WEBHOOK_SECRET: SECRET, CODEX_SERVER_WEBHOOK_ALLOWED_HOSTS: "127.0.0.1, .corp.example" },
+    ],
+  ] as Array<[string, string[], Record<string, string>]>)("from %s", (_, argv, env) => {
+    expect(webhooks(build(argv, env))).toEqual({
+      webhookUrl: "https://hooks.example.com/codex?t=1",
+      webhookSecret: SECRET,
+      webhookAllowedHosts: ["127.0.0.1", ".corp.example"],
+      warnings: [],
+    });
+  });
+
+  test("neither the secret nor the URL reaches codex's environment", () => {
+    const { config } = build([], { CODEX_SERVER_WEBHOOK_URL: "https://h.example/x", CODEX_SERVER_WEBHOOK_SECRET: SECRET, CODEX_SERVER_WEBHOOK_ALLOWED_HOSTS: "h.example", PATH: "/bin" });
+    expect(config.codexEnv).toEqual({ CODEX_SERVER_WEBHOOK_ALLOWED_HOSTS: "h.example", PATH: "/bin" });
+  });
+
+  test("flags win over the environment; an empty value counts as unset", () => {
+    const env = { CODEX_SERVER_WEBHOOK_URL: "https://env.example/x", CODEX_SERVER_WEBHOOK_SECRET: SECRET };
+    expect(build(["--webhook-url", "https://flag.example/y"], env).config.webhookUrl).toBe("https://flag.example/y");
+    expect(webhooks(build(["--webhook-url="], env))).toMatchObject({ webhookUrl: undefined, warnings: [WEBHOOK_SECRET_ONLY_WARNING] });
+  });
+
+  test("a secret alone: a warning, since no webhook is sent", () => {
+    expect(build(["--webhook-secret", SECRET]).warnings).toEqual([WEBHOOK_SECRET_ONLY_WARNING]);
+  });
+
+  const NEEDS_SECRET = 'needs a secret to sign the webhooks: set CODEX_SERVER_WEBHOOK_SECRET (or --webhook-secret), e.g. from `echo "whsec_$(openssl rand -base64 32)"`';
+  test.each([
+    [["--webhook-url", "https://h.example/x"], {}, `--webhook-url ${NEEDS_SECRET}`],
+    [[], { CODEX_SERVER_WEBHOOK_URL: "https://h.example/x" }, `CODEX_SERVER_WEBHOOK_URL ${NEEDS_SECRET}`],
+    [["--webhook-allowed-hosts", "h.example"], {}, `--webhook-allowed-hosts ${NEEDS_SECRET}`],
+    [["--webhook-url", "ftp://h.example/x?token=abc", "--webhook-secret", SECRET], {}, "invalid value for --webhook-url: expected an http:// or https:// URL, e.g. https://hooks.example.com/codex"],
+    [["--webhook-url", "hooks.example.com", "--webhook-secret", SECRET], {}, "invalid value for --webhook-url: expected an http:// or https:// URL, e.g. https://hooks.example.com/codex"],
+    [["--webhook-secret", "s3cret-not-whsec"], {}, '--webhook-secret must start with whsec_, e.g. from `echo "whsec_$(openssl rand -base64 32)"`'],
+    [[], { CODEX_SERVER_WEBHOOK_SECRET: "whsec_c2hvcnQ=" }, 'CODEX_SERVER_WEBHOOK_SECRET must hold 24 to 64 bytes of key, not 5, e.g. from `echo "whsec_$(openssl rand -base64 32)"`'],
+    [["--webhook-allowed-hosts", ".com", "--webhook-secret", SECRET], {}, 'invalid host ".com" for --webhook-allowed-hosts: anyone can register a name under com; list a domain you control, e.g. .example.com'],
+    [["--webhook-allowed-hosts", "http://h.example", "--webhook-secret", SECRET], {}, 'invalid host "http://h.example" for --webhook-allowed-hosts: expected a host name, e.g. codex.example.com, or .example.com for it and every name under it'],
+  ] as Array<[string[], Record<string, string>, string]>)("%p %p is refused: %s", (argv, env, message) => {
+    expect(() => build(argv, env)).toThrow(new ConfigError(message));
+  });
+
+  test.each([
+    ["127.0.0.1", ["127.0.0.1"]],
+    ["[::1], ::1", ["::1", "::1"]],
+    ["0:0:0:0:0:0:0:1", ["::1"]],
+    ["Hooks.Example.com,.corp.example", ["hooks.example.com", ".corp.example"]],
+    ["", []],
+  ])("parseWebhookAllowedHosts %p -> %p", (text, hosts) => {
+    expect(parseWebhookAllowedHosts(text)).toEqual(hosts);
+  });
 });

@@ -122,6 +122,7 @@ describe("a running server", () => {
         "Endpoints:",
         "  GET    /                   web console",
         "  GET    /health             health check",
+        "  GET    /ready              readiness: codex can authenticate",
         "  POST   /messages           run a Codex turn, streamed as SSE",
         "  GET    /runs               running and recent turns",
         "  GET    /runs/{id}          one turn",
@@ -139,6 +140,7 @@ describe("a running server", () => {
         "Mode: bypass ON (sandbox danger-full-access, approvals never)",
         "Auth: none",
         "Hosts: loopback addresses, localhost",
+        "Codex login: ok",
         banner.at(-1) as string,
       ]);
 
@@ -154,6 +156,38 @@ describe("a running server", () => {
       expect(lines[0]).toMatch(/^\S+Z INFO {2}GET \/health status=200 duration_ms=[\d.]+ request_id=health-1$/);
       expect(lines[1]).toMatch(/^\S+Z INFO {2}POST \/messages status=200 duration_ms=[\d.]+ request_id=cli-turn-1$/);
       expect(lines[2]).toMatch(/^\S+Z INFO {2}turn finished request_id=cli-turn-1 thread_id=[0-9a-f-]{36} status=completed duration_ms=\d+$/);
+    } finally {
+      expect(await cli.stop()).toBe(0);
+    }
+  });
+
+  test("an empty CODEX_HOME and no API key: the banner and one log line say codex cannot authenticate and what to do; /ready answers 503", async () => {
+    const home = mkdtempSync(join(scripted.scratch, "empty-home-"));
+    const cli = await startCli(["-a", "127.0.0.1:0"], { CODEX_HOME: home, OPENAI_API_KEY: undefined, CODEX_API_KEY: undefined });
+    try {
+      const advice = `codex is not logged in (CODEX_HOME ${home}) and no API key is set: run \`codex login\` with that CODEX_HOME, or set OPENAI_API_KEY`;
+      const banner = cli.stdout().trimEnd().split("\n").map((line) => line.replace(/^│ {2}| +│$/g, ""));
+      expect(banner.slice(-3, -1)).toEqual(["", `WARNING: codex cannot authenticate: ${advice}`]);
+      expect(banner).not.toContain("Codex login: ok");
+      await waitFor("the warning", () => cli.stderr().includes("WARN"));
+      expect(cli.stderr()).toMatch(new RegExp(`^\\S+Z WARN {2}codex cannot authenticate: ${advice.replace(/[()`]/g, "\\$&")}\n$`));
+      const ready = await fetch(`${cli.url}/ready`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toEqual({ status: "not_ready", codex_login: "missing" });
+      // It serves all the same; /health stays as it is.
+      expect((await fetch(`${cli.url}/health`)).status).toBe(200);
+    } finally {
+      expect(await cli.stop()).toBe(0);
+    }
+  });
+
+  test("the scripted model's provider without its key variable: the warning names the variable", async () => {
+    const cli = await startCli(["-a", "127.0.0.1:0"], { ...scripted.home.env, MOCK_API_KEY: undefined, OPENAI_API_KEY: undefined, CODEX_API_KEY: undefined });
+    try {
+      const warning = `codex cannot authenticate: model provider "mock" takes its key from MOCK_API_KEY, which is not set in the server's environment: set it`;
+      expect(cli.stdout()).toContain(`WARNING: ${warning}`);
+      await waitFor("the warning", () => cli.stderr().includes(warning));
+      expect((await fetch(`${cli.url}/ready`)).status).toBe(503);
     } finally {
       expect(await cli.stop()).toBe(0);
     }

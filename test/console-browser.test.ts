@@ -216,7 +216,7 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
     const failures = page.locator(".turn .item.error");
     expect(await failures.locator(".label").allTextContents()).toEqual(["Error", "Turn failed"]);
     expect(await failures.last().textContent()).toContain("401 Unauthorized: Incorrect API key provided.");
-    expect(await page.locator("footer.done .done-error").textContent()).toStartWith("unexpected status 401 Unauthorized");
+    expect(await page.locator("footer.done .done-error").textContent()).toStartWith("the model provider refused codex's credentials (401): run `codex login`");
     await closeConsole();
   });
 

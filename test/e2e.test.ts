@@ -221,19 +221,39 @@ for (const engine of ENGINES) describe(`${engine} engine`, () => {
   });
 
   describe("authentication errors reach the client", () => {
-    test("a rejected API key: done status failed, with the model's 401", async () => {
+    test("a rejected API key: done status failed, saying the credentials were refused and what to do, then the model's 401", async () => {
       const { frames } = await readSse(await server.send({ type: "user_message", message: "unauthorized" }));
       expect(frames.map((f) => f.event).slice(-3)).toEqual(["error", "turn.failed", "done"]);
-      expect(json(frames.at(-1)).status).toBe("failed");
-      expect(json(frames.at(-1)).error).toStartWith("unexpected status 401 Unauthorized: Incorrect API key provided.");
+      const failed = json(frames.at(-2)).error.message;
+      expect(failed).toStartWith("unexpected status 401 Unauthorized: Incorrect API key provided.");
+      expect(json(frames.at(-1))).toMatchObject({
+        status: "failed",
+        error: `the model provider refused codex's credentials (401): run \`codex login\` with the server's CODEX_HOME, or set OPENAI_API_KEY; codex said: ${failed}`,
+      });
     });
 
-    test("no API key in codex's environment: done status failed, naming the variable", async () => {
+    test("with the provider's key set, /ready says ready", async () => {
+      const res = await fetch(`${server.url}/ready`);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ status: "ready", codex_login: "ok" });
+    });
+
+    test("no API key in codex's environment: done status failed, naming the variable; /ready says codex cannot authenticate", async () => {
       const keyless = startTestServer({ engine }, { apiKey: false });
       try {
         const { frames } = await readSse(await keyless.send({ type: "user_message", message: "say hi" }));
-        expect(json(frames.at(-1))).toMatchObject({ status: "failed", error: "Missing environment variable: `MOCK_API_KEY`." });
+        expect(json(frames.at(-2)).error.message).toBe("Missing environment variable: `MOCK_API_KEY`.");
+        expect(json(frames.at(-1))).toMatchObject({
+          status: "failed",
+          error: "codex has no credentials for its model provider: set the variable in the server's environment; codex said: Missing environment variable: `MOCK_API_KEY`.",
+        });
         expect(keyless.model.requests).toHaveLength(0);
+        const ready = await fetch(`${keyless.url}/ready`);
+        expect(ready.status).toBe(503);
+        expect(await ready.json()).toEqual({ status: "not_ready", codex_login: "missing" });
+        expect(keyless.logs.filter((line) => line.includes("cannot authenticate"))).toEqual([
+          expect.stringMatching(/ WARN {2}codex cannot authenticate: model provider "mock" takes its key from MOCK_API_KEY, which is not set in the server's environment: set it\n$/),
+        ]);
       } finally {
         await keyless.close();
       }

@@ -7,6 +7,7 @@ import {
   doneSchema,
   errorSchema,
   healthSchema,
+  readySchema,
   runListSchema,
   runQueuedEventSchema,
   runSummarySchema,
@@ -29,7 +30,7 @@ describe("GET /openapi.json", () => {
     type Variant = { properties: Record<string, unknown> & { type: { const: string } } };
     const doc = (await res.json()) as { openapi: string; paths: Record<string, unknown>; components: { schemas: { MessageRequest: { oneOf: Variant[] } } } };
     expect(doc.openapi).toBe("3.1.0");
-    expect(Object.keys(doc.paths)).toEqual(["/", "/health", "/messages", "/runs", "/runs/{id}", "/runs/{id}/events", "/openapi.json"]);
+    expect(Object.keys(doc.paths)).toEqual(["/", "/health", "/ready", "/messages", "/runs", "/runs/{id}", "/runs/{id}/events", "/openapi.json"]);
     const variants = doc.components.schemas.MessageRequest.oneOf;
     expect(variants.map((variant) => variant.properties.type.const)).toEqual([
       "user_message",
@@ -38,23 +39,23 @@ describe("GET /openapi.json", () => {
       "user_confirm",
     ]);
     expect(Object.keys(variants[0]?.properties ?? {})).toEqual([
-      "type", "message", "work_dir", "id", "thread_id", "model", "reasoning_effort", "sandbox", "output_schema", "images", "on_busy",
+      "type", "message", "work_dir", "id", "thread_id", "model", "reasoning_effort", "sandbox", "output_schema", "images", "on_busy", "webhook_url",
     ]);
   });
 });
 
 /** Metrics whose gauges all read 0. */
-const idleMetrics = () => createMetrics({ activeTurns: () => 0, queuedTurns: () => 0, activeCodexProcesses: () => 0, retainedRuns: () => 0, retainedRunBytes: () => 0 });
+const idleMetrics = () => createMetrics({ activeTurns: () => 0, queuedTurns: () => 0, activeCodexProcesses: () => 0, retainedRuns: () => 0, retainedRunBytes: () => 0, pendingWebhookDeliveries: () => 0 });
 
 test("/ only with the console on, /metrics only where there are metrics", async () => {
   const metrics = idleMetrics();
   const paths = async (app: ReturnType<typeof setup>["app"]) =>
     Object.keys(((await (await app.request("/openapi.json")).json()) as { paths: object }).paths);
   expect(await paths(setup(fakeEngine(() => completedTurn("hi")), {}, 1, { metrics }).app)).toEqual([
-    "/", "/health", "/messages", "/runs", "/runs/{id}", "/runs/{id}/events", "/openapi.json", "/metrics",
+    "/", "/health", "/ready", "/messages", "/runs", "/runs/{id}", "/runs/{id}/events", "/openapi.json", "/metrics",
   ]);
   expect(await paths(setup(fakeEngine(() => completedTurn("hi")), { webConsole: false }, 1, { metrics }).app)).toEqual([
-    "/health", "/messages", "/runs", "/runs/{id}", "/runs/{id}/events", "/openapi.json", "/metrics",
+    "/health", "/ready", "/messages", "/runs", "/runs/{id}", "/runs/{id}/events", "/openapi.json", "/metrics",
   ]);
 });
 
@@ -72,11 +73,19 @@ test("validates as OpenAPI 3.1 with a maintained validator, which does reject a 
   expect(((await validate(broken as never)) as { valid: boolean }).valid).toBe(false);
 });
 
+test("describes the webhooks the server sends, their signature headers and payloads", () => {
+  const { webhooks, components } = openApiDocument({ webConsole: false, metrics: false, threads: false });
+  expect(Object.keys(webhooks)).toEqual(["run.done", "approval.requested"]);
+  expect(webhooks["run.done"].post.parameters.map((header) => header.name)).toEqual(["webhook-id", "webhook-timestamp", "webhook-signature"]);
+  expect(webhooks["run.done"].post.requestBody.content["application/json"].schema.$ref).toBe("#/components/schemas/RunDoneWebhook");
+  expect(Object.keys(components.schemas)).toContain("ApprovalRequestedWebhook");
+});
+
 test("/threads and its schemas only where the engine has a thread store", async () => {
   const { app } = setup(fakeEngine(() => completedTurn("hi"), fakeThreadStore([])));
   const doc = (await (await app.request("/openapi.json")).json()) as { paths: object; components: { schemas: object } };
   expect(Object.keys(doc.paths)).toEqual([
-    "/", "/health", "/messages", "/runs", "/runs/{id}", "/runs/{id}/events", "/openapi.json", "/threads", "/threads/{id}", "/threads/{id}/fork",
+    "/", "/health", "/ready", "/messages", "/runs", "/runs/{id}", "/runs/{id}/events", "/openapi.json", "/threads", "/threads/{id}", "/threads/{id}/fork",
   ]);
   expect(Object.keys(doc.components.schemas).filter((name) => name.startsWith("Thread"))).toEqual([
     "ThreadSummary", "ThreadList", "ThreadDetail", "ThreadRename", "ThreadFork", "ThreadArchived", "ThreadForked",
@@ -101,6 +110,7 @@ describe("what the server answers matches the document, field for field", () => 
   test("health, a run's done, its summary, the run list, cancel and errors", async () => {
     const { app, post, runs } = setup(fakeEngine(() => completedTurn("hi")));
     expect(healthSchema.strict().parse(await (await app.request("/health")).json())).toEqual({ status: "ok" });
+    expect(readySchema.strict().parse(await (await app.request("/ready")).json())).toEqual({ status: "ready", codex_login: "unknown" });
 
     const frames = parseSse(await (await post({ type: "user_message", message: "hi", id: "doc-1" })).text()).frames;
     doneSchema.strict().parse(JSON.parse(frames.at(-1)?.data ?? "{}"));

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import type { Engine, EngineEvent, ThreadEvent } from "../src/engine/types";
+import type { Engine, EngineEvent, ThreadEvent, TurnRequest } from "../src/engine/types";
 import { createLogger } from "../src/log";
 import { EventLog, type RunEvent } from "../src/runs/event-log";
 import { type RegistryOptions, RunIdInUseError, RunLimitError, RunRegistry, RunsClosedError, ThreadBusyError } from "../src/runs/registry";
@@ -439,5 +439,85 @@ describe("RunRegistry", () => {
   test("a turn past the turn timeout ends with status timeout", async () => {
     const run = registry(fakeEngine(hangingTurn), { turnTimeoutMs: 30 }).start("slow", turn);
     expect(doneOf(await all(run))).toMatchObject({ status: "timeout", error: "turn timeout" });
+  });
+});
+
+describe("the stall watchdog (stallTimeoutMs)", () => {
+  /** Yields `count` events, each after `gapMs`, then completes; once stopped, it ends as the SDK does, by throwing. */
+  const steadyTurn = (count: number, gapMs: number) =>
+    async function* (request: TurnRequest): AsyncGenerator<ThreadEvent> {
+      yield { type: "thread.started", thread_id: "t" };
+      for (let i = 0; i < count; i++) {
+        await Bun.sleep(gapMs);
+        if (request.signal.aborted) throw new Error("The operation was aborted.");
+        yield { type: "item.completed", item: { id: `item_${i}`, type: "reasoning", text: "..." } };
+      }
+      yield* completedTurn("steady", "t");
+    };
+
+  test("a turn whose engine goes silent ends with status timeout, saying it stalled, and the engine is stopped", async () => {
+    const engine = fakeEngine(hangingTurn);
+    const run = registry(engine, { stallTimeoutMs: 50 }).start("stalled", turn);
+    expect(doneOf(await all(run))).toMatchObject({
+      status: "timeout",
+      thread_id: "thread-hang",
+      error: "turn stalled: codex sent no event for 0.05 s (--stall-timeout)",
+    });
+    expect(engine.calls[0]?.signal.aborted).toBe(true);
+  });
+
+  test("each event restarts it: a turn that keeps talking runs longer than the stall timeout", async () => {
+    const run = registry(fakeEngine(steadyTurn(8, 20)), { stallTimeoutMs: 100 }).start("steady", turn);
+    expect(doneOf(await all(run))).toMatchObject({ status: "completed", final_response: "steady" });
+  });
+
+  test("an approval waiting for a client is not a stall; once it is resolved the watchdog runs again", async () => {
+    let resolve!: () => void;
+    const answered = new Promise<void>((done) => (resolve = done));
+    const engine = fakeEngine(async function* (request) {
+      yield { type: "thread.started", thread_id: "t" } satisfies ThreadEvent;
+      yield { type: "approval.requested", approval_id: "a1", kind: "command_execution", command: "ls" } satisfies EngineEvent;
+      await answered;
+      yield { type: "approval.resolved", approval_id: "a1", decision: "approve", by: "client" } satisfies EngineEvent;
+      await new Promise((stopped) => request.signal.addEventListener("abort", stopped, { once: true }));
+      throw new Error("The operation was aborted.");
+    });
+    const run = registry(engine, { stallTimeoutMs: 50 }).start("asking", turn);
+    const watching = all(run);
+    await waitFor("the approval", () => run.summary().status === "running" && engine.calls.length === 1);
+    // Not synchronising: three stall timeouts pass with the approval pending, and nothing happens.
+    await Bun.sleep(150);
+    expect(run.running).toBe(true);
+    resolve();
+    expect(doneOf(await watching)).toMatchObject({ status: "timeout", error: "turn stalled: codex sent no event for 0.05 s (--stall-timeout)" });
+  });
+
+  test("a reader that holds the turn up (backpressure) is not a stall of codex", async () => {
+    const run = registry(fakeEngine(steadyTurn(4, 0)), { stallTimeoutMs: 50, maxEvents: 2 }).start("held-up", turn);
+    const reader = run.watch(0, forever());
+    expect((await reader.next()).value?.event).toBe("thread.started");
+    // Not synchronising: the log is full and the turn waits for this reader, three stall timeouts long.
+    await Bun.sleep(150);
+    const rest = await collect(reader);
+    expect(doneOf(rest)).toMatchObject({ status: "completed", final_response: "steady" });
+  });
+
+  test("a waiting turn is not watched until it runs", async () => {
+    let calls = 0;
+    const runs = registry(fakeEngine((request) => (++calls === 1 ? steadyTurn(20, 15)(request) : completedTurn("second", "t"))), { stallTimeoutMs: 150 });
+    const first = runs.start("q1", { ...turn, threadId: "t" });
+    const second = runs.start("q2", { ...turn, threadId: "t" }, { enqueue: true });
+    // The second turn waits for the first, twice the stall timeout, then runs and completes.
+    expect(doneOf(await all(first)).status).toBe("completed");
+    expect(doneOf(await all(second))).toMatchObject({ status: "completed", final_response: "second" });
+  });
+
+  test("the first stop's reason and error win", async () => {
+    const run = registry(fakeEngine(hangingTurn), { stallTimeoutMs: 10_000 }).start("both", turn);
+    const watching = all(run);
+    await waitFor("thread.started", () => run.threadId === "thread-hang");
+    run.stop("cancelled");
+    run.stop("timeout", "something else");
+    expect(doneOf(await watching)).toMatchObject({ status: "cancelled", error: "turn cancelled" });
   });
 });

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { ENGINES } from "../src/config";
 import { endMarkedProcesses, findMarkedProcesses } from "../src/engine/turn-processes";
 import { startCli } from "./fixtures/cli-process";
-import { appServersUnder, isAlive } from "./fixtures/processes";
+import { appServersUnder, isAlive, turnProcessesUnder } from "./fixtures/processes";
 import { readSse, sseReader } from "./fixtures/sse";
 import { agentTexts, doneOf, postMessage, useScriptedCodex } from "./fixtures/turns";
 import { type TestServer, startTestServer } from "./fixtures/test-server";
@@ -199,6 +199,40 @@ for (const engine of ENGINES) {
       expect(agentTexts(frames)).toEqual(["ran: started"]);
       const pid = Number(readFileSync(pidFile, "utf8"));
       await waitFor(`${command} (pid ${pid}) to be ended`, () => !isAlive(pid), 3_000);
+    });
+  });
+}
+
+for (const engine of ENGINES) {
+  describe(`--stall-timeout, ${engine} engine`, () => {
+    let server: TestServer;
+
+    beforeAll(() => {
+      server = startTestServer({ engine, stallTimeoutMs: 1_500 });
+    });
+    afterAll(async () => {
+      await server.close();
+    });
+
+    const STALLED = "turn stalled: codex sent no event for 1.5 s (--stall-timeout)";
+
+    test("the model silent longer than it: done says timeout, it stalled, and no codex of the turn is left", async () => {
+      const abandoned = server.model.abandoned;
+      const { frames } = await readSse(await postMessage(server.url, { type: "user_message", message: "sleep 60000 never", id: `stall-model-${engine}` }));
+      expect(frames.at(-2)?.event).toBe("turn.started");
+      expect(doneOf(frames)).toMatchObject({ status: "timeout", error: STALLED, final_response: null });
+      expect(turnProcessesUnder(process.pid)).toEqual([]);
+      // codex dropped its request to the model: nothing of the turn goes on.
+      await waitFor("codex to drop the model request", () => server.model.abandoned > abandoned);
+    });
+
+    test("a command silent longer than it: done says timeout, and the command is gone by then", async () => {
+      const command = uniqueSleep();
+      const { frames } = await readSse(await postMessage(server.url, { type: "user_message", message: `sh ${command}; echo x`, id: `stall-command-${engine}` }));
+      // app-server reports the interrupted command's item before the turn ends; exec does not.
+      expect(frames.some((frame) => frame.event === "item.started")).toBe(true);
+      expect(doneOf(frames)).toMatchObject({ status: "timeout", error: STALLED });
+      expect(processesRunning(command)).toEqual([]);
     });
   });
 }

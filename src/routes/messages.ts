@@ -4,6 +4,7 @@ import { bodyLimit } from "hono/body-limit";
 import type { AppDeps, AppEnv } from "../app-types";
 import { ApiError } from "../errors";
 import { exceedsJsonDepth } from "../json-depth";
+import { hostIsListed } from "../middleware/access";
 import { QueueFullError, RunIdInUseError, RunLimitError, RunsClosedError, ThreadBusyError, ThreadHeldError } from "../runs/registry";
 import type { Run, TurnInput } from "../runs/run";
 import { describeIssues, messageRequestSchema, type userMessageSchema } from "../schemas";
@@ -82,6 +83,7 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
       }
       return real;
     });
+    if (body.webhook_url !== undefined) checkWebhookUrl(body.webhook_url);
     if (body.thread_id !== undefined && runs.threadExists(body.thread_id) === false) {
       throw new ApiError(404, "thread_not_found", `No codex thread ${body.thread_id} is stored here.`);
     }
@@ -96,7 +98,19 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
         ...(body.output_schema && { outputSchema: body.output_schema }),
         ...(images && { images }),
       },
+      ...(body.webhook_url && { webhookUrl: body.webhook_url }),
     };
+  }
+
+  /** A request's webhook_url may name only a host the operator listed: the server would POST wherever it says (SSRF). */
+  function checkWebhookUrl(text: string): void {
+    if (config.webhookAllowedHosts.length === 0) {
+      throw new ApiError(422, "invalid_request", "webhook_url: this server takes none; its operator can allow hosts with --webhook-allowed-hosts.");
+    }
+    const host = new URL(text).hostname.replace(/^\[(.*)\]$/, "$1").replace(/\.$/, "");
+    if (!hostIsListed(host, config.webhookAllowedHosts)) {
+      throw new ApiError(422, "invalid_request", `webhook_url: ${host} is not a host that --webhook-allowed-hosts lists.`);
+    }
   }
 
   /**

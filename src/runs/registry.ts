@@ -107,6 +107,11 @@ export class RunRegistry {
     return this.finishedBytes;
   }
 
+  /** Whether new turns are refused (`close`): the server is shutting down. */
+  get closing(): boolean {
+    return this.closed;
+  }
+
   /** Turns waiting for their thread. */
   get queued(): number {
     let count = 0;
@@ -204,7 +209,7 @@ export class RunRegistry {
 
   /** A waiting turn (`queuePosition`) or one about to run, listed from now on, kept for the retention once it has finished. */
   private create(id: string, turn: TurnInput, queuePosition?: number): Run {
-    const { reattachGraceMs, maxEvents, maxBytes, ...retention } = { ...RUN_DEFAULTS, ...this.options };
+    const { reattachGraceMs, maxEvents, maxBytes, stallTimeoutMs, ...retention } = { ...RUN_DEFAULTS, ...this.options };
     // A finished run under the same id is replaced: it can no longer be reached.
     const replaced = this.runs.get(id);
     if (replaced) this.forget(replaced);
@@ -214,7 +219,9 @@ export class RunRegistry {
       maxBytes,
       now: this.options.now ?? (() => performance.now()),
       ...(this.options.observer && { observer: this.options.observer }),
+      ...(this.options.notifier && { notifier: this.options.notifier }),
       ...(queuePosition !== undefined && { queuePosition }),
+      ...(stallTimeoutMs !== undefined && { stallTimeoutMs }),
     });
     this.runs.set(id, run);
     void run.finished.then(() => {

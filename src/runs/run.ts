@@ -1,4 +1,5 @@
-import { type ApprovalDecision, type Engine, EngineBusyError, type TurnOptions } from "../engine/types";
+import { describeTurnFailure } from "../engine/codex-auth";
+import { type ApprovalDecision, type ApprovalRequestedEvent, type Engine, EngineBusyError, type TurnOptions } from "../engine/types";
 import type { Logger } from "../log";
 import type { RunObserver } from "../metrics";
 import type { DoneData, RunQueuedEvent, RunStatus, RunSummary, Usage } from "../schemas";
@@ -15,6 +16,19 @@ export type TurnInput = {
   threadId?: string;
   options?: TurnOptions;
   replaces?: string;
+  /** Where this turn's webhooks go, besides the server's own (`--webhook-url`); already allowed. */
+  webhookUrl?: string;
+};
+
+/**
+ * Told what a run's webhooks announce. Called synchronously from the run: it must return at once
+ * and never throw, so that notifications never slow a turn or its stream.
+ */
+export type RunNotifier = {
+  /** The run has ended, however: its `done` is in its log. */
+  runDone(run: Run, done: DoneData, finishedAt: Date): void;
+  /** codex asks a client before it acts; `user_confirm` can answer it from now on. */
+  approvalRequested(run: Run, event: ApprovalRequestedEvent): void;
 };
 
 export type RunOptions = EventLogLimits & {
@@ -22,9 +36,21 @@ export type RunOptions = EventLogLimits & {
   reattachGraceMs: number;
   now: () => number;
   observer?: RunObserver;
+  notifier?: RunNotifier;
   /** The turn waits for its thread, at this place in the queue (1: next), until `moveInQueue(undefined)`. */
   queuePosition?: number;
+  /**
+   * A running turn from which the engine sends no event for this long is stopped with reason
+   * `timeout` (undefined: never). The time an approval waits for a client does not count: the
+   * approval timeout bounds that wait.
+   */
+  stallTimeoutMs?: number;
 };
+
+/** The `done` error of a turn the stall watchdog stopped. */
+export function stalledError(stallTimeoutMs: number): string {
+  return `turn stalled: codex sent no event for ${stallTimeoutMs / 1000} s (--stall-timeout)`;
+}
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -47,6 +73,9 @@ function finalResponse(text: string | null, structured: boolean): unknown {
 export class Run {
   private readonly controller = new AbortController();
   private stopReason: StopReason | undefined;
+  /** What `done` says about the stop: the first reason's. */
+  private stopError: string | undefined;
+  private stallTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly events: EventLog;
   private watchers = 0;
   private graceTimer: ReturnType<typeof setTimeout> | undefined;
@@ -110,9 +139,15 @@ export class Run {
     this.queueMoved?.();
   }
 
-  /** Ends the turn early (a waiting one without ever starting it); the first reason given is the one `done` reports. */
-  stop(reason: StopReason): void {
-    this.stopReason ??= reason;
+  /**
+   * Ends the turn early (a waiting one without ever starting it); the first reason given, and its
+   * error, are the ones `done` reports.
+   */
+  stop(reason: StopReason, error = `turn ${reason}`): void {
+    if (this.stopReason === undefined) {
+      this.stopReason = reason;
+      this.stopError = error;
+    }
     this.controller.abort();
     this.queueMoved?.();
   }
@@ -137,6 +172,18 @@ export class Run {
     this.graceTimer = setTimeout(() => {
       if (this.watchers === 0) this.stop("cancelled");
     }, this.options.reattachGraceMs);
+  }
+
+  /**
+   * (Re)starts the stall watchdog: called whenever the turn goes back to waiting for the engine.
+   * It is not running while the run itself is busy (appending an event a slow reader holds up) or
+   * while an approval waits for a client.
+   */
+  private watchForStall(): void {
+    const { stallTimeoutMs } = this.options;
+    clearTimeout(this.stallTimer);
+    if (stallTimeoutMs === undefined || this.pendingApprovals.size > 0) return;
+    this.stallTimer = setTimeout(() => this.stop("timeout", stalledError(stallTimeoutMs)), stallTimeoutMs);
   }
 
   summary(): RunSummary {
@@ -185,7 +232,9 @@ export class Run {
       const events = this.controller.signal.aborted
         ? []
         : this.engine.runTurn({ ...this.turn, signal: this.controller.signal });
+      this.watchForStall();
       for await (const event of events) {
+        clearTimeout(this.stallTimer);
         if (first) {
           first = false;
           this.options.observer?.firstEvent((this.options.now() - startedAt) / 1000);
@@ -196,11 +245,16 @@ export class Run {
         else if (event.type === "turn.completed") {
           usage = event.usage;
           result = { status: "completed", error: null };
-        } else if (event.type === "turn.failed") result = { status: "failed", error: event.error.message };
+        } else if (event.type === "turn.failed") result = { status: "failed", error: describeTurnFailure(event.error.message) };
         else if (event.type === "turn.diff") diff = event.diff === "" ? null : event.diff;
-        else if (event.type === "approval.requested") this.pendingApprovals.add(event.approval_id);
+        else if (event.type === "approval.requested") {
+          // Before the append, which a slow reader can hold up: the hook need not wait for it.
+          this.pendingApprovals.add(event.approval_id);
+          this.options.notifier?.approvalRequested(this, event);
+        }
         else if (event.type === "approval.resolved") this.pendingApprovals.delete(event.approval_id);
         await this.events.append({ id: ++sequence, event: event.type, data: JSON.stringify(event) });
+        this.watchForStall();
       }
     } catch (err) {
       if (err instanceof EngineBusyError && sequence === 0 && !this.stopReason) {
@@ -213,9 +267,10 @@ export class Run {
       // codex exits non-zero after reporting turn.failed, so a known result outlives the throw.
       if (!result && !this.stopReason) result = { status: "error", error: messageOf(err) };
     }
+    clearTimeout(this.stallTimer);
     this.admit(this.refusal);
     if (this.stopReason && result?.status !== "completed") {
-      result = { status: this.stopReason, error: `turn ${this.stopReason}` };
+      result = { status: this.stopReason, error: this.stopError ?? `turn ${this.stopReason}` };
     }
     result ??= { status: "error", error: "codex ended without finishing the turn" };
     clearTimeout(this.graceTimer);
@@ -240,5 +295,7 @@ export class Run {
       error: result.error ?? undefined,
     });
     await this.events.end({ id: ++sequence, event: "done", data: JSON.stringify(this.outcome) });
+    // A refused run never existed for clients (they got a 503): nothing to announce.
+    if (!this.refusal) this.options.notifier?.runDone(this, this.outcome, this.finishedAt);
   }
 }
