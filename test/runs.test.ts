@@ -495,7 +495,7 @@ describe("the stall watchdog (stallTimeoutMs)", () => {
   test("a reader that holds the turn up (backpressure) is not a stall of codex", async () => {
     const run = registry(fakeEngine(steadyTurn(4, 0)), { stallTimeoutMs: 50, maxEvents: 2 }).start("held-up", turn);
     const reader = run.watch(0, forever());
-    expect((await reader.next()).value?.event).toBe("thread.started");
+    expect((await reader.next()).value?.[0]?.event).toBe("thread.started");
     // Not synchronising: the log is full and the turn waits for this reader, three stall timeouts long.
     await Bun.sleep(150);
     const rest = await collect(reader);
