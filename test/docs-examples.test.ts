@@ -1,0 +1,198 @@
+/**
+ * Every marked example of README.md and docs/*.md, run against a real server (`bun src/cli.ts`)
+ * and the scripted model: each command's output must be the documented one (see
+ * test/fixtures/doc-examples.ts). A command whose timing matters (a turn that runs while another
+ * request comes) is started by its test in that order; the rest run one after the other.
+ *
+ * `UPDATE_DOC_EXAMPLES=1 bun test test/docs-examples.test.ts` writes the real outputs into the
+ * documents instead.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { startCli } from "./fixtures/cli-process";
+import { createCodexHome } from "./fixtures/codex-home";
+import { DOC_ADDRESS, docFiles, ExampleRun, example, readExamples, REPO, UPDATING } from "./fixtures/doc-examples";
+import { sseReader } from "./fixtures/sse";
+import { postMessage, useScriptedCodex } from "./fixtures/turns";
+
+const scripted = useScriptedCodex();
+const TIMEOUT = 90_000;
+const DEMO = "/tmp/demo-project";
+let demo: string;
+
+let curlHome: string;
+
+beforeAll(() => {
+  demo = join(scripted.scratch, "demo-project");
+  mkdirSync(demo);
+  writeFileSync(join(demo, "README.md"), "# demo\n");
+  // Into a pipe curl would print a progress meter, which it does not print on a terminal.
+  curlHome = join(scripted.scratch, "curl-home");
+  mkdirSync(curlHome);
+  writeFileSync(join(curlHome, ".curlrc"), "no-progress-meter\n");
+});
+
+type Served = { url: string; address: string; env: Record<string, string>; stdout: () => string; stop(): Promise<void> };
+
+/** A server with a CODEX_HOME of its own, so that the thread list holds only this example's threads. */
+async function serve(args: string[] = [], env: Record<string, string> = {}): Promise<Served> {
+  const home = createCodexHome(scripted.model.url);
+  const served = { ...home.env, ...env };
+  const server = await startCli(["--addr", "127.0.0.1:0", ...args], served);
+  return {
+    url: server.url,
+    address: new URL(server.url).host,
+    env: { ...served, CURL_HOME: curlHome },
+    stdout: server.stdout,
+    async stop() {
+      await server.stop();
+      home.remove();
+    },
+  };
+}
+
+function runOf(name: string, served: Served, cwd?: string): ExampleRun {
+  return new ExampleRun(example(name), { address: served.address, env: served.env, paths: { [DEMO]: demo }, ...(cwd && { cwd }) });
+}
+
+/** An example whose commands run one after the other against a server started with `args`. */
+function sequential(name: string, args: string[] = [], env: Record<string, string> = {}) {
+  test(name, async () => {
+    const served = await serve(args, env);
+    try {
+      const run = runOf(name, served);
+      await run.runAll();
+      run.save();
+    } finally {
+      await served.stop();
+    }
+  }, TIMEOUT);
+}
+
+/** Starts a turn from the test and returns once codex has started it, its stream still open. */
+async function startTurn(served: Served, body: Record<string, unknown>) {
+  const reader = sseReader(await postMessage(served.url, { type: "user_message", ...body }));
+  const read = await reader.until((frame) => frame.event === "turn.started");
+  const threadId = JSON.parse(read.frames[0]?.data ?? "{}").thread_id as string;
+  return { reader, threadId };
+}
+
+describe("README.md", () => {
+  sequential("readme-first-turn", [], { CODEX_SERVER_AUTH_TOKEN: "5f0c1d2e3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f" });
+});
+
+describe("docs/api.md", () => {
+  sequential("api-health");
+  sequential("api-say-hi");
+  sequential("api-work-dir");
+  sequential("api-fail");
+  sequential("api-reattach", ["--reattach-grace", "30"]);
+  sequential("api-threads");
+  sequential("api-errors");
+
+  test("api-enqueue, api-enqueue-status", async () => {
+    const served = await serve();
+    try {
+      const queued = runOf("api-enqueue", served);
+      const status = runOf("api-enqueue-status", served);
+      // A thread exists once its first turn has ended; job-11 then runs on it.
+      const first = await startTurn(served, { message: "say hi" });
+      await first.reader.rest();
+      const running = await startTurn(served, { message: "sleep 5000 slow", thread_id: first.threadId, id: "job-11" });
+      const documentedThread = /"thread_id":"([0-9a-f-]{36})"/.exec(queued.step(0).command)?.[1] as string;
+      queued.bind(documentedThread, first.threadId);
+      const waiting = queued.start(0);
+      await waiting.reach("id: 1");
+      await status.run(0);
+      await running.reader.rest();
+      await waiting.finish();
+      queued.save();
+      status.save();
+    } finally {
+      await served.stop();
+    }
+  }, TIMEOUT);
+
+  test("api-cancel-stream, api-cancel", async () => {
+    const served = await serve();
+    try {
+      const stream = runOf("api-cancel-stream", served);
+      const cancel = runOf("api-cancel", served);
+      const turn = stream.start(0);
+      await turn.reach("id: 3");
+      await cancel.run(0);
+      await turn.finish();
+      stream.save();
+      cancel.save();
+    } finally {
+      await served.stop();
+    }
+  }, TIMEOUT);
+
+  test("api-id-in-use", async () => {
+    const served = await serve();
+    try {
+      const run = runOf("api-id-in-use", served);
+      const running = await startTurn(served, { message: "sleep 5000 slow", id: "job-42" });
+      await run.runAll();
+      run.save();
+      await running.reader.cancel();
+    } finally {
+      await served.stop();
+    }
+  }, TIMEOUT);
+
+  test("api-error-limits", async () => {
+    const served = await serve(["--workspace-root", demo, "--max-concurrent-turns", "1"]);
+    try {
+      const run = runOf("api-error-limits", served);
+      const running = await startTurn(served, { message: "sleep 5000 slow" });
+      await run.runAll();
+      run.save();
+      await running.reader.cancel();
+    } finally {
+      await served.stop();
+    }
+  }, TIMEOUT);
+
+  test("client, client-run", async () => {
+    const served = await serve();
+    const dir = join(REPO, "test-artifacts", `client-example-${process.pid}`);
+    try {
+      // Inside the checkout, where `codex-http-server/client` resolves to src/client.ts.
+      mkdirSync(dir, { recursive: true });
+      const source = example("client").body.replaceAll(DOC_ADDRESS, served.address).replaceAll(DEMO, demo);
+      writeFileSync(join(dir, "client-example.ts"), source);
+      const run = runOf("client-run", served, dir);
+      await run.runAll();
+      run.save();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await served.stop();
+    }
+  }, TIMEOUT);
+});
+
+test("every console block that runs curl is a checked example, and every example has its test", () => {
+  const tested = new Set(
+    [...readFileSync(import.meta.path, "utf8").matchAll(/(?:sequential|runOf|example)\("([a-z0-9-]+)"/g)].map((match) => match[1]),
+  );
+  const examples = readExamples();
+  expect(examples.map((e) => e.name).filter((name) => !tested.has(name))).toEqual([]);
+  const unmarked: string[] = [];
+  for (const file of docFiles()) {
+    const lines = readFileSync(join(REPO, file), "utf8").split("\n");
+    lines.forEach((line, at) => {
+      if (!/^\s*```console$/.test(line) || /^\s*<!-- example: /.test(lines[at - 1] ?? "")) return;
+      const end = lines.findIndex((l, i) => i > at && /^\s*```$/.test(l));
+      const curl = lines.slice(at + 1, end).find((l) => /^\s*\$ .*\bcurl /.test(l));
+      if (curl !== undefined) unmarked.push(`${file}:${at + 1}: ${curl.trim()}`);
+    });
+  }
+  expect(unmarked).toEqual([]);
+});
+
+afterAll(() => {
+  if (UPDATING) console.log("UPDATE_DOC_EXAMPLES=1: the documents now hold the real outputs; review them with git diff");
+});
