@@ -8,7 +8,7 @@
  * documents instead.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startCli } from "./fixtures/cli-process";
 import { createCodexHome } from "./fixtures/codex-home";
@@ -35,11 +35,16 @@ beforeAll(() => {
 
 type Served = { url: string; address: string; env: Record<string, string>; stdout: () => string; stop(): Promise<void> };
 
-/** A server with a CODEX_HOME of its own, so that the thread list holds only this example's threads. */
-async function serve(args: string[] = [], env: Record<string, string> = {}): Promise<Served> {
+/**
+ * A server with a CODEX_HOME of its own, so that the thread list holds only this example's
+ * threads; `env` on top of the scripted model's (undefined removes a variable).
+ */
+async function serve(args: string[] = [], env: Record<string, string | undefined> = {}): Promise<Served> {
   const home = createCodexHome(scripted.model.url);
-  const served = { ...home.env, ...env };
-  const server = await startCli(["--addr", "127.0.0.1:0", ...args], served);
+  const served = Object.fromEntries(
+    Object.entries({ ...home.env, ...env }).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
+  const server = await startCli(["--addr", "127.0.0.1:0", ...args], { ...served, ...env });
   return {
     url: server.url,
     address: new URL(server.url).host,
@@ -52,8 +57,9 @@ async function serve(args: string[] = [], env: Record<string, string> = {}): Pro
   };
 }
 
-function runOf(name: string, served: Served, cwd?: string): ExampleRun {
-  return new ExampleRun(example(name), { address: served.address, env: served.env, paths: { [DEMO]: demo }, ...(cwd && { cwd }) });
+function runOf(name: string, served: Served, options: { cwd?: string; paths?: Record<string, string>; sharing?: ExampleRun } = {}): ExampleRun {
+  const { cwd, paths = {}, sharing } = options;
+  return new ExampleRun(example(name), { address: served.address, env: served.env, paths: { [DEMO]: demo, ...paths }, ...(cwd && { cwd }) }, sharing);
 }
 
 /** An example whose commands run one after the other against a server started with `args`. */
@@ -68,6 +74,22 @@ function sequential(name: string, args: string[] = [], env: Record<string, strin
       await served.stop();
     }
   }, TIMEOUT);
+}
+
+/** A turn's whole stream, as curl -N prints it. */
+async function turnText(served: Served, body: Record<string, unknown>): Promise<string> {
+  return await (await postMessage(served.url, { type: "user_message", ...body })).text();
+}
+
+/** The banner's box drawn again around its lines, as wide as they need (the real address may be longer). */
+function rebox(banner: string): string {
+  const lines = banner
+    .split("\n")
+    .filter((line) => line.startsWith("│"))
+    .map((line) => line.slice(3, -3).trimEnd());
+  const width = Math.max(...lines.map((line) => line.length));
+  const rule = "─".repeat(width + 4);
+  return [`╭${rule}╮`, ...lines.map((line) => `│  ${line.padEnd(width)}  │`), `╰${rule}╯`].join("\n");
 }
 
 /** Starts a turn from the test and returns once codex has started it, its stream still open. */
@@ -164,7 +186,7 @@ describe("docs/api.md", () => {
       mkdirSync(dir, { recursive: true });
       const source = example("client").body.replaceAll(DOC_ADDRESS, served.address).replaceAll(DEMO, demo);
       writeFileSync(join(dir, "client-example.ts"), source);
-      const run = runOf("client-run", served, dir);
+      const run = runOf("client-run", served, { cwd: dir });
       await run.runAll();
       run.save();
     } finally {
@@ -172,6 +194,74 @@ describe("docs/api.md", () => {
       await served.stop();
     }
   }, TIMEOUT);
+});
+
+describe("docs/configuration.md", () => {
+  sequential("config-exit-codes");
+
+  test("config-banner", async () => {
+    const served = await serve();
+    try {
+      const run = runOf("config-banner", served);
+      run.compareWhole(rebox(run.documentedOutput(served.stdout())));
+    } finally {
+      await served.stop();
+    }
+  }, TIMEOUT);
+
+  test("config-rejected-key", async () => {
+    const served = await serve();
+    try {
+      runOf("config-rejected-key", served).compareTail(await turnText(served, { message: "unauthorized" }));
+    } finally {
+      await served.stop();
+    }
+  }, TIMEOUT);
+
+  test("config-missing-key", async () => {
+    const served = await serve([], { MOCK_API_KEY: undefined });
+    try {
+      runOf("config-missing-key", served).compareTail(await turnText(served, { message: "say hi" }));
+    } finally {
+      await served.stop();
+    }
+  }, TIMEOUT);
+});
+
+describe("docs/engines.md", () => {
+  test("engines-approval, engines-approval-confirm, engines-approval-not-found, engines-approval-denied", async () => {
+    const served = await serve(["--engine", "app-server", "--dangerously-bypass-approvals-and-sandbox", "false", "--approval-policy", "on-request"]);
+    // Files outside codex's sandbox, which only an approved command may write.
+    const approved = join(scripted.scratch, "approved-by-curl.txt");
+    const denied = join(scripted.scratch, "denied-by-curl.txt");
+    const paths = { "/var/tmp/approved-by-curl.txt": approved, "/var/tmp/denied-by-curl.txt": denied };
+    try {
+      const stream = runOf("engines-approval", served, { paths });
+      const confirm = runOf("engines-approval-confirm", served, { paths, sharing: stream });
+      const turn = stream.start(0);
+      await turn.reach("id: 5");
+      await confirm.run(0);
+      await turn.finish();
+      expect(existsSync(approved)).toBe(true);
+
+      const waiting = sseReader(await postMessage(served.url, { type: "user_message", message: `escalate touch ${denied} && echo wrote`, id: "job-a2", work_dir: "/tmp" }));
+      const asked = await waiting.until((frame) => frame.event === "approval.requested");
+      const approvalId = JSON.parse(asked.frames.at(-1)?.data ?? "{}").approval_id as string;
+      const notFound = runOf("engines-approval-not-found", served, { paths });
+      await notFound.run(0);
+      const answer = await postMessage(served.url, { type: "user_confirm", id: "job-a2", approval_id: approvalId, decision: "deny" });
+      expect(answer.status).toBe(200);
+      runOf("engines-approval-denied", served, { paths }).compareTail((await waiting.rest()).raw);
+      expect(existsSync(denied)).toBe(false);
+      for (const run of [stream, confirm, notFound]) run.save();
+    } finally {
+      await served.stop();
+    }
+  }, TIMEOUT);
+});
+
+describe("docs/security.md", () => {
+  sequential("security-token", [], { CODEX_SERVER_AUTH_TOKEN: "s3cret-token-4f9c2a" });
 });
 
 test("every console block that runs curl is a checked example, and every example has its test", () => {
