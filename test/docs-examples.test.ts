@@ -62,18 +62,44 @@ function runOf(name: string, served: Served, options: { cwd?: string; paths?: Re
   return new ExampleRun(example(name), { address: served.address, env: served.env, paths: { [DEMO]: demo, ...paths }, ...(cwd && { cwd }) }, sharing);
 }
 
-/** An example whose commands run one after the other against a server started with `args`. */
-function sequential(name: string, args: string[] = [], env: Record<string, string> = {}) {
-  test(name, async () => {
-    const served = await serve(args, env);
+/**
+ * A test with a server of its own, started with `args` (a function for values known only once
+ * the tests run) and `env`, and stopped whatever happens.
+ */
+function withServer(
+  title: string,
+  args: string[] | (() => string[]),
+  env: Record<string, string | undefined>,
+  body: (served: Served) => Promise<void>,
+) {
+  test(title, async () => {
+    const served = await serve(typeof args === "function" ? args() : args, env);
     try {
-      const run = runOf(name, served);
-      await run.runAll();
-      run.save();
+      await body(served);
     } finally {
       await served.stop();
     }
   }, TIMEOUT);
+}
+
+/** An example whose commands run one after the other against a server started with `args`. */
+function sequential(name: string, args: string[] = [], env: Record<string, string> = {}) {
+  withServer(name, args, env, async (served) => {
+    const run = runOf(name, served);
+    await run.runAll();
+    run.save();
+  });
+}
+
+/** An example whose commands run while a turn started by the test (`sleep 5000 slow`, with `fields`) runs. */
+function whileATurnRuns(name: string, args: string[] | (() => string[]), fields: Record<string, unknown> = {}) {
+  withServer(name, args, {}, async (served) => {
+    const run = runOf(name, served);
+    const running = await startTurn(served, { message: "sleep 5000 slow", ...fields });
+    await run.runAll();
+    run.save();
+    await running.reader.cancel();
+  });
 }
 
 /** A turn's whole stream, as curl -N prints it. */
@@ -113,73 +139,39 @@ describe("docs/api.md", () => {
   sequential("api-threads");
   sequential("api-errors");
 
-  test("api-enqueue, api-enqueue-status", async () => {
-    const served = await serve();
-    try {
-      const queued = runOf("api-enqueue", served);
-      const status = runOf("api-enqueue-status", served);
-      // A thread exists once its first turn has ended; job-11 then runs on it.
-      const first = await startTurn(served, { message: "say hi" });
-      await first.reader.rest();
-      const running = await startTurn(served, { message: "sleep 5000 slow", thread_id: first.threadId, id: "job-11" });
-      const documentedThread = /"thread_id":"([0-9a-f-]{36})"/.exec(queued.step(0).command)?.[1] as string;
-      queued.bind(documentedThread, first.threadId);
-      const waiting = queued.start(0);
-      await waiting.reach("id: 1");
-      await status.run(0);
-      await running.reader.rest();
-      await waiting.finish();
-      queued.save();
-      status.save();
-    } finally {
-      await served.stop();
-    }
-  }, TIMEOUT);
+  withServer("api-enqueue, api-enqueue-status", [], {}, async (served) => {
+    const queued = runOf("api-enqueue", served);
+    const status = runOf("api-enqueue-status", served);
+    // A thread exists once its first turn has ended; job-11 then runs on it.
+    const first = await startTurn(served, { message: "say hi" });
+    await first.reader.rest();
+    const running = await startTurn(served, { message: "sleep 5000 slow", thread_id: first.threadId, id: "job-11" });
+    const documentedThread = /"thread_id":"([0-9a-f-]{36})"/.exec(queued.step(0).command)?.[1] as string;
+    queued.bind(documentedThread, first.threadId);
+    const waiting = queued.start(0);
+    await waiting.reach("id: 1");
+    await status.run(0);
+    await running.reader.rest();
+    await waiting.finish();
+    queued.save();
+    status.save();
+  });
 
-  test("api-cancel-stream, api-cancel", async () => {
-    const served = await serve();
-    try {
-      const stream = runOf("api-cancel-stream", served);
-      const cancel = runOf("api-cancel", served);
-      const turn = stream.start(0);
-      await turn.reach("id: 3");
-      await cancel.run(0);
-      await turn.finish();
-      stream.save();
-      cancel.save();
-    } finally {
-      await served.stop();
-    }
-  }, TIMEOUT);
+  withServer("api-cancel-stream, api-cancel", [], {}, async (served) => {
+    const stream = runOf("api-cancel-stream", served);
+    const cancel = runOf("api-cancel", served);
+    const turn = stream.start(0);
+    await turn.reach("id: 3");
+    await cancel.run(0);
+    await turn.finish();
+    stream.save();
+    cancel.save();
+  });
 
-  test("api-id-in-use", async () => {
-    const served = await serve();
-    try {
-      const run = runOf("api-id-in-use", served);
-      const running = await startTurn(served, { message: "sleep 5000 slow", id: "job-42" });
-      await run.runAll();
-      run.save();
-      await running.reader.cancel();
-    } finally {
-      await served.stop();
-    }
-  }, TIMEOUT);
+  whileATurnRuns("api-id-in-use", [], { id: "job-42" });
+  whileATurnRuns("api-error-limits", () => ["--workspace-root", demo, "--max-concurrent-turns", "1"]);
 
-  test("api-error-limits", async () => {
-    const served = await serve(["--workspace-root", demo, "--max-concurrent-turns", "1"]);
-    try {
-      const run = runOf("api-error-limits", served);
-      const running = await startTurn(served, { message: "sleep 5000 slow" });
-      await run.runAll();
-      run.save();
-      await running.reader.cancel();
-    } finally {
-      await served.stop();
-    }
-  }, TIMEOUT);
-
-  test("client, client-run", async () => {
-    const served = await serve();
+  withServer("client, client-run", [], {}, async (served) => {
     const dir = join(REPO, "test-artifacts", `client-example-${process.pid}`);
     try {
       // Inside the checkout, where `codex-http-server/client` resolves to src/client.ts.
@@ -191,73 +183,53 @@ describe("docs/api.md", () => {
       run.save();
     } finally {
       rmSync(dir, { recursive: true, force: true });
-      await served.stop();
     }
-  }, TIMEOUT);
+  });
 });
 
 describe("docs/configuration.md", () => {
   sequential("config-exit-codes");
 
-  test("config-banner", async () => {
-    const served = await serve();
-    try {
-      const run = runOf("config-banner", served);
-      run.compareWhole(rebox(run.documentedOutput(served.stdout())));
-    } finally {
-      await served.stop();
-    }
-  }, TIMEOUT);
+  withServer("config-banner", [], {}, async (served) => {
+    const run = runOf("config-banner", served);
+    run.compareWhole(rebox(run.documentedOutput(served.stdout())));
+  });
 
-  test("config-rejected-key", async () => {
-    const served = await serve();
-    try {
-      runOf("config-rejected-key", served).compareTail(await turnText(served, { message: "unauthorized" }));
-    } finally {
-      await served.stop();
-    }
-  }, TIMEOUT);
+  withServer("config-rejected-key", [], {}, async (served) => {
+    runOf("config-rejected-key", served).compareTail(await turnText(served, { message: "unauthorized" }));
+  });
 
-  test("config-missing-key", async () => {
-    const served = await serve([], { MOCK_API_KEY: undefined });
-    try {
-      runOf("config-missing-key", served).compareTail(await turnText(served, { message: "say hi" }));
-    } finally {
-      await served.stop();
-    }
-  }, TIMEOUT);
+  withServer("config-missing-key", [], { MOCK_API_KEY: undefined }, async (served) => {
+    runOf("config-missing-key", served).compareTail(await turnText(served, { message: "say hi" }));
+  });
 });
 
 describe("docs/engines.md", () => {
-  test("engines-approval, engines-approval-confirm, engines-approval-not-found, engines-approval-denied", async () => {
-    const served = await serve(["--engine", "app-server", "--dangerously-bypass-approvals-and-sandbox", "false", "--approval-policy", "on-request"]);
+  const approvals = ["--engine", "app-server", "--dangerously-bypass-approvals-and-sandbox", "false", "--approval-policy", "on-request"];
+  withServer("engines-approval, engines-approval-confirm, engines-approval-not-found, engines-approval-denied", approvals, {}, async (served) => {
     // Files outside codex's sandbox, which only an approved command may write.
     const approved = join(scripted.scratch, "approved-by-curl.txt");
     const denied = join(scripted.scratch, "denied-by-curl.txt");
     const paths = { "/var/tmp/approved-by-curl.txt": approved, "/var/tmp/denied-by-curl.txt": denied };
-    try {
-      const stream = runOf("engines-approval", served, { paths });
-      const confirm = runOf("engines-approval-confirm", served, { paths, sharing: stream });
-      const turn = stream.start(0);
-      await turn.reach("id: 5");
-      await confirm.run(0);
-      await turn.finish();
-      expect(existsSync(approved)).toBe(true);
+    const stream = runOf("engines-approval", served, { paths });
+    const confirm = runOf("engines-approval-confirm", served, { paths, sharing: stream });
+    const turn = stream.start(0);
+    await turn.reach("id: 5");
+    await confirm.run(0);
+    await turn.finish();
+    expect(existsSync(approved)).toBe(true);
 
-      const waiting = sseReader(await postMessage(served.url, { type: "user_message", message: `escalate touch ${denied} && echo wrote`, id: "job-a2", work_dir: "/tmp" }));
-      const asked = await waiting.until((frame) => frame.event === "approval.requested");
-      const approvalId = JSON.parse(asked.frames.at(-1)?.data ?? "{}").approval_id as string;
-      const notFound = runOf("engines-approval-not-found", served, { paths });
-      await notFound.run(0);
-      const answer = await postMessage(served.url, { type: "user_confirm", id: "job-a2", approval_id: approvalId, decision: "deny" });
-      expect(answer.status).toBe(200);
-      runOf("engines-approval-denied", served, { paths }).compareTail((await waiting.rest()).raw);
-      expect(existsSync(denied)).toBe(false);
-      for (const run of [stream, confirm, notFound]) run.save();
-    } finally {
-      await served.stop();
-    }
-  }, TIMEOUT);
+    const waiting = sseReader(await postMessage(served.url, { type: "user_message", message: `escalate touch ${denied} && echo wrote`, id: "job-a2", work_dir: "/tmp" }));
+    const asked = await waiting.until((frame) => frame.event === "approval.requested");
+    const approvalId = JSON.parse(asked.frames.at(-1)?.data ?? "{}").approval_id as string;
+    const notFound = runOf("engines-approval-not-found", served, { paths });
+    await notFound.run(0);
+    const answer = await postMessage(served.url, { type: "user_confirm", id: "job-a2", approval_id: approvalId, decision: "deny" });
+    expect(answer.status).toBe(200);
+    runOf("engines-approval-denied", served, { paths }).compareTail((await waiting.rest()).raw);
+    expect(existsSync(denied)).toBe(false);
+    for (const run of [stream, confirm, notFound]) run.save();
+  });
 });
 
 describe("docs/security.md", () => {
@@ -266,7 +238,7 @@ describe("docs/security.md", () => {
 
 test("every console block that runs curl is a checked example, and every example has its test", () => {
   const tested = new Set(
-    [...readFileSync(import.meta.path, "utf8").matchAll(/(?:sequential|runOf|example)\("([a-z0-9-]+)"/g)].map((match) => match[1]),
+    [...readFileSync(import.meta.path, "utf8").matchAll(/(?:sequential|whileATurnRuns|runOf|example)\("([a-z0-9-]+)"/g)].map((match) => match[1]),
   );
   const examples = readExamples();
   expect(examples.map((e) => e.name).filter((name) => !tested.has(name))).toEqual([]);

@@ -141,7 +141,7 @@ describe("README.md", () => {
 describe("docs/configuration.md", () => {
   test("its flag table is the one the flags write (bun run docs:flags)", () => {
     const text = readFileSync(CONFIGURATION_MD, "utf8");
-    expect(text).toBe(withFlagTable(text));
+    expect(text, "the flags changed: run `bun run docs:flags`").toBe(withFlagTable(text));
   });
 
   test("every flag it explains in detail is a flag", () => {
