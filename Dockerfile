@@ -101,10 +101,11 @@ WORKDIR /workspace
 USER 1000:1000
 EXPOSE 8081
 
-# There is no curl in the image: bash's /dev/tcp sends GET /health (which needs no token) and the
-# status line must say 200. The port must match --addr below.
+# GET /health (which needs no token) at the address and port the server listens on, read from
+# its listening socket, so that it follows whatever --addr the container is started with.
+COPY scripts/healthcheck.sh /usr/local/lib/codex-http-server/healthcheck.sh
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8081 && printf 'GET /health HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
+  CMD ["bash", "/usr/local/lib/codex-http-server/healthcheck.sh"]
 
 # Exec form, so that the server itself receives SIGTERM from `docker stop`: it starts no new turns,
 # lets running ones finish for up to --shutdown-timeout (30 s), cancels the rest and exits 0.

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Builds the Dockerfile with buildah on a machine that cannot reach Docker Hub.
-#
-# Our build machines reach only the npm registry and Debian's mirrors, and run no Docker engine.
+# Builds the Dockerfile with buildah on a machine that cannot reach Docker Hub: one that reaches
+# only the npm registry and Debian's mirrors, and runs no Docker engine.
 # The Dockerfile stays standard (`docker build .` on a normal machine); this script makes its two
 # base images locally, under the exact names the Dockerfile uses, and then builds it with
 # `buildah bud --pull=never`, so nothing is pulled:
@@ -15,7 +14,9 @@
 # They are stand-ins for the official images, not copies; the runtime stage is FROM scratch, so
 # only Debian's packages (same suite) reach the final image.
 #
-# Needs root (debootstrap, buildah), buildah, debootstrap and npm.
+# Needs root (debootstrap, buildah), and from Debian: buildah, debootstrap, npm (and, for
+# scripts/check-image.sh, podman and runc). Ends with scripts/image-size-gate.sh: it fails when
+# the image holds more than 40 MB beyond codex and the server.
 # Usage: sudo scripts/build-image-offline.sh [IMAGE]      (default localhost/codex-http-server)
 # Environment:
 #   REBUILD_BASES=1      make the base images again even if they exist
@@ -26,6 +27,7 @@
 #   STORAGE_DRIVER       buildah's storage driver, default buildah's own (overlay); e.g. vfs
 #   BUILDAH_ISOLATION    default chroot: RUN steps share the host's network (npm, deb.debian.org)
 #                        and need no user namespaces or cgroups; `oci` (crun) works too where allowed
+#   IMAGE_EXTRA_LIMIT_MB the size gate: MB (10^6 bytes) the image may hold beyond codex and the server, default 40
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -34,7 +36,7 @@ mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 work="${WORK_DIR:-/var/tmp/codex-http-server-image}"
 host_ca="${HOST_CA_BUNDLE-${NODE_EXTRA_CA_CERTS:-}}"
 export BUILDAH_ISOLATION="${BUILDAH_ISOLATION:-chroot}"
-# buildah's default storage driver (overlay) works as root on these machines; STORAGE_DRIVER=vfs
+# buildah's default storage driver (overlay) works as root on most hosts; STORAGE_DRIVER=vfs
 # selects vfs where overlay mounts are not allowed (it stores every layer in full). podman must
 # then be given the same driver to see the image.
 buildah() {
@@ -147,10 +149,10 @@ else
   (cd "$work/bun" && npm pack --silent "$bun_package@$bun_version" >/dev/null && tar xzf ./*.tgz)
   ctr="$(buildah from --pull=never "$debian_image")"
   buildah copy --chmod 0755 "$ctr" "$work/bun/package/bin/bun" /usr/local/bin/bun >/dev/null
-  # These machines reach npm through a TLS-inspecting proxy, whose CA the host hands to Node and
-  # Bun in NODE_EXTRA_CA_CERTS. The stand-in gets the same file and variable, so that
-  # `bun install` in the build stage works here; the shipped image is FROM scratch and gets
-  # neither (its CA bundle is Debian's ca-certificates, from the rootfs stage).
+  # Where npm is reached through a TLS-inspecting proxy, the host hands its CA to Node and Bun in
+  # NODE_EXTRA_CA_CERTS. The stand-in gets the same file and variable, so that `bun install` in
+  # the build stage works there too; the shipped image is FROM scratch and gets neither (its CA
+  # bundle is Debian's ca-certificates, from the rootfs stage).
   extra_env=()
   if [ -n "$host_ca" ]; then
     buildah copy "$ctr" "$host_ca" /usr/local/share/host-extra-ca.crt >/dev/null
@@ -174,7 +176,9 @@ log "buildah bud -t $image (isolation $BUILDAH_ISOLATION, storage $(buildah info
 buildah bud --pull=never --layers --format docker --isolation "$BUILDAH_ISOLATION" -t "$image" -f Dockerfile .
 
 # --- sizes -------------------------------------------------------------------------------------
-# The issue's size target counts what the image adds beyond codex's binary and the server.
+# What the image holds beyond codex's binary and the server must stay within 40 MB
+# (IMAGE_EXTRA_LIMIT_MB): scripts/image-size-gate.sh fails the build past it. The compressed size
+# is the image pushed to an OCI layout with gzip-compressed layers, as a registry would store it.
 log "sizes"
 ctr="$(buildah from --pull=never "$image")"
 mnt="$(buildah mount "$ctr")"
@@ -183,9 +187,9 @@ codex=$(stat -c %s "$mnt/usr/local/lib/codex/bin/codex")
 server=$(stat -c %s "$mnt/usr/local/bin/sse-http-server")
 buildah umount "$ctr" >/dev/null
 buildah rm "$ctr" >/dev/null
-mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
+rm -rf "$work/oci"
+buildah push --quiet --format oci --compression-format gzip "$image" "oci:$work/oci" >/dev/null
+compressed=$(du -sb "$work/oci/blobs" | cut -f1)
+rm -rf "$work/oci"
 buildah images "$image"
-echo "root filesystem:                  $total bytes ($(mb "$total"))"
-echo "codex binary:                     $codex bytes ($(mb "$codex"))"
-echo "compiled server:                  $server bytes ($(mb "$server"))"
-echo "everything else (target <= 40 MB): $((total - codex - server)) bytes ($(mb $((total - codex - server))))"
+scripts/image-size-gate.sh "$total" "$codex" "$server" "$compressed"

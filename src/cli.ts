@@ -9,6 +9,7 @@ import type { CodexLogin } from "./engine/codex-auth";
 import { locateCodex, probeCodex } from "./engine/codex-binary";
 import { EngineError } from "./engine/types";
 import { args, buildConfig, BYPASS_FLAG, collectRepeated, ConfigError, normalizeOptionalBoolean } from "./flags";
+import { renderHelp } from "./help";
 import { isLoopbackHost } from "./middleware/access";
 import { createLogger } from "./log";
 import { handleSignals, ListenError, startServer } from "./server";
@@ -122,8 +123,10 @@ function fail(message: string, exitCode: number): never {
   process.exit(exitCode);
 }
 
+const META = { name: "sse-http-server", version: pkg.version, description: "Run OpenAI Codex turns over HTTP, streamed as Server-Sent Events" };
+
 export const command = defineCommand({
-  meta: { name: "sse-http-server", version: pkg.version, description: "Run OpenAI Codex turns over HTTP, streamed as Server-Sent Events" },
+  meta: META,
   args,
   async run({ args: parsed }) {
     let built: ReturnType<typeof buildConfig>;
@@ -170,8 +173,16 @@ function printVersions(argv: string[]): never {
   }
 }
 
+/** `--help`: coloured for a terminal only, so that a pipe or a file gets plain text (NO_COLOR as everywhere). */
+function printHelp(): never {
+  const colour = process.stdout.isTTY === true && !process.env.NO_COLOR;
+  process.stdout.write(`${renderHelp(META, colour)}\n`);
+  process.exit(0);
+}
+
 if (import.meta.main) {
   const argv = normalizeOptionalBoolean(process.argv.slice(2), BYPASS_FLAG);
+  if (argv.includes("--help") || argv.includes("-h")) printHelp();
   if (argv.includes("--version") || argv.includes("-v")) printVersions(argv);
   void runMain(command, { rawArgs: argv });
 }

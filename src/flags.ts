@@ -38,7 +38,7 @@ export const args = {
     type: "string",
     default: String(DEFAULTS.maxBodyBytes),
     valueHint: "BYTES",
-    description: "Largest request body accepted (suffixes k, m: 512k, 2m)",
+    description: "Largest request body accepted (suffixes k, m, g: 512k, 2m)",
   },
   "codex-path": {
     type: "string",

@@ -11,21 +11,42 @@ import { agentTexts, postMessage, useScriptedCodex } from "./fixtures/turns";
 import { waitFor } from "./fixtures/wait-for";
 
 const BYPASS = "--dangerously-bypass-approvals-and-sandbox";
-const ANSI = /\u001b\[[0-9;]*m/g;
 
 const scripted = useScriptedCodex();
 
 describe("flags that end the process", () => {
-  test("--help lists every option with its default", async () => {
-    const { code, stdout, stderr } = await runCli(["--help"]);
-    expect(code).toBe(0);
-    expect(stderr).toBe("");
-    const help = stdout.replace(ANSI, "");
-    expect(help).toContain("USAGE sse-http-server [OPTIONS]");
-    expect(help).toMatch(/-a, --addr=<HOST:PORT>\s+Address to listen on.*\(Default: 0\.0\.0\.0:8081\)/);
-    expect(help).toMatch(/--dangerously-bypass-approvals-and-sandbox=<true\|false>\s+Run codex with sandbox danger-full-access.*\(Default: true\)/);
-    expect(help).toMatch(/--max-body-bytes=<BYTES>.*\(Default: 1048576\)/);
-    expect(help).toMatch(/--codex-path=<PATH>\s+The codex binary \(env CODEX_PATH\)/);
+  // citty coloured its usage whatever stdout was, unless CI, TEST or NO_COLOR was set.
+  const colourTerminal = { CI: undefined, TEST: undefined, NO_COLOR: undefined, TERM: "xterm-256color" };
+
+  for (const flag of ["--help", "-h"]) {
+    test(`${flag} into a pipe: plain text, every option with its default, --version and --help too`, async () => {
+      const { code, stdout, stderr } = await runCli([flag], colourTerminal);
+      expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
+      expect(stdout).not.toContain("\u001b");
+      expect(stdout).toContain("USAGE sse-http-server [OPTIONS]");
+      expect(stdout).toMatch(/\n {2}-a, --addr=<HOST:PORT>\n {6}Address to listen on.*\(Default: 0\.0\.0\.0:8081\)\n/);
+      expect(stdout).toMatch(/\n {2}--dangerously-bypass-approvals-and-sandbox=<true\|false>\n {6}Run codex with sandbox danger-full-access/);
+      expect(stdout).toMatch(/\n {2}--codex-path=<PATH>\n {6}The codex binary \(env CODEX_PATH\)/);
+      expect(stdout).toMatch(/\n {2}--no-console\n {6}Do not serve the web console/);
+      expect(stdout).toMatch(/\n {2}-v, --version\n {6}Print this server's version/);
+      expect(stdout).toMatch(/\n {2}-h, --help\n {6}Print this help\n/);
+    });
+  }
+
+  test("--help on a terminal: flag names in colour, unless NO_COLOR is set", async () => {
+    const onTerminal = async (env: Record<string, string | undefined>) => {
+      // `script` runs the command on a pseudo-terminal, as a user's shell would.
+      const child = Bun.spawn(["script", "-qec", `bun ${new URL("../src/cli.ts", import.meta.url).pathname} --help`, "/dev/null"], {
+        env: { ...process.env, ...colourTerminal, ...env },
+        stdin: "ignore",
+        stdout: "pipe",
+      });
+      const [stdout, code] = await Promise.all([new Response(child.stdout).text(), child.exited]);
+      expect(code).toBe(0);
+      return stdout;
+    };
+    expect(await onTerminal({})).toContain("\u001b[36m-a, --addr=<HOST:PORT>\u001b[0m");
+    expect(await onTerminal({ NO_COLOR: "1" })).not.toContain("\u001b");
   });
 
   const usageErrors: Array<[string, string[], string]> = [
