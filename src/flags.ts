@@ -7,7 +7,7 @@ import { isIP } from "node:net";
 import type { ArgsDef, ParsedArgs } from "citty";
 import { type Config, DEFAULTS, defaultMaxConcurrentTurns, ENGINES, type EngineName, LOG_LEVELS, type LogLevel } from "./config";
 import { APPROVAL_POLICIES, type ApprovalPolicy } from "./engine/types";
-import { BEARER_TOKEN } from "./middleware/access";
+import { bareHost, BEARER_TOKEN } from "./middleware/access";
 import { LOG_FORMATS, type LogFormat } from "./log";
 import { parseWebhookSecret, SECRET_EXAMPLE } from "./webhooks/signature";
 
@@ -345,7 +345,7 @@ function parseHostName(flag: string, part: string): string {
  */
 export function parseWebhookAllowedHosts(text: string): string[] {
   return commaList(text).map((part) => {
-    const bare = part.replace(/^\[(.*)\]$/, "$1");
+    const bare = bareHost(part);
     if (isIP(bare) === 6) return new URL(`http://[${bare}]/`).hostname.slice(1, -1);
     if (isIP(bare) === 4) return bare;
     return parseHostName("webhook-allowed-hosts", part);

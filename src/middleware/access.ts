@@ -6,7 +6,7 @@ import type { AppEnv } from "../app-types";
 import { ApiError } from "../errors";
 
 /** `[::1]` → `::1`, in lower case: a host as the checks compare it. */
-function bareHost(host: string): string {
+export function bareHost(host: string): string {
   return host.replace(/^\[(.*)\]$/, "$1").toLowerCase();
 }
 

@@ -1,47 +1,19 @@
 import { zValidator } from "@hono/zod-validator";
-import type { Context, Hono, MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
+import type { Context, Hono } from "hono";
 import type { AppDeps, AppEnv } from "../app-types";
 import { ApiError } from "../errors";
-import { exceedsJsonDepth } from "../json-depth";
-import { hostIsListed } from "../middleware/access";
+import { bareHost, hostIsListed } from "../middleware/access";
 import { QueueFullError, RunIdInUseError, RunLimitError, RunsClosedError, ThreadBusyError, ThreadHeldError } from "../runs/registry";
 import type { Run, TurnInput } from "../runs/run";
 import { describeIssues, messageRequestSchema, type userMessageSchema } from "../schemas";
 import type { z } from "zod";
 import { resolveImage, resolveWorkDir } from "../work-dir";
 import { cancelRun, notRunning } from "./cancel";
+import { limitBody, requireJsonBody } from "./json-body";
 import { methodNotAllowed } from "./method-not-allowed";
 import { streamRunEvents } from "./stream-run-events";
 
 type UserMessage = z.infer<typeof userMessageSchema>;
-
-const JSON_CONTENT_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
-
-/** How deep a request body may nest arrays and objects; a real request needs a handful of levels, an output_schema a dozen or two. */
-const MAX_JSON_DEPTH = 64;
-
-/**
- * zod-validator would read a non-JSON body as `{}` and throw its own error on malformed JSON, so
- * both are refused here first, in our error shape; so is a body nested too deep for recursive
- * code to walk, before anything parses it. The text is cached for the validator.
- */
-export const requireJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const contentType = c.req.header("content-type") ?? "";
-  if (!JSON_CONTENT_TYPE.test(contentType)) {
-    throw new ApiError(415, "unsupported_media_type", "Send the body as JSON with content-type: application/json.");
-  }
-  const text = await c.req.text();
-  if (exceedsJsonDepth(text, MAX_JSON_DEPTH)) {
-    throw new ApiError(422, "invalid_request", `body: must not nest arrays and objects more than ${MAX_JSON_DEPTH} deep`);
-  }
-  try {
-    JSON.parse(text);
-  } catch {
-    throw new ApiError(400, "invalid_json", "The request body is not valid JSON.");
-  }
-  await next();
-};
 
 const NO_APPROVALS =
   "This server runs codex with approval policy never, so there is never an approval to answer. " +
@@ -59,9 +31,6 @@ function startRefused(err: unknown): never {
 
 export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   const { config, runs } = deps;
-  const tooLarge = () => {
-    throw new ApiError(413, "payload_too_large", `The request body is larger than ${config.maxBodyBytes} bytes.`);
-  };
 
   /** The request's own options, within the server's policy. */
   function turnFor(body: UserMessage): TurnInput {
@@ -107,7 +76,7 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     if (config.webhookAllowedHosts.length === 0) {
       throw new ApiError(422, "invalid_request", "webhook_url: this server takes none; its operator can allow hosts with --webhook-allowed-hosts.");
     }
-    const host = new URL(text).hostname.replace(/^\[(.*)\]$/, "$1").replace(/\.$/, "");
+    const host = bareHost(new URL(text).hostname).replace(/\.$/, "");
     if (!hostIsListed(host, config.webhookAllowedHosts)) {
       throw new ApiError(422, "invalid_request", `webhook_url: ${host} is not a host that --webhook-allowed-hosts lists.`);
     }
@@ -142,7 +111,7 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   app
     .post(
       "/messages",
-      bodyLimit({ maxSize: config.maxBodyBytes, onError: tooLarge }),
+      limitBody(config.maxBodyBytes),
       requireJsonBody,
       zValidator("json", messageRequestSchema, (result) => {
         if (result.success) return;

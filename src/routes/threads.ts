@@ -1,6 +1,5 @@
 import { zValidator } from "@hono/zod-validator";
 import type { Hono, MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import type { z } from "zod";
 import type { AppDeps, AppEnv } from "../app-types";
 import { EngineBusyError, InvalidCursorError, ThreadNotFoundError, TurnNotFoundError } from "../engine/types";
@@ -15,7 +14,7 @@ import {
   threadReadQuerySchema,
   threadRenameSchema,
 } from "../schemas";
-import { requireJsonBody } from "./messages";
+import { limitBody, requireJsonBody } from "./json-body";
 import { methodNotAllowed } from "./method-not-allowed";
 
 /** Every problem with the path, query or body, each named by its field. */
@@ -53,12 +52,7 @@ const optionalJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
 
 export function threadRoutes(app: Hono<AppEnv>, deps: AppDeps & { threads: ThreadService }): void {
   const { threads, config } = deps;
-  const limitBody = bodyLimit({
-    maxSize: config.maxBodyBytes,
-    onError: () => {
-      throw new ApiError(413, "payload_too_large", `The request body is larger than ${config.maxBodyBytes} bytes.`);
-    },
-  });
+  const limitedBody = limitBody(config.maxBodyBytes);
   const threadId = validate("param", threadParamsSchema);
 
   app
@@ -71,7 +65,7 @@ export function threadRoutes(app: Hono<AppEnv>, deps: AppDeps & { threads: Threa
       const { turns_limit, cursor } = c.req.valid("query");
       return c.json(await answer(threads.read(c.req.valid("param").id, { turnsLimit: turns_limit, cursor })));
     })
-    .patch("/threads/:id", threadId, limitBody, requireJsonBody, validate("json", threadRenameSchema), async (c) =>
+    .patch("/threads/:id", threadId, limitedBody, requireJsonBody, validate("json", threadRenameSchema), async (c) =>
       c.json(await answer(threads.rename(c.req.valid("param").id, c.req.valid("json").name))),
     )
     .delete("/threads/:id", threadId, async (c) => {
@@ -80,7 +74,7 @@ export function threadRoutes(app: Hono<AppEnv>, deps: AppDeps & { threads: Threa
       return c.json({ id, archived: true });
     })
     .all("/threads/:id", methodNotAllowed("GET", "PATCH", "DELETE"))
-    .post("/threads/:id/fork", threadId, limitBody, optionalJsonBody, validate("json", threadForkSchema), async (c) => {
+    .post("/threads/:id/fork", threadId, limitedBody, optionalJsonBody, validate("json", threadForkSchema), async (c) => {
       const forked = await answer(threads.fork(c.req.valid("param").id, c.req.valid("json").turn_id));
       return c.json({ thread_id: forked }, 201);
     })

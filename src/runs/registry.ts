@@ -126,8 +126,8 @@ export class RunRegistry {
   checkStart(id: string, turn: TurnInput, { replacing }: { replacing?: Run } = {}): void {
     this.checkOpen(id, replacing);
     if (turn.threadId !== undefined) {
-      const busy = [...this.running].find((run) => run.threadId === turn.threadId && run !== replacing);
-      if (busy) throw new ThreadBusyError(turn.threadId, busy.id);
+      const busy = this.runningOn(turn.threadId);
+      if (busy && busy !== replacing) throw new ThreadBusyError(turn.threadId, busy.id);
       const doing = this.heldThreads.get(turn.threadId);
       if (doing !== undefined) throw new ThreadHeldError(turn.threadId, doing);
     }
