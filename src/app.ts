@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import type { AppDeps, AppEnv } from "./app-types";
 import { ApiError, errorResponse, toApiError } from "./errors";
-import { corsForAllowedOrigins, isLoopbackHost, requestGuard, requireBearerToken } from "./middleware/access";
+import { accessPolicy, corsForAllowedOrigins, requestGuard, requireBearerToken } from "./middleware/access";
 import { consoleRoutes } from "./routes/console";
 import { healthRoutes, readyRoutes } from "./routes/health";
 import { messageRoutes } from "./routes/messages";
@@ -16,11 +16,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const newId = deps.newId ?? (() => crypto.randomUUID());
   const app = new Hono<AppEnv>();
 
-  const policy = {
-    loopbackOnly: isLoopbackHost(deps.config.host),
-    allowedHosts: deps.config.allowedHosts,
-    allowedOrigins: new Set(deps.config.allowedOrigins),
-  };
+  const policy = accessPolicy(deps.config);
   const refuseRequest = requestGuard(policy);
 
   // One middleware layer for what every request needs: its id, the browser checks and its log
@@ -31,7 +27,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     const requestId = incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : newId();
     c.set("requestId", requestId);
     c.header("x-request-id", requestId);
-    const refused = refuseRequest(c);
+    const refused = refuseRequest(c.req.raw);
     if (refused) c.res = errorResponse(c, refused);
     else await next();
     // Without a Host the URL is the bare request target, which Hono's path misreads.

@@ -24,19 +24,36 @@ const LABELS: Record<string, string> = { error: "ERROR", warn: "WARN ", info: "I
  * JSON.stringify leaves as they are.
  */
 function escapeControls(text: string): string {
+  if (isPlainAscii(text, false)) return text;
   return text.replace(CONTROL, (char) => {
     const escaped = JSON.stringify(char).slice(1, -1);
     return escaped !== char ? escaped : `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`;
   });
 }
 
-export function formatLine(time: Date, level: string, message: string, fields: LogFields = {}): string {
-  let line = `${time.toISOString()} ${LABELS[level] ?? level.toUpperCase().padEnd(5)} ${escapeControls(message)}`;
+/**
+ * Whether `text` is printable ASCII (with `bare`: no space, `"` or `=` either), told by a loop over
+ * its characters: the common case, decided faster than by the regular expressions, which were most
+ * of what an access log line cost under a /health flood (bench/health.ts). Text it says no to goes
+ * on to them.
+ */
+function isPlainAscii(text: string, bare: boolean): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code > 0x7e) return false;
+    if (bare && (code === 0x20 || code === 0x22 || code === 0x3d)) return false;
+  }
+  return true;
+}
+
+export function formatLine(time: string, level: string, message: string, fields: LogFields = {}): string {
+  let line = `${time} ${LABELS[level] ?? level.toUpperCase().padEnd(5)} ${escapeControls(message)}`;
   for (const key in fields) {
     const value = fields[key];
     if (value === undefined) continue;
-    const text = typeof value === "string" ? value : String(value);
-    line += ` ${key}=${PLAIN.test(text) ? text : escapeControls(JSON.stringify(text))}`;
+    if (typeof value !== "string") line += ` ${key}=${value}`;
+    else if (value !== "" && (isPlainAscii(value, true) || PLAIN.test(value))) line += ` ${key}=${value}`;
+    else line += ` ${key}=${escapeControls(JSON.stringify(value))}`;
   }
   return `${line}\n`;
 }
@@ -49,8 +66,8 @@ export type LogFormat = (typeof LOG_FORMATS)[number];
  * JSON.stringify leaves DEL, C1 controls and U+2028/U+2029 as they are; escaped, they read back
  * the same and no reader can split the line at them.
  */
-export function formatJsonLine(time: Date, level: string, message: string, fields: LogFields = {}): string {
-  return `${escapeControls(JSON.stringify({ time: time.toISOString(), level, msg: message, ...fields }))}\n`;
+export function formatJsonLine(time: string, level: string, message: string, fields: LogFields = {}): string {
+  return `${escapeControls(JSON.stringify({ time, level, msg: message, ...fields }))}\n`;
 }
 
 /** How long a log line may wait to be written with the lines that follow it. */
@@ -63,21 +80,41 @@ export const LOG_FLUSH_MS = 20;
  * process exits.
  */
 export function batchedStderr(): (line: string) => void {
-  let pending = "";
+  // An array joined once per write: appending to one string built a rope that the write had to
+  // flatten, and it showed as a third of the server's time under a /health flood (bench/health.ts).
+  let pending: string[] = [];
   let timer: ReturnType<typeof setTimeout> | undefined;
   const flush = () => {
     timer = undefined;
-    if (pending === "") return;
-    const chunk = pending;
-    pending = "";
+    if (pending.length === 0) return;
+    const chunk = pending.join("");
+    pending = [];
     try {
       writeSync(2, chunk);
     } catch {}
   };
   process.on("exit", flush);
   return (line) => {
-    pending += line;
+    pending.push(line);
     timer ??= setTimeout(flush, LOG_FLUSH_MS);
+  };
+}
+
+/**
+ * The time of a log line (ISO 8601, UTC, milliseconds) from a clock in epoch milliseconds. Lines
+ * written within the same millisecond share one string: `toISOString` cost more than the rest of
+ * an access log line (bench/health.ts).
+ */
+export function timestamps(now: () => number): () => string {
+  let lastMs = Number.NaN;
+  let last = "";
+  return () => {
+    const ms = now();
+    if (ms !== lastMs) {
+      lastMs = ms;
+      last = new Date(ms).toISOString();
+    }
+    return last;
   };
 }
 
@@ -85,17 +122,16 @@ export function batchedStderr(): (line: string) => void {
 export function createLogger(
   level: LogLevel,
   write: (line: string) => void = batchedStderr(),
-  now: () => Date = () => new Date(),
+  now: () => number = Date.now,
   format: LogFormat = "text",
 ): Logger {
   const toLine = format === "json" ? formatJsonLine : formatLine;
+  const time = timestamps(now);
   const threshold = LOG_LEVELS.indexOf(level);
   const enabled = (at: Exclude<LogLevel, "off">) => level !== "off" && LOG_LEVELS.indexOf(at) <= threshold;
-  const method =
-    (at: Exclude<LogLevel, "off">): LogMethod =>
-    (message, fields) => {
-      if (enabled(at)) write(toLine(now(), at, message, fields));
-    };
+  // The level is fixed: each method is decided once, not on every call.
+  const method = (at: Exclude<LogLevel, "off">): LogMethod =>
+    enabled(at) ? (message, fields) => write(toLine(time(), at, message, fields)) : () => {};
   return {
     level,
     enabled,

@@ -36,8 +36,22 @@ type MetricGauges = {
 export function createMetrics(gauges: MetricGauges): Metrics {
   const registry = new Registry();
   const registers = [registry];
-  const http = new Counter({ name: "codex_http_requests_total", help: "HTTP requests by route and status", labelNames: ["method", "route", "status"], registers });
-  const httpCounters = new Map<string, { inc(): void }>();
+  // Requests are counted in plain numbers, handed to prom-client when scraped: its `inc` hashes
+  // the labels on every call, which each request, /health's fast path included, would pay for.
+  const requestCounts = new Map<string, { labels: { method: string; route: string; status: string }; count: number }>();
+  const http = new Counter({
+    name: "codex_http_requests_total",
+    help: "HTTP requests by route and status",
+    labelNames: ["method", "route", "status"],
+    registers,
+    collect() {
+      for (const entry of requestCounts.values()) {
+        if (entry.count === 0) continue;
+        this.inc(entry.labels, entry.count);
+        entry.count = 0;
+      }
+    },
+  });
   const started = new Counter({ name: "codex_turns_started_total", help: "Turns started", registers });
   const finished = new Counter({ name: "codex_turns_finished_total", help: "Turns finished, by done status", labelNames: ["status"], registers });
   const sse = new Counter({ name: "codex_sse_events_sent_total", help: "SSE event frames written to clients", registers });
@@ -54,15 +68,13 @@ export function createMetrics(gauges: MetricGauges): Metrics {
   return {
     registry,
     httpRequest: (method, path, status) => {
-      // prom-client builds a key from the labels on every inc; each request would pay for it.
       const route = routeLabel(path);
       const key = `${method} ${route} ${status}`;
-      let counter = httpCounters.get(key);
-      if (!counter) {
-        counter = http.labels(method, route, String(status));
-        if (httpCounters.size < 1_000) httpCounters.set(key, counter);
-      }
-      counter.inc();
+      const entry = requestCounts.get(key);
+      if (entry) entry.count++;
+      else if (requestCounts.size < 1_000) requestCounts.set(key, { labels: { method, route, status: String(status) }, count: 1 });
+      // Past that many label sets (methods are the client's to choose), straight to prom-client.
+      else http.inc({ method, route, status: String(status) });
     },
     sseEventsSent: (count) => sse.inc(count),
     started: () => started.inc(),

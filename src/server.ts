@@ -9,6 +9,7 @@ import { createSdkEngine, isChildPipeError } from "./engine/sdk-engine";
 import type { Engine } from "./engine/types";
 import type { Logger } from "./log";
 import { createMetrics } from "./metrics";
+import { healthFastPath } from "./routes/health-fast-path";
 import { RunRegistry } from "./runs/registry";
 import { ThreadService } from "./runs/threads";
 import { ATTEMPT_TIMEOUT_MS, WebhookDispatcher } from "./webhooks/dispatcher";
@@ -98,7 +99,8 @@ export function startServer(config: Config, log: Logger, options: ServerOptions 
     else if (login.state === "unknown") log.warn(`cannot tell whether codex can authenticate: ${login.detail}`);
     else log.debug("codex can authenticate", { detail: login.detail });
   });
-  const app = createApp({ config, runs, ...(threads && { threads }), log, metrics, codexLogin });
+  const appDeps = { config, runs, ...(threads && { threads }), log, metrics, codexLogin };
+  const app = createApp(appDeps);
 
   let server: Server<undefined>;
   try {
@@ -106,6 +108,8 @@ export function startServer(config: Config, log: Logger, options: ServerOptions 
       hostname: config.host,
       port: config.port,
       idleTimeout: config.idleTimeoutSeconds,
+      // Bun's router answers HEAD with the GET handler, and sends other methods on to `fetch`.
+      routes: { "/health": { GET: healthFastPath(appDeps, app.fetch) } },
       fetch: app.fetch,
     });
   } catch (err) {

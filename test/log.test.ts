@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { formatJsonLine, formatLine } from "../src/log";
+import { formatJsonLine, formatLine, timestamps } from "../src/log";
 
-const TIME = new Date("2026-11-25T17:25:43.778Z");
+const TIME = "2026-11-25T17:25:43.778Z";
 
 /** Where a reader may end a line: every Unicode line terminator, and what a splitter like Python's splitlines adds. */
 const BREAKS: Array<[name: string, char: string, escaped: string]> = [
@@ -45,6 +45,21 @@ describe("formatJsonLine escapes what JSON.stringify leaves raw, and reads back 
     const fields = { path: `/x${char}y` };
     const line = formatJsonLine(TIME, "info", `m${char}n`, fields);
     expectOneLine(line);
-    expect(JSON.parse(line)).toEqual({ time: TIME.toISOString(), level: "info", msg: `m${char}n`, path: `/x${char}y` });
+    expect(JSON.parse(line)).toEqual({ time: TIME, level: "info", msg: `m${char}n`, path: `/x${char}y` });
+  });
+});
+
+describe("timestamps", () => {
+  test("each line gets its millisecond's ISO string, also when the clock goes back", () => {
+    const clock = [1_764_091_543_778, 1_764_091_543_778, 1_764_091_543_779, 1_764_091_543_778];
+    let calls = 0;
+    const time = timestamps(() => clock[calls++] as number);
+    const stamps = clock.map(() => time());
+    expect(stamps).toEqual([
+      "2025-11-25T17:25:43.778Z",
+      "2025-11-25T17:25:43.778Z",
+      "2025-11-25T17:25:43.779Z",
+      "2025-11-25T17:25:43.778Z",
+    ]);
   });
 });

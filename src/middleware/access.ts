@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { isIP } from "node:net";
-import type { Context, MiddlewareHandler } from "hono";
+import type { MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import type { AppEnv } from "../app-types";
 import { ApiError } from "../errors";
@@ -63,17 +63,25 @@ export type AccessPolicy = {
   allowedOrigins: ReadonlySet<string>;
 };
 
+export function accessPolicy(config: { host: string; allowedHosts: readonly string[]; allowedOrigins: readonly string[] }): AccessPolicy {
+  return {
+    loopbackOnly: isLoopbackHost(config.host),
+    allowedHosts: config.allowedHosts,
+    allowedOrigins: new Set(config.allowedOrigins),
+  };
+}
+
 /**
  * Whether a request says it comes from a browser. Origin is the sure mark, but a same-origin GET
  * has none, and from a plain-http page chromium sends no Sec-Fetch-* either: then only the
  * User-Agent tells, which every browser starts with "Mozilla/" and chromium and Safari do not let
  * a page change. Without this, a rebinding page could read GET /runs and the turns' events.
  */
-function carriesBrowserMarks(c: Context): boolean {
+function carriesBrowserMarks(headers: Headers): boolean {
   return (
-    c.req.header("sec-fetch-site") !== undefined ||
-    c.req.header("sec-fetch-mode") !== undefined ||
-    c.req.header("user-agent")?.startsWith("Mozilla/") === true
+    headers.has("sec-fetch-site") ||
+    headers.has("sec-fetch-mode") ||
+    headers.get("user-agent")?.startsWith("Mozilla/") === true
   );
 }
 
@@ -102,7 +110,7 @@ const LOOPBACK_ONLY = new ApiError(
  * - an Origin passes when it is the server's own (it names the Host the request went to) or listed.
  * It runs on every request, /health included, so each Host header's verdict is remembered.
  */
-export function requestGuard(policy: AccessPolicy): (c: Context) => ApiError | undefined {
+export function requestGuard(policy: AccessPolicy): (request: Request) => ApiError | undefined {
   const verdicts = new Map<string, HostVerdict>();
   const verdictOf = (header: string): HostVerdict => {
     let verdict = verdicts.get(header);
@@ -114,24 +122,25 @@ export function requestGuard(policy: AccessPolicy): (c: Context) => ApiError | u
     }
     return verdict;
   };
-  return (c) => {
-    let host = c.req.header("host");
+  return (request) => {
+    const { headers } = request;
+    let host = headers.get("host");
     if (!host) {
-      if (c.req.url.charCodeAt(0) === SLASH) return MISSING_HOST;
+      if (request.url.charCodeAt(0) === SLASH) return MISSING_HOST;
       // Only a Request built by hand (app.request) has a whole URL and no Host: the URL names it.
-      host = new URL(c.req.url).host;
+      host = new URL(request.url).host;
     }
     const verdict = verdictOf(host);
     if (verdict === "none") return LOOPBACK_ONLY;
-    const origin = c.req.header("origin");
-    if (verdict === "not_browsers" && (origin !== undefined || carriesBrowserMarks(c))) {
+    const origin = headers.get("origin");
+    if (verdict === "not_browsers" && (origin !== null || carriesBrowserMarks(headers))) {
       return new ApiError(
         403,
         "forbidden_host",
         `A browser may reach this server only by IP address, localhost or a name that --allowed-hosts lists, not as ${hostOfHostHeader(host)}.`,
       );
     }
-    if (origin === undefined || policy.allowedOrigins.has(origin)) return undefined;
+    if (origin === null || policy.allowedOrigins.has(origin)) return undefined;
     let sameOrigin = false;
     try {
       sameOrigin = new URL(origin).host === host.toLowerCase();
