@@ -76,6 +76,8 @@ export class Run {
   /** What `done` says about the stop: the first reason's. */
   private stopError: string | undefined;
   private stallTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Since when the turn has waited for the engine's next event; undefined while it is not waiting. */
+  private waitingForEngineSince: number | undefined;
   private readonly events: EventLog;
   private watchers = 0;
   private graceTimer: ReturnType<typeof setTimeout> | undefined;
@@ -175,16 +177,31 @@ export class Run {
   }
 
   /**
-   * (Re)starts the stall watchdog: called whenever the turn goes back to waiting for the engine.
-   * It is not running while the run itself is busy (appending an event a slow reader holds up) or
-   * while an approval waits for a client.
+   * The turn goes back to waiting for the engine: the stall watchdog counts from now. One timer
+   * serves the whole turn (re-arming one per event cost more than the rest of forwarding it): when
+   * it fires it looks at how long the wait has lasted. It does not count while the run itself is
+   * busy (appending an event a slow reader holds up, `pauseStallWatch`) or while an approval waits
+   * for a client; the next wait for the engine arms it again.
    */
   private watchForStall(): void {
     const { stallTimeoutMs } = this.options;
-    clearTimeout(this.stallTimer);
-    if (stallTimeoutMs === undefined || this.pendingApprovals.size > 0) return;
-    this.stallTimer = setTimeout(() => this.stop("timeout", stalledError(stallTimeoutMs)), stallTimeoutMs);
+    if (stallTimeoutMs === undefined) return;
+    this.waitingForEngineSince = performance.now();
+    this.stallTimer ??= setTimeout(this.checkStall, stallTimeoutMs);
   }
+
+  private pauseStallWatch(): void {
+    this.waitingForEngineSince = undefined;
+  }
+
+  private readonly checkStall = (): void => {
+    this.stallTimer = undefined;
+    const stallTimeoutMs = this.options.stallTimeoutMs as number;
+    if (this.waitingForEngineSince === undefined || this.pendingApprovals.size > 0 || !this.running) return;
+    const waited = performance.now() - this.waitingForEngineSince;
+    if (waited >= stallTimeoutMs) this.stop("timeout", stalledError(stallTimeoutMs));
+    else this.stallTimer = setTimeout(this.checkStall, stallTimeoutMs - waited);
+  };
 
   summary(): RunSummary {
     return {
@@ -234,7 +251,7 @@ export class Run {
         : this.engine.runTurn({ ...this.turn, signal: this.controller.signal });
       this.watchForStall();
       for await (const event of events) {
-        clearTimeout(this.stallTimer);
+        this.pauseStallWatch();
         if (first) {
           first = false;
           this.options.observer?.firstEvent((this.options.now() - startedAt) / 1000);
