@@ -510,6 +510,10 @@ describe("isExposed", () => {
   ])("host %p, bypass %p, token %p -> %p", (host, bypass, token, exposed) => {
     expect(isExposed({ host, bypassApprovalsAndSandbox: bypass, authToken: token })).toBe(exposed);
   });
+
+  test("a tokens file asks for tokens as --auth-token does: not exposed", () => {
+    expect(isExposed({ host: "0.0.0.0", bypassApprovalsAndSandbox: true, authToken: undefined, tokensFile: { path: "/etc/t.json", tenants: [] } })).toBe(false);
+  });
 });
 
 describe("limits and access flags", () => {
