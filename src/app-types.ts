@@ -8,6 +8,9 @@ import type { Logger } from "./log";
 import type { Metrics } from "./metrics";
 import type { RunRegistry } from "./runs/registry";
 import type { ThreadService } from "./runs/threads";
+import type { Tenant } from "./tenants/tenant";
+import type { Tenants } from "./tenants/tenants";
+import type { ThreadOwners } from "./tenants/thread-owners";
 
 export type AppDeps = {
   config: Pick<
@@ -28,6 +31,11 @@ export type AppDeps = {
   runs: RunRegistry;
   /** codex's stored threads; without them (an engine that cannot reach them) the /threads routes are not there. */
   threads?: ThreadService;
+  /**
+   * The tenants of a tokens file and which threads are whose; without them, one implicit admin
+   * tenant named by `config.authToken` (or no token at all).
+   */
+  tenancy?: { tenants: Tenants; threadOwners: ThreadOwners };
   log: Logger;
   /** Counters for /metrics; without them the route is not there. */
   metrics?: Metrics;
@@ -40,5 +48,5 @@ export type AppDeps = {
 /** The Bun server, when there is one: SSE responses switch off its idle timeout per request. */
 export type AppEnv = {
   Bindings: { timeout?(request: Request, seconds: number): void } | undefined;
-  Variables: { requestId: string };
+  Variables: { requestId: string; tenant: Tenant };
 };

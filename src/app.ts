@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import type { AppDeps, AppEnv } from "./app-types";
 import { ApiError, errorResponse, toApiError } from "./errors";
-import { accessPolicy, corsForAllowedOrigins, requestGuard, requireBearerToken } from "./middleware/access";
+import { accessPolicy, authenticate, corsForAllowedOrigins, requestGuard } from "./middleware/access";
 import { consoleRoutes } from "./routes/console";
 import { healthRoutes, readyRoutes } from "./routes/health";
 import { messageRoutes } from "./routes/messages";
@@ -10,6 +10,9 @@ import { openApiRoutes } from "./routes/openapi";
 import { runRoutes } from "./routes/runs";
 import { threadRoutes } from "./routes/threads";
 import { REQUEST_ID } from "./schemas";
+import { tenantLogName } from "./tenants/tenant";
+import { Tenants } from "./tenants/tenants";
+import { ThreadAccess } from "./tenants/thread-access";
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const now = deps.now ?? (() => performance.now());
@@ -38,6 +41,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
         status: c.res.status,
         duration_ms: Math.round((now() - startedAt) * 10) / 10,
         request_id: c.get("requestId"),
+        tenant: tenantLogName(c.get("tenant")),
       });
     }
   });
@@ -49,10 +53,11 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   if (deps.config.webConsole) consoleRoutes(app);
   // Registered after /health, /ready, /openapi.json and the console's page, which stay open to probes,
   // tools and browsers; the page asks for the token itself.
-  if (deps.config.authToken !== undefined) app.use(requireBearerToken(deps.config.authToken));
-  messageRoutes(app, deps);
+  app.use(authenticate(deps.tenancy?.tenants ?? Tenants.single(deps.config.authToken)));
+  const threadAccess = new ThreadAccess(deps.tenancy?.threadOwners);
+  messageRoutes(app, deps, threadAccess);
   runRoutes(app, deps);
-  if (deps.threads) threadRoutes(app, { ...deps, threads: deps.threads });
+  if (deps.threads) threadRoutes(app, { ...deps, threads: deps.threads }, threadAccess);
   if (deps.metrics) metricsRoutes(app, deps.metrics);
 
   app.notFound((c) => errorResponse(c, new ApiError(404, "not_found", `There is no ${c.req.path} here.`)));

@@ -13,13 +13,26 @@ import { renderHelp } from "./help";
 import { isLoopbackHost } from "./middleware/access";
 import { createLogger } from "./log";
 import { handleSignals, ListenError, startServer } from "./server";
+import { ThreadOwnersError } from "./tenants/thread-owners";
 
 export const EXPOSED_WARNING =
   "WARNING: reachable beyond loopback, with bypass ON and no --auth-token: anyone who can reach this port can run any command on this host.";
 
+/** A Config has it; callers that only ever run with one token may leave it out. */
+type OptionalTokensFile = { tokensFile?: Config["tokensFile"] };
+
 /** Listening beyond loopback, running codex without a sandbox, and letting anyone in. */
-export function isExposed(config: Pick<Config, "host" | "bypassApprovalsAndSandbox" | "authToken">): boolean {
-  return !isLoopbackHost(config.host) && config.bypassApprovalsAndSandbox && config.authToken === undefined;
+export function isExposed(config: Pick<Config, "host" | "bypassApprovalsAndSandbox" | "authToken"> & OptionalTokensFile): boolean {
+  return !isLoopbackHost(config.host) && config.bypassApprovalsAndSandbox && config.authToken === undefined && config.tokensFile === undefined;
+}
+
+/** Who may call the API: anyone, the holder of the one token, or the tenants of a tokens file. */
+function authLine(config: Pick<Config, "authToken"> & OptionalTokensFile): string {
+  if (config.tokensFile) {
+    const count = config.tokensFile.tenants.length;
+    return `Auth: ${count} tenant${count === 1 ? "" : "s"} from ${config.tokensFile.path} (SIGHUP reloads it)`;
+  }
+  return config.authToken === undefined ? "Auth: none" : "Auth: bearer token required";
 }
 
 /** The banner's login line: a warning, with what to do, when codex cannot authenticate. */
@@ -58,7 +71,8 @@ export function banner(
     | "approvalPolicy"
     | "webhookUrl"
     | "webhookAllowedHosts"
-  >,
+  > &
+    OptionalTokensFile,
   login: CodexLogin,
 ): string {
   const mode = config.bypassApprovalsAndSandbox
@@ -94,7 +108,7 @@ export function banner(
     "",
     engine,
     mode,
-    config.authToken === undefined ? "Auth: none" : "Auth: bearer token required",
+    authLine(config),
     hostsLine(config),
     ...[webhooksLine(config)].filter((line) => line !== undefined),
     ...(login.state === "missing" ? [] : [loginLine(login)]),
@@ -144,7 +158,7 @@ export const command = defineCommand({
     try {
       running = startServer(config, log);
     } catch (err) {
-      if (err instanceof ListenError || err instanceof EngineError) fail(err.message, 1);
+      if (err instanceof ListenError || err instanceof EngineError || err instanceof ThreadOwnersError) fail(err.message, 1);
       throw err;
     }
     handleSignals(running, log);

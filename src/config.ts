@@ -1,5 +1,6 @@
 import type { ApprovalPolicy } from "./engine/types";
 import type { LogFormat } from "./log";
+import type { TenantEntry } from "./tenants/tokens-file";
 
 export const LOG_LEVELS = ["off", "error", "warn", "info", "debug", "trace"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -28,6 +29,13 @@ export type Config = {
   firstEventTimeoutMs: number;
   /** Required as `Authorization: Bearer` on every route but /health, when set. */
   authToken: string | undefined;
+  /**
+   * `--tokens-file`: its absolute path (reread on SIGHUP) and the tenants it named at start-up;
+   * undefined: one implicit admin tenant, named by `authToken` (or no token at all).
+   */
+  tokensFile: { path: string; tenants: TenantEntry[] } | undefined;
+  /** Where the server keeps its own state: which tenant owns which thread. */
+  stateDir: string;
   /** Browser origins, besides the server's own, that may call the API (answered with CORS). */
   allowedOrigins: string[];
   /**

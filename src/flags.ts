@@ -4,11 +4,14 @@
  */
 import { readFileSync, realpathSync, statSync } from "node:fs";
 import { isIP } from "node:net";
+import { join, resolve } from "node:path";
 import type { ArgsDef, ParsedArgs } from "citty";
 import { type Config, DEFAULTS, defaultMaxConcurrentTurns, ENGINES, type EngineName, LOG_LEVELS, type LogLevel } from "./config";
+import { codexHome } from "./engine/codex-home";
 import { APPROVAL_POLICIES, type ApprovalPolicy } from "./engine/types";
 import { bareHost, BEARER_TOKEN } from "./middleware/access";
 import { LOG_FORMATS, type LogFormat } from "./log";
+import { readTokensFile, type TenantEntry, TokensFileError } from "./tenants/tokens-file";
 import { parseWebhookSecret, SECRET_EXAMPLE } from "./webhooks/signature";
 
 export const BYPASS_FLAG = "dangerously-bypass-approvals-and-sandbox";
@@ -54,6 +57,16 @@ export const args = {
     type: "string",
     valueHint: "PATH",
     description: "Read the token from a file instead (one trailing newline ignored), e.g. a systemd credential or a Kubernetes secret (env CODEX_SERVER_AUTH_TOKEN_FILE)",
+  },
+  "tokens-file": {
+    type: "string",
+    valueHint: "PATH",
+    description: "Several tenants, each with its own token, runs, threads, workspace root and turn limit: a JSON file (see README, Several users); SIGHUP reloads it; not with --auth-token (env CODEX_SERVER_TOKENS_FILE)",
+  },
+  "state-dir": {
+    type: "string",
+    valueHint: "DIR",
+    description: "Where the server keeps its own state (which tenant owns which thread, with --tokens-file); default: CODEX_HOME/codex-http-server (env CODEX_SERVER_STATE_DIR)",
   },
   "allowed-origins": {
     type: "string",
@@ -464,6 +477,33 @@ export function readAuthToken(
   return token.length < 16 ? { token, warning: SHORT_TOKEN_WARNING } : { token };
 }
 
+/**
+ * The tenants of --tokens-file / CODEX_SERVER_TOKENS_FILE, read and checked (a file that does not
+ * parse stops start-up), with its absolute path for reloads; undefined when neither is set. Every
+ * token is in the file then: a token given another way too is refused.
+ */
+export function readTokensFileConfig(
+  parsed: { "tokens-file"?: string; "auth-token"?: string; "auth-token-file"?: string },
+  env: Record<string, string | undefined>,
+  cwd: string,
+): { tokensFile: { path: string; tenants: TenantEntry[] } | undefined; warnings: string[] } {
+  const file = flagOrEnv("tokens-file", parsed["tokens-file"], "CODEX_SERVER_TOKENS_FILE", env);
+  if (!file) return { tokensFile: undefined, warnings: [] };
+  const token =
+    flagOrEnv("auth-token", parsed["auth-token"], "CODEX_SERVER_AUTH_TOKEN", env) ??
+    flagOrEnv("auth-token-file", parsed["auth-token-file"], "CODEX_SERVER_AUTH_TOKEN_FILE", env);
+  if (token) throw new ConfigError(`${file.source} and ${token.source} are both set: with a tokens file, every token is in it`);
+  if (file.value === "") throw new ConfigError(`${file.source} is empty: expected the path of a tokens file`);
+  const path = resolve(cwd, file.value);
+  try {
+    const { tenants, warnings } = readTokensFile(path);
+    return { tokensFile: { path, tenants }, warnings };
+  } catch (err) {
+    if (err instanceof TokensFileError) throw new ConfigError(err.message);
+    throw err;
+  }
+}
+
 /** `key.path=value` as codex's -c takes it; the value is TOML (or a bare string) and codex checks it. */
 export function parseCodexOverride(text: string): string {
   if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*=\S/.test(text)) {
@@ -521,6 +561,8 @@ const SERVER_VARIABLES = new Set([
   "CODEX_SERVER_AUTH_TOKEN_FILE",
   "CODEX_SERVER_WEBHOOK_SECRET",
   "CODEX_SERVER_WEBHOOK_URL",
+  "CODEX_SERVER_TOKENS_FILE",
+  "CODEX_SERVER_STATE_DIR",
 ]);
 
 export function buildConfig(
@@ -535,6 +577,8 @@ export function buildConfig(
   if (parsed._.length > 0) throw new ConfigError(`unexpected argument "${parsed._[0]}"; see --help`);
   const { host, port } = parseAddress(parsed.addr);
   const { level, warning } = parseLogLevel(env.RUST_LOG);
+  // First: given with a token, the clash is the message, not what is wrong with the token.
+  const tenants = readTokensFileConfig(parsed, env, cwd);
   const auth = readAuthToken(parsed["auth-token"], parsed["auth-token-file"], env);
   const webhooks = readWebhookConfig(parsed, env);
   // The token is for clients of this server, the webhook secret and URL for its receivers: they
@@ -570,6 +614,8 @@ export function buildConfig(
       heartbeatMs: DEFAULTS.heartbeatMs,
       firstEventTimeoutMs: DEFAULTS.firstEventTimeoutMs,
       authToken: auth.token,
+      tokensFile: tenants.tokensFile,
+      stateDir: resolve(cwd, parsed["state-dir"] || env.CODEX_SERVER_STATE_DIR || join(codexHome(codexEnv), "codex-http-server")),
       allowedOrigins: parsed["allowed-origins"] ? parseOrigins(parsed["allowed-origins"]) : [],
       allowedHosts: parseAllowedHosts(parsed["allowed-hosts"] ?? env.CODEX_SERVER_ALLOWED_HOSTS ?? ""),
       maxConcurrentTurns: parsed["max-concurrent-turns"]
@@ -598,6 +644,6 @@ export function buildConfig(
       webhookSecret: webhooks.webhookSecret,
       webhookAllowedHosts: webhooks.webhookAllowedHosts,
     },
-    warnings: [warning, auth.warning, webhooks.warning].filter((text): text is string => text !== undefined),
+    warnings: [warning, auth.warning, ...tenants.warnings, webhooks.warning].filter((text): text is string => text !== undefined),
   };
 }

@@ -1,11 +1,13 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { Usage } from "./schemas";
 import type { DeliveryObserver } from "./webhooks/dispatcher";
 
 /** What a run reports about itself; the runs layer knows this interface, not Prometheus. */
 export type RunObserver = {
   started(): void;
   firstEvent(seconds: number): void;
-  finished(status: string, seconds: number): void;
+  /** `tenant`: whose turn it was (undefined: nobody's, counted as "default"); `usage`: its done.usage. */
+  finished(status: string, seconds: number, turn?: { tenant: string | undefined; usage: Usage | null }): void;
 };
 
 export type Metrics = RunObserver & DeliveryObserver & {
@@ -54,6 +56,13 @@ export function createMetrics(gauges: MetricGauges): Metrics {
   });
   const started = new Counter({ name: "codex_turns_started_total", help: "Turns started", registers });
   const finished = new Counter({ name: "codex_turns_finished_total", help: "Turns finished, by done status", labelNames: ["status"], registers });
+  const tenantTurns = new Counter({ name: "codex_tenant_turns_total", help: "Turns finished, by tenant and done status", labelNames: ["tenant", "status"], registers });
+  const tenantTokens = new Counter({
+    name: "codex_tenant_tokens_total",
+    help: "Tokens of finished turns (done.usage), by tenant and kind: input, cached_input, output, reasoning_output",
+    labelNames: ["tenant", "kind"],
+    registers,
+  });
   const sse = new Counter({ name: "codex_sse_events_sent_total", help: "SSE event frames written to clients", registers });
   const duration = new Histogram({ name: "codex_turn_duration_seconds", help: "Turn duration, start to done", buckets: TURN_SECONDS, registers });
   const firstEvent = new Histogram({ name: "codex_turn_first_event_seconds", help: "Time from a turn's start to codex's first event", buckets: TURN_SECONDS, registers });
@@ -79,9 +88,19 @@ export function createMetrics(gauges: MetricGauges): Metrics {
     sseEventsSent: (count) => sse.inc(count),
     started: () => started.inc(),
     firstEvent: (seconds) => firstEvent.observe(seconds),
-    finished: (status, seconds) => {
+    finished: (status, seconds, turn) => {
       finished.inc({ status });
       duration.observe(seconds);
+      // Without a tokens file every turn is the implicit tenant's: "default".
+      const tenant = turn?.tenant ?? "default";
+      tenantTurns.inc({ tenant, status });
+      const usage = turn?.usage;
+      if (usage) {
+        tenantTokens.inc({ tenant, kind: "input" }, usage.input_tokens);
+        tenantTokens.inc({ tenant, kind: "cached_input" }, usage.cached_input_tokens);
+        tenantTokens.inc({ tenant, kind: "output" }, usage.output_tokens);
+        tenantTokens.inc({ tenant, kind: "reasoning_output" }, usage.reasoning_output_tokens);
+      }
     },
     webhookDelivered: (event) => deliveries.inc({ event, result: "delivered" }),
     webhookRetried: (event) => retries.inc({ event }),

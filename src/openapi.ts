@@ -123,19 +123,19 @@ const openApiBase = {
           },
           400: errors("invalid_json"),
           401: errors("unauthorized"),
-          403: errors("forbidden_host, forbidden_origin, work_dir_forbidden, image_forbidden, sandbox_forbidden"),
-          404: errors("run_not_found, thread_not_found, approval_not_found"),
+          403: errors("forbidden_host, forbidden_origin, work_dir_forbidden (outside --workspace-root or the tenant's workspace_root), image_forbidden, sandbox_forbidden"),
+          404: errors("run_not_found, thread_not_found, approval_not_found; another tenant's run or thread answers as an unknown one"),
           409: errors("id_in_use, thread_busy, no_approvals"),
           413: errors("payload_too_large"),
           415: errors("unsupported_media_type"),
           422: errors("invalid_request: the message names each field; also a webhook_url whose host --webhook-allowed-hosts does not list"),
-          429: errors("too_many_turns, queue_full (Retry-After)"),
+          429: errors("too_many_turns, queue_full, tenant_turn_limit (Retry-After)"),
           503: errors("shutting_down, engine_busy (Retry-After)"),
         },
       },
     },
     "/runs": {
-      get: { summary: "Running and recently finished runs", responses: { 200: { description: "The runs", content: content("RunList") } } },
+      get: { summary: "Running and recently finished runs (a tenant's own; every one for an admin)", responses: { 200: { description: "The runs", content: content("RunList") } } },
     },
     "/runs/{id}": {
       get: {

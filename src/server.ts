@@ -1,5 +1,5 @@
 import type { Server } from "bun";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { createApp } from "./app";
 import type { Config } from "./config";
 import { createAppServerEngine } from "./engine/app-server/engine";
@@ -12,6 +12,8 @@ import { createMetrics } from "./metrics";
 import { healthFastPath } from "./routes/health-fast-path";
 import { RunRegistry } from "./runs/registry";
 import { ThreadService } from "./runs/threads";
+import { Tenants } from "./tenants/tenants";
+import { SqliteThreadOwners, THREAD_OWNERS_FILE, type ThreadOwners } from "./tenants/thread-owners";
 import { ATTEMPT_TIMEOUT_MS, WebhookDispatcher } from "./webhooks/dispatcher";
 import { runWebhooks } from "./webhooks/run-webhooks";
 import { parseWebhookSecret } from "./webhooks/signature";
@@ -30,6 +32,8 @@ export type RunningServer = {
   codexVersion: string;
   runs: RunRegistry;
   engine: Engine;
+  /** The tenants of --tokens-file, which SIGHUP reloads; undefined without one. */
+  tenants: Tenants | undefined;
   /** Whether codex can authenticate: checked once the server listens, and by GET /ready. */
   codexLogin: CodexLoginStatus;
   /**
@@ -59,6 +63,9 @@ export function startServer(config: Config, log: Logger, options: ServerOptions 
   });
   const codexVersion = probeCodex(codex);
   guardAgainstChildPipeErrors(log);
+  // With tenants, which thread is whose, kept under --state-dir; opened first, since it can fail.
+  const threadOwners: ThreadOwners | undefined = config.tokensFile && new SqliteThreadOwners(join(config.stateDir, THREAD_OWNERS_FILE));
+  const tenants = config.tokensFile && Tenants.fromFile(config.tokensFile.path, config.tokensFile.tenants, log);
   const engine = createEngine(config, codex, log);
   // The gauges read the registry when scraped, after it exists.
   const metrics = createMetrics({
@@ -88,6 +95,7 @@ export function startServer(config: Config, log: Logger, options: ServerOptions 
     reattachGraceMs: config.reattachGraceMs,
     retentionMs: config.runRetentionMs,
     maxRetainedBytes: config.runRetentionBytes,
+    ...(threadOwners && { threadOwners }),
   });
   const threads = engine.threads && new ThreadService(engine.threads, runs);
   // Created before the app, which answers /ready from it; checking starts at once, beside the listener.
@@ -99,7 +107,8 @@ export function startServer(config: Config, log: Logger, options: ServerOptions 
     else if (login.state === "unknown") log.warn(`cannot tell whether codex can authenticate: ${login.detail}`);
     else log.debug("codex can authenticate", { detail: login.detail });
   });
-  const appDeps = { config, runs, ...(threads && { threads }), log, metrics, codexLogin };
+  const tenancy = tenants && threadOwners && { tenants, threadOwners };
+  const appDeps = { config, runs, ...(threads && { threads }), ...(tenancy && { tenancy }), log, metrics, codexLogin };
   const app = createApp(appDeps);
 
   let server: Server<undefined>;
@@ -115,6 +124,7 @@ export function startServer(config: Config, log: Logger, options: ServerOptions 
   } catch (err) {
     const code = (err as { code?: string }).code;
     const reason = code === "EADDRINUSE" ? "the address is already in use" : (err as Error).message;
+    threadOwners?.close();
     throw new ListenError(`cannot listen on ${formatUrl(config.host, config.port)}: ${reason}`);
   }
   // Only once listening: a server that cannot listen exits at once, with nothing started to stop.
@@ -137,6 +147,7 @@ export function startServer(config: Config, log: Logger, options: ServerOptions 
       await Promise.race([drained, Bun.sleep(FLUSH_GRACE_MS)]);
       await server.stop(true);
       await Promise.all([engine.close?.(), hooksSent]);
+      threadOwners?.close();
     })());
 
   return {
@@ -146,6 +157,7 @@ export function startServer(config: Config, log: Logger, options: ServerOptions 
     codexVersion,
     runs,
     engine,
+    tenants,
     codexLogin,
     shutdown,
   };
@@ -207,4 +219,7 @@ export function handleSignals(running: RunningServer, log: Logger): void {
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  // SIGHUP would otherwise end the process; it means "reread the tokens file" only where there is one.
+  const { tenants } = running;
+  if (tenants) process.on("SIGHUP", () => tenants.reload());
 }

@@ -26,6 +26,7 @@ import {
   SHORT_TOKEN_WARNING,
 } from "../src/flags";
 import { defaultMaxConcurrentTurns } from "../src/config";
+import { SHORT_TENANT_TOKEN_WARNING } from "../src/tenants/tokens-file";
 
 const BYPASS = "dangerously-bypass-approvals-and-sandbox";
 
@@ -509,6 +510,10 @@ describe("isExposed", () => {
   ])("host %p, bypass %p, token %p -> %p", (host, bypass, token, exposed) => {
     expect(isExposed({ host, bypassApprovalsAndSandbox: bypass, authToken: token })).toBe(exposed);
   });
+
+  test("a tokens file asks for tokens as --auth-token does: not exposed", () => {
+    expect(isExposed({ host: "0.0.0.0", bypassApprovalsAndSandbox: true, authToken: undefined, tokensFile: { path: "/etc/t.json", tenants: [] } })).toBe(false);
+  });
 });
 
 describe("limits and access flags", () => {
@@ -702,4 +707,56 @@ describe("webhook flags", () => {
   ])("parseWebhookAllowedHosts %p -> %p", (text, hosts) => {
     expect(parseWebhookAllowedHosts(text)).toEqual(hosts);
   });
+});
+
+describe("tokens file and state dir", () => {
+  const ALICE = "alice-token-0123456789";
+  let dir: string;
+  beforeAll(() => {
+    dir = realpathSync(mkdtempSync(join(tmpdir(), "tokens-")));
+    writeFileSync(join(dir, "ok.json"), JSON.stringify({ tokens: [{ name: "alice", token: ALICE }, { name: "root", token: "root", admin: true }] }));
+    writeFileSync(join(dir, "broken.json"), `{"tokens":[{"name":"alice","token":"${ALICE}"`);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const build = (argv: string[], env: Record<string, string> = {}) =>
+    buildConfig(parseArgs(argv.map((arg) => arg.replace("$DIR", dir)), args), Object.fromEntries(Object.entries(env).map(([key, value]) => [key, value.replace("$DIR", dir)])), dir, 1024 ** 3);
+  const tenants = [
+    { tenant: { name: "alice", admin: false }, token: ALICE },
+    { tenant: { name: "root", admin: true }, token: "root" },
+  ];
+  const short = `tokens file $DIR/ok.json: the token of root ${SHORT_TENANT_TOKEN_WARNING}`;
+
+  const accepted: Array<[argv: string[], env: Record<string, string>, tokensFile: unknown, stateDir: string, warnings: string[]]> = [
+    [[], { CODEX_HOME: "/var/codex" }, undefined, "/var/codex/codex-http-server", []],
+    [[], { HOME: "/home/u" }, undefined, "/home/u/.codex/codex-http-server", []],
+    [["--tokens-file", "$DIR/ok.json"], { CODEX_HOME: "/var/codex" }, { path: "$DIR/ok.json", tenants }, "/var/codex/codex-http-server", [short]],
+    [["--tokens-file", "ok.json", "--state-dir", "state"], {}, { path: "$DIR/ok.json", tenants }, "$DIR/state", [short]],
+    [[], { CODEX_SERVER_TOKENS_FILE: "$DIR/ok.json", CODEX_SERVER_STATE_DIR: "/srv/state" }, { path: "$DIR/ok.json", tenants }, "/srv/state", [short]],
+    [["--state-dir", "/a"], { CODEX_SERVER_STATE_DIR: "/b" }, undefined, "/a", []],
+  ];
+  for (const [argv, env, tokensFile, stateDir, warnings] of accepted) {
+    test(`${JSON.stringify(argv)} ${JSON.stringify(env)} -> state dir ${stateDir}`, () => {
+      const built = build(argv, env);
+      expect(built.config.tokensFile).toEqual(JSON.parse(JSON.stringify(tokensFile ?? null).replaceAll("$DIR", dir)) ?? undefined);
+      expect(built.config.stateDir).toBe(stateDir.replace("$DIR", dir));
+      expect(built.warnings).toEqual(warnings.map((warning) => warning.replace("$DIR", dir)));
+      expect(built.config.authToken).toBeUndefined();
+      // Where the tokens lie is the server's business, not codex's.
+      expect(Object.keys(built.config.codexEnv).filter((key) => key.startsWith("CODEX_SERVER"))).toEqual([]);
+    });
+  }
+
+  const refused: Array<[argv: string[], env: Record<string, string>, message: string]> = [
+    [["--tokens-file", "$DIR/ok.json", "--auth-token", ALICE], {}, "--tokens-file and --auth-token are both set: with a tokens file, every token is in it"],
+    [["--tokens-file", "$DIR/ok.json"], { CODEX_SERVER_AUTH_TOKEN: ALICE }, "--tokens-file and CODEX_SERVER_AUTH_TOKEN are both set: with a tokens file, every token is in it"],
+    [["--auth-token-file", "$DIR/ok.json"], { CODEX_SERVER_TOKENS_FILE: "$DIR/ok.json" }, "CODEX_SERVER_TOKENS_FILE and --auth-token-file are both set: with a tokens file, every token is in it"],
+    [["--tokens-file", ""], {}, "--tokens-file is empty: expected the path of a tokens file"],
+    [["--tokens-file", "$DIR/missing.json"], {}, "cannot read the tokens file $DIR/missing.json: ENOENT: no such file or directory"],
+    [["--tokens-file", "$DIR/broken.json"], {}, "tokens file $DIR/broken.json is not valid JSON"],
+  ];
+  for (const [argv, env, message] of refused) {
+    test(`${JSON.stringify(argv)} ${JSON.stringify(env)} is refused: ${message}`, () => {
+      expect(() => build(argv, env)).toThrow(new ConfigError(message.replaceAll("$DIR", dir)));
+    });
+  }
 });

@@ -4,13 +4,16 @@
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import type { EngineEvent, ThreadEvent } from "../src/engine/types";
+import { readTokensFile } from "../src/tenants/tokens-file";
 import { setup } from "./fixtures/app-setup";
 import { findChromium, launchChromium, pageErrors } from "./fixtures/browser";
 import { type FakeStoredThread, fakeEngine, fakeThreadStore, heldTurn, USAGE } from "./fixtures/fake-engine";
 import { turnProcessesUnder } from "./fixtures/processes";
+import { as, type TenantName, TOKENS, writeTokensFile } from "./fixtures/tenants";
 import { startTestServer, type TestServer } from "./fixtures/test-server";
 import { waitFor } from "./fixtures/wait-for";
 
@@ -574,6 +577,43 @@ describe.skipIf(!chromiumPath)("web console in chromium", () => {
       expect(await error.textContent()).toBe("unauthorized No access token was given.");
       expect(secured.model.requests.map((r) => r.prompts.at(-1))).not.toContain("say never sent");
       await closeConsole();
+    });
+  });
+
+  describe("with --tokens-file", () => {
+    let shared: TestServer;
+    let dir: string;
+    beforeAll(() => {
+      dir = mkdtempSync(join(tmpdir(), "console-tenants-"));
+      const path = join(dir, "tokens.json");
+      writeTokensFile(path);
+      shared = startTestServer({ tokensFile: { path, tenants: readTokensFile(path).tenants }, stateDir: join(dir, "state") });
+    });
+    afterAll(async () => {
+      await shared.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    test("a tenant's console lists only its own threads; an admin's, every one", async () => {
+      const threadOf = async (tenant: TenantName, message: string) => {
+        const res = await shared.send({ type: "user_message", message }, { headers: { "content-type": "application/json", ...as(tenant) } });
+        return /"thread_id":"([0-9a-f-]{36})"/.exec(await res.text())?.[1] as string;
+      };
+      const alices = await threadOf("alice", "say alice's own");
+      const bobs = await threadOf("bob", "say bob's own");
+      const listedWith = async (token: string) => {
+        await openConsole(shared.url);
+        const dialog = page.getByRole("dialog", { name: "Access token" });
+        await dialog.getByLabel("Token").fill(token);
+        await dialog.getByRole("button", { name: "Use token" }).click();
+        await page.locator(".thread-item").first().waitFor();
+        const ids = await page.locator(".thread-item").evaluateAll((items) => items.map((item) => item.getAttribute("data-thread-id")));
+        await closeConsole();
+        return ids;
+      };
+      expect(await listedWith(TOKENS.bob)).toEqual([bobs]);
+      expect(await listedWith(TOKENS.alice)).toEqual([alices]);
+      expect(await listedWith(TOKENS.root)).toEqual([bobs, alices]);
     });
   });
 

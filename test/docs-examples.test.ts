@@ -128,6 +128,21 @@ async function startTurn(served: Served, body: Record<string, unknown>) {
 
 describe("README.md", () => {
   sequential("readme-first-turn", [], { CODEX_SERVER_AUTH_TOKEN: "5f0c1d2e3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f" });
+
+  /** The README's own tokens file, alice's workspace root in the scratch directory. */
+  const tokensFile = () => {
+    const json = /## Several users[\s\S]*?```json\n([\s\S]*?)\n```/.exec(readFileSync(join(REPO, "README.md"), "utf8"))?.[1] as string;
+    const aliceRoot = join(scripted.scratch, "srv-alice");
+    mkdirSync(aliceRoot, { recursive: true });
+    const path = join(scripted.scratch, "tokens.json");
+    writeFileSync(path, json.replace('"/srv/alice"', JSON.stringify(aliceRoot)));
+    return ["--tokens-file", path];
+  };
+  withServer("readme-tenants", tokensFile, {}, async (served) => {
+    const run = runOf("readme-tenants", served);
+    await run.runAll();
+    run.save();
+  });
 });
 
 describe("docs/api.md", () => {

@@ -23,6 +23,10 @@ test("a turn is counted: started, finished by status, durations, events sent, re
   const text = await scrape();
   expect(text).toContain("\ncodex_turns_started_total 1\n");
   expect(text).toContain('\ncodex_turns_finished_total{status="completed"} 1\n');
+  // Without a tokens file every turn is the implicit tenant's, with its done.usage (the scripted model's).
+  expect(text).toContain('\ncodex_tenant_turns_total{tenant="default",status="completed"} 1\n');
+  expect(text).toContain('\ncodex_tenant_tokens_total{tenant="default",kind="input"} 10\n');
+  expect(text).toContain('\ncodex_tenant_tokens_total{tenant="default",kind="output"} 5\n');
   expect(text).toContain("\ncodex_turn_duration_seconds_count 1\n");
   expect(text).toContain("\ncodex_turn_first_event_seconds_count 1\n");
   expect(text).toContain(`\ncodex_sse_events_sent_total ${frames.length}\n`);

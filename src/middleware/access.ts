@@ -4,6 +4,8 @@ import type { MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import type { AppEnv } from "../app-types";
 import { ApiError } from "../errors";
+import { IMPLICIT_TENANT } from "../tenants/tenant";
+import type { Tenants } from "../tenants/tenants";
 
 /** `[::1]` → `::1`, in lower case: a host as the checks compare it. */
 export function bareHost(host: string): string {
@@ -171,11 +173,20 @@ const TOKEN_CHARACTERS = "[\\x21-\\x7e]+";
 export const BEARER_TOKEN = new RegExp(`^${TOKEN_CHARACTERS}$`);
 const BEARER_HEADER = new RegExp(`^Bearer +(${TOKEN_CHARACTERS}) *$`, "i");
 
-export function requireBearerToken(token: string): MiddlewareHandler<AppEnv> {
+/**
+ * Names the request's tenant (`c.var.tenant`) by its bearer token, or refuses it with 401. Without
+ * any token configured every request is the implicit tenant's, as before tenants.
+ */
+export function authenticate(tenants: Tenants): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
+    if (tenants.open) {
+      c.set("tenant", IMPLICIT_TENANT);
+      return next();
+    }
     const header = c.req.header("authorization") ?? "";
     const given = BEARER_HEADER.exec(header)?.[1];
-    if (given === undefined || !tokenMatches(given, token)) {
+    const tenant = given === undefined ? undefined : tenants.authenticate(given);
+    if (tenant === undefined) {
       throw new ApiError(
         401,
         "unauthorized",
@@ -183,6 +194,7 @@ export function requireBearerToken(token: string): MiddlewareHandler<AppEnv> {
         { "www-authenticate": 'Bearer realm="codex-http-server"' },
       );
     }
+    c.set("tenant", tenant);
     await next();
   };
 }

@@ -3,10 +3,20 @@ import type { Context, Hono } from "hono";
 import type { AppDeps, AppEnv } from "../app-types";
 import { ApiError } from "../errors";
 import { bareHost, hostIsListed } from "../middleware/access";
-import { QueueFullError, RunIdInUseError, RunLimitError, RunsClosedError, ThreadBusyError, ThreadHeldError } from "../runs/registry";
+import {
+  QueueFullError,
+  RunIdInUseError,
+  RunLimitError,
+  RunsClosedError,
+  TenantLimitError,
+  ThreadBusyError,
+  ThreadHeldError,
+} from "../runs/registry";
 import type { Run, TurnInput } from "../runs/run";
 import { describeIssues, messageRequestSchema, type userMessageSchema } from "../schemas";
 import type { z } from "zod";
+import type { Tenant } from "../tenants/tenant";
+import type { ThreadAccess } from "../tenants/thread-access";
 import { resolveImage, resolveWorkDir } from "../work-dir";
 import { cancelRun, notRunning } from "./cancel";
 import { limitBody, requireJsonBody } from "./json-body";
@@ -24,19 +34,23 @@ function startRefused(err: unknown): never {
   if (err instanceof RunIdInUseError) throw new ApiError(409, "id_in_use", err.message);
   if (err instanceof ThreadBusyError || err instanceof ThreadHeldError) throw new ApiError(409, "thread_busy", err.message);
   if (err instanceof RunLimitError) throw new ApiError(429, "too_many_turns", err.message, { "retry-after": "5" });
+  if (err instanceof TenantLimitError) throw new ApiError(429, "tenant_turn_limit", err.message, { "retry-after": "5" });
   if (err instanceof QueueFullError) throw new ApiError(429, "queue_full", err.message, { "retry-after": "5" });
   if (err instanceof RunsClosedError) throw new ApiError(503, "shutting_down", err.message, { "retry-after": "5" });
   throw err;
 }
 
-export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
+export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps, threadAccess: ThreadAccess): void {
   const { config, runs } = deps;
 
-  /** The request's own options, within the server's policy. */
-  function turnFor(body: UserMessage): TurnInput {
-    const workDir = resolveWorkDir(body.work_dir, config);
+  /** The request's own options, within the server's policy and its tenant's (a workspace root of its own). */
+  async function turnFor(body: UserMessage, tenant: Tenant): Promise<TurnInput> {
+    const root = tenant.workspaceRoot;
+    const workspace = root === undefined ? config : { defaultWorkDir: root, workspaceRoot: root };
+    const workDir = resolveWorkDir(body.work_dir, workspace);
     if (workDir === undefined) {
-      throw new ApiError(403, "work_dir_forbidden", "work_dir: must be inside the server's workspace root.");
+      const whose = root === undefined ? "the server's" : "your";
+      throw new ApiError(403, "work_dir_forbidden", `work_dir: must be inside ${whose} workspace root.`);
     }
     if (body.sandbox === "workspace-write" && !config.bypassApprovalsAndSandbox) {
       throw new ApiError(
@@ -46,14 +60,15 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
       );
     }
     const images = body.images?.map((path) => {
-      const real = resolveImage(path, config.workspaceRoot ?? workDir);
+      const real = resolveImage(path, workspace.workspaceRoot ?? workDir);
       if (real === undefined) {
         throw new ApiError(403, "image_forbidden", `images: ${path} must be an existing file inside the work_dir or workspace root.`);
       }
       return real;
     });
     if (body.webhook_url !== undefined) checkWebhookUrl(body.webhook_url);
-    if (body.thread_id !== undefined && runs.threadExists(body.thread_id) === false) {
+    // Another tenant's thread is answered as an unknown one: the same 404, the same words.
+    if (body.thread_id !== undefined && (runs.threadExists(body.thread_id) === false || !(await threadAccess.canSee(body.thread_id, tenant)))) {
       throw new ApiError(404, "thread_not_found", `No codex thread ${body.thread_id} is stored here.`);
     }
     return {
@@ -68,6 +83,7 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
         ...(images && { images }),
       },
       ...(body.webhook_url && { webhookUrl: body.webhook_url }),
+      tenant,
     };
   }
 
@@ -123,12 +139,13 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
       }),
       async (c) => {
         const body = c.req.valid("json");
+        const tenant = c.get("tenant");
         switch (body.type) {
           case "user_cancel":
-            return c.json(cancelRun(runs, body.id));
+            return c.json(cancelRun(runs, body.id, tenant));
           case "user_confirm": {
             if (config.approvalPolicy === "never") throw new ApiError(409, "no_approvals", NO_APPROVALS);
-            const run = runs.get(body.id);
+            const run = runs.get(body.id, tenant);
             if (!run?.running) throw notRunning(body.id);
             if (!run.resolveApproval(body.approval_id, body.decision)) {
               throw new ApiError(404, "approval_not_found", `Turn ${body.id} has no pending approval ${body.approval_id}.`);
@@ -136,7 +153,7 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
             return c.json({ approval_id: body.approval_id, decision: body.decision });
           }
           case "user_edit": {
-            const old = runs.get(body.id);
+            const old = runs.get(body.id, tenant);
             if (!old?.running) throw notRunning(body.id);
             const edited = (ended: Run): TurnInput => ({
               ...ended.turn,
@@ -148,7 +165,7 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
           }
           case "user_message": {
             const id = body.id ?? c.get("requestId");
-            const turn = turnFor(body);
+            const turn = await turnFor(body, tenant);
             if (body.on_busy === "interrupt") return startAndStream(c, () => runs.interrupt(id, turn));
             return startAndStream(c, () => runs.start(id, turn, { enqueue: body.on_busy === "enqueue" }));
           }

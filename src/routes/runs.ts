@@ -3,25 +3,26 @@ import type { AppDeps, AppEnv } from "../app-types";
 import { ApiError } from "../errors";
 import type { Run } from "../runs/run";
 import { parseLastEventId } from "../sse/stream-run";
+import type { Viewer } from "../tenants/tenant";
 import { cancelRun } from "./cancel";
 import { methodNotAllowed } from "./method-not-allowed";
 import { streamRunEvents } from "./stream-run-events";
 
 export function runRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   const { runs } = deps;
-  const find = (id: string): Run => {
-    const run = runs.get(id);
+  const find = (id: string, viewer: Viewer): Run => {
+    const run = runs.get(id, viewer);
     if (!run) throw new ApiError(404, "run_not_found", `No turn with id ${id} is running or recently finished.`);
     return run;
   };
   app
-    .get("/runs", (c) => c.json({ runs: runs.list().map((run) => run.summary()) }))
+    .get("/runs", (c) => c.json({ runs: runs.list(c.get("tenant")).map((run) => run.summary()) }))
     .all("/runs", methodNotAllowed("GET"))
-    .get("/runs/:id", (c) => c.json(find(c.req.param("id")).summary()))
-    .delete("/runs/:id", (c) => c.json(cancelRun(runs, c.req.param("id"))))
+    .get("/runs/:id", (c) => c.json(find(c.req.param("id"), c.get("tenant")).summary()))
+    .delete("/runs/:id", (c) => c.json(cancelRun(runs, c.req.param("id"), c.get("tenant"))))
     .all("/runs/:id", methodNotAllowed("GET", "DELETE"))
     .get("/runs/:id/events", (c) => {
-      const run = find(c.req.param("id"));
+      const run = find(c.req.param("id"), c.get("tenant"));
       const afterId = parseLastEventId(c.req.header("last-event-id"));
       if (afterId === undefined) {
         throw new ApiError(400, "invalid_last_event_id", "Last-Event-ID must be the id of an event: a decimal integer.");

@@ -6,6 +6,7 @@ import { EngineBusyError, InvalidCursorError, ThreadNotFoundError, TurnNotFoundE
 import { ApiError } from "../errors";
 import { ThreadBusyError, ThreadHeldError } from "../runs/registry";
 import type { ThreadService } from "../runs/threads";
+import type { ThreadAccess } from "../tenants/thread-access";
 import {
   describeIssues,
   threadForkSchema,
@@ -50,7 +51,11 @@ const optionalJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
   return requireJsonBody(c, next);
 };
 
-export function threadRoutes(app: Hono<AppEnv>, deps: AppDeps & { threads: ThreadService }): void {
+/**
+ * A tenant reaches only its own threads (an admin every one): another's answers 404 as an unknown
+ * id does, checked before codex is asked anything.
+ */
+export function threadRoutes(app: Hono<AppEnv>, deps: AppDeps & { threads: ThreadService }, access: ThreadAccess): void {
   const { threads, config } = deps;
   const limitedBody = limitBody(config.maxBodyBytes);
   const threadId = validate("param", threadParamsSchema);
@@ -58,24 +63,36 @@ export function threadRoutes(app: Hono<AppEnv>, deps: AppDeps & { threads: Threa
   app
     .get("/threads", validate("query", threadListQuerySchema), async (c) => {
       const { limit, cursor, cwd, q } = c.req.valid("query");
-      return c.json(await answer(threads.list({ limit, cursor, cwd, search: q })));
+      const query = { limit, cursor, cwd, search: q };
+      return c.json(await answer(access.list(query, c.get("tenant"), (page) => threads.list(page))));
     })
     .all("/threads", methodNotAllowed("GET"))
     .get("/threads/:id", threadId, validate("query", threadReadQuerySchema), async (c) => {
       const { turns_limit, cursor } = c.req.valid("query");
-      return c.json(await answer(threads.read(c.req.valid("param").id, { turnsLimit: turns_limit, cursor })));
+      const { id } = c.req.valid("param");
+      await answer(access.check(id, c.get("tenant")));
+      return c.json(await answer(threads.read(id, { turnsLimit: turns_limit, cursor })));
     })
-    .patch("/threads/:id", threadId, limitedBody, requireJsonBody, validate("json", threadRenameSchema), async (c) =>
-      c.json(await answer(threads.rename(c.req.valid("param").id, c.req.valid("json").name))),
-    )
+    .patch("/threads/:id", threadId, limitedBody, requireJsonBody, validate("json", threadRenameSchema), async (c) => {
+      const { id } = c.req.valid("param");
+      await answer(access.check(id, c.get("tenant")));
+      return c.json(await answer(threads.rename(id, c.req.valid("json").name)));
+    })
     .delete("/threads/:id", threadId, async (c) => {
       const { id } = c.req.valid("param");
+      await answer(access.check(id, c.get("tenant")));
       await answer(threads.archive(id));
+      await access.forget(id);
       return c.json({ id, archived: true });
     })
     .all("/threads/:id", methodNotAllowed("GET", "PATCH", "DELETE"))
     .post("/threads/:id/fork", threadId, limitedBody, optionalJsonBody, validate("json", threadForkSchema), async (c) => {
-      const forked = await answer(threads.fork(c.req.valid("param").id, c.req.valid("json").turn_id));
+      const { id } = c.req.valid("param");
+      const tenant = c.get("tenant");
+      await answer(access.check(id, tenant));
+      const forked = await answer(threads.fork(id, c.req.valid("json").turn_id));
+      // A fork is the forking tenant's, whoever's thread it came from.
+      await access.claim(forked, tenant.name);
       return c.json({ thread_id: forked }, 201);
     })
     .all("/threads/:id/fork", methodNotAllowed("POST"));

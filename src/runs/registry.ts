@@ -1,5 +1,6 @@
 import type { Engine } from "../engine/types";
 import type { Logger } from "../log";
+import { canSee, type Tenant, type Viewer } from "../tenants/tenant";
 import { Run, type RunOptions, type StopReason, type TurnInput } from "./run";
 
 export class RunIdInUseError extends Error {
@@ -30,6 +31,13 @@ export class RunsClosedError extends Error {
 export class RunLimitError extends Error {
   constructor(readonly limit: number) {
     super(`the limit of ${limit} running turns is reached; try again later`);
+  }
+}
+
+/** The turn's tenant already runs its `max_concurrent_turns`, whatever the server's own limit leaves. */
+export class TenantLimitError extends Error {
+  constructor(readonly tenant: string, readonly limit: number) {
+    super(`tenant ${tenant} already runs its limit of ${limit} turns; try again later`);
   }
 }
 
@@ -131,6 +139,10 @@ export class RunRegistry {
       const doing = this.heldThreads.get(turn.threadId);
       if (doing !== undefined) throw new ThreadHeldError(turn.threadId, doing);
     }
+    const tenantLimit = turn.tenant?.maxConcurrentTurns;
+    if (tenantLimit !== undefined && this.runningFor(turn.tenant as Tenant, replacing) >= tenantLimit) {
+      throw new TenantLimitError((turn.tenant as Tenant).name, tenantLimit);
+    }
     const others = this.running.size - (replacing?.running ? 1 : 0);
     if (others >= this.options.maxConcurrent) throw new RunLimitError(this.options.maxConcurrent);
   }
@@ -140,6 +152,19 @@ export class RunRegistry {
     if (this.closed) throw new RunsClosedError();
     const holder = this.runs.get(id);
     if ((holder?.running && holder !== replacing) || this.reserved.has(id)) throw new RunIdInUseError(id);
+  }
+
+  /** How many turns of `tenant` run, not counting `replacing` (whose slot a replacement takes). */
+  private runningFor(tenant: Tenant, replacing?: Run): number {
+    let count = 0;
+    for (const run of this.running) if (run !== replacing && run.turn.tenant?.name === tenant.name) count++;
+    return count;
+  }
+
+  /** Whether the tenant of `turn` has a slot of its own free (always, for a tenant without a limit). */
+  private tenantHasRoom(turn: TurnInput): boolean {
+    const limit = turn.tenant?.maxConcurrentTurns;
+    return limit === undefined || this.runningFor(turn.tenant as Tenant) < limit;
   }
 
   /** The turn running on this thread, if any. */
@@ -192,7 +217,8 @@ export class RunRegistry {
    */
   start(id: string, turn: TurnInput, { enqueue = false }: { enqueue?: boolean } = {}): Run {
     const threadId = turn.threadId;
-    if (enqueue && threadId !== undefined && this.runningOn(threadId)) {
+    // Turns may wait with none running on their thread: the next one's tenant is at its own limit.
+    if (enqueue && threadId !== undefined && (this.runningOn(threadId) || this.waiting.has(threadId))) {
       this.checkOpen(id);
       const queue = this.waiting.get(threadId) ?? [];
       if (queue.length >= MAX_WAITING_PER_THREAD) throw new QueueFullError(threadId, MAX_WAITING_PER_THREAD);
@@ -220,6 +246,7 @@ export class RunRegistry {
       now: this.options.now ?? (() => performance.now()),
       ...(this.options.observer && { observer: this.options.observer }),
       ...(this.options.notifier && { notifier: this.options.notifier }),
+      ...(this.options.threadOwners && { threadOwners: this.options.threadOwners }),
       ...(queuePosition !== undefined && { queuePosition }),
       ...(stallTimeoutMs !== undefined && { stallTimeoutMs }),
     });
@@ -256,6 +283,8 @@ export class RunRegistry {
     for (const [threadId, queue] of this.waiting) {
       if (this.running.size >= this.options.maxConcurrent) return;
       if (this.runningOn(threadId) || [...this.replacing].some((run) => run.threadId === threadId)) continue;
+      // A tenant at its own limit keeps its turn waiting, in its place, until one of its turns ends.
+      if (!this.tenantHasRoom((queue[0] as Run).turn)) continue;
       const next = queue.shift() as Run;
       if (queue.length === 0) this.waiting.delete(threadId);
       this.activate(next);
@@ -337,17 +366,21 @@ export class RunRegistry {
     if (this.runs.get(run.id) === run) this.runs.delete(run.id);
   }
 
-  get(id: string): Run | undefined {
-    return this.runs.get(id);
-  }
-
-  list(): Run[] {
-    return [...this.runs.values()];
-  }
-
-  /** Stops the running run with this id; false when no such run is going. */
-  cancel(id: string): boolean {
+  /** The run with this id, if `viewer` (when given) may see it: another tenant's run is as unknown. */
+  get(id: string, viewer?: Viewer): Run | undefined {
     const run = this.runs.get(id);
+    return run && (viewer === undefined || canSee(viewer, run.turn.tenant?.name)) ? run : undefined;
+  }
+
+  /** The runs `viewer` (when given) may see. */
+  list(viewer?: Viewer): Run[] {
+    const runs = [...this.runs.values()];
+    return viewer === undefined || viewer.admin ? runs : runs.filter((run) => canSee(viewer, run.turn.tenant?.name));
+  }
+
+  /** Stops the running run with this id, if `viewer` (when given) may see it; false when no such run is going. */
+  cancel(id: string, viewer?: Viewer): boolean {
+    const run = this.get(id, viewer);
     if (!run?.running) return false;
     run.stop("cancelled");
     return true;

@@ -2,6 +2,8 @@ import { describeTurnFailure } from "../engine/codex-auth";
 import { type ApprovalDecision, type ApprovalRequestedEvent, type Engine, EngineBusyError, type TurnOptions } from "../engine/types";
 import type { Logger } from "../log";
 import type { RunObserver } from "../metrics";
+import { type Tenant, tenantLogName } from "../tenants/tenant";
+import type { ThreadOwners } from "../tenants/thread-owners";
 import type { DoneData, RunQueuedEvent, RunStatus, RunSummary, Usage } from "../schemas";
 import { EventLog, type EventLogLimits, type RunEvent } from "./event-log";
 
@@ -18,6 +20,8 @@ export type TurnInput = {
   replaces?: string;
   /** Where this turn's webhooks go, besides the server's own (`--webhook-url`); already allowed. */
   webhookUrl?: string;
+  /** Whose turn it is: its thread becomes this tenant's, and only it (and admins) see the run. */
+  tenant?: Tenant;
 };
 
 /**
@@ -37,6 +41,8 @@ export type RunOptions = EventLogLimits & {
   now: () => number;
   observer?: RunObserver;
   notifier?: RunNotifier;
+  /** Where a new thread is recorded as the turn's tenant's, before its `thread.started` reaches anyone. */
+  threadOwners?: Pick<ThreadOwners, "claim">;
   /** The turn waits for its thread, at this place in the queue (1: next), until `moveInQueue(undefined)`. */
   queuePosition?: number;
   /**
@@ -257,8 +263,11 @@ export class Run {
           this.options.observer?.firstEvent((this.options.now() - startedAt) / 1000);
           this.admit(undefined);
         }
-        if (event.type === "thread.started") this.threadId = event.thread_id;
-        else if (event.type === "item.completed" && event.item.type === "agent_message") lastMessage = event.item.text;
+        if (event.type === "thread.started") {
+          this.threadId = event.thread_id;
+          // Before the event is appended: a client that learns the id finds the thread its tenant's.
+          if (this.turn.tenant && this.options.threadOwners) await this.options.threadOwners.claim(event.thread_id, this.turn.tenant.name);
+        } else if (event.type === "item.completed" && event.item.type === "agent_message") lastMessage = event.item.text;
         else if (event.type === "turn.completed") {
           usage = event.usage;
           result = { status: "completed", error: null };
@@ -303,9 +312,10 @@ export class Run {
       diff,
     };
     const elapsedMs = this.options.now() - startedAt;
-    this.options.observer?.finished(result.status, elapsedMs / 1000);
+    this.options.observer?.finished(result.status, elapsedMs / 1000, { tenant: this.turn.tenant?.name, usage });
     this.log.info(this.refusal ? "turn refused" : "turn finished", {
       request_id: this.id,
+      tenant: tenantLogName(this.turn.tenant),
       thread_id: this.threadId ?? undefined,
       status: result.status,
       duration_ms: Math.round(elapsedMs),
