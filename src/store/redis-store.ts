@@ -1,0 +1,488 @@
+import { RedisClient } from "bun";
+import type { Logger } from "../log";
+import type { RunEvent } from "../runs/event-log";
+import type { RunSummary } from "../schemas";
+import {
+  type ClusterStore,
+  type ControlCommand,
+  type ControlReply,
+  type RunRecord,
+  type StoreState,
+  StoreUnavailableError,
+  type ThreadLease,
+} from "./cluster-store";
+
+/** A command not answered within this fails: new turns get their 503 well within 2 s. */
+const COMMAND_TIMEOUT_MS = 1_500;
+/** How often a replica says it lives, renews its slots and, when the store is down, tries to reconnect. */
+export const HEARTBEAT_MS = 2_000;
+/** A replica not heard of for this long is lost: a survivor ends its runs (within 15 s with the sweep). */
+export const LIVENESS_TTL_MS = 8_000;
+/** A cluster slot its owner stops renewing frees itself after this. */
+const SLOT_TTL_MS = 20_000;
+/** How long a blocking read waits before it looks again at which streams to follow. */
+const BLOCK_MS = 1_000;
+/** What one read brings at most: a replay goes out in pieces, as the in-memory log hands them. */
+export const READ_BATCH = 512;
+/** Commands and replies are short-lived: a control stream keeps about this many. */
+const CONTROL_MAXLEN = 1_000;
+/** A thread's lease outlives any turn; it is kept this long after its last claim. */
+const THREAD_LEASE_TTL_MS = 30 * 24 * 3_600_000;
+
+export type StoreObserver = {
+  storeError(operation: string): void;
+  storeState(state: StoreState): void;
+};
+
+export type RedisStoreOptions = {
+  url: string;
+  replicaId: string;
+  /** How long a finished run's stream and record are kept, as --run-retention. */
+  retentionMs: number;
+  /** About how many events a run's stream keeps (MAXLEN ~), as the in-memory log. */
+  maxEvents: number;
+  log: Logger;
+  observer?: StoreObserver;
+};
+
+/** The URL to show: its password replaced (redis://user:***@host). */
+export function redactRedisUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== "") parsed.password = "***";
+    return parsed.toString().replace(/\/$/, "");
+  } catch {
+    return "(unparsable URL)";
+  }
+}
+
+/** `ms-seq` stream ids, compared as Redis does. */
+function compareIds(a: string, b: string): number {
+  const [aMs = 0, aSeq = 0] = a.split("-").map(Number);
+  const [bMs = 0, bSeq = 0] = b.split("-").map(Number);
+  return aMs - bMs || aSeq - bSeq;
+}
+
+type RawEntry = [id: string, fields: string[]];
+
+/** A stream entry as a run event: its SSE id is the entry id's first part. */
+function toRunEvent([id, fields]: RawEntry): RunEvent {
+  return { id: Number(id.slice(0, id.indexOf("-"))), event: fields[1] as string, data: fields[3] as string };
+}
+
+const entryId = (sseId: number) => `${sseId}-0`;
+
+/** XREAD answers a map in RESP3 and a list of pairs in RESP2. */
+function streamsOf(reply: unknown): [string, RawEntry[]][] {
+  if (reply === null || reply === undefined) return [];
+  if (Array.isArray(reply)) return reply as [string, RawEntry[]][];
+  return Object.entries(reply as Record<string, RawEntry[]>);
+}
+
+/* Lua scripts: each runs atomically, so replicas racing for the same thing cannot both win. */
+
+/** KEYS: stream, record, owner's runs, slots. ARGV: maxlen, retention ms, summary or '', finished, run id, then id/event/data triples. */
+const APPEND_EVENTS = `
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+if last and last[2][2] == 'done' then return 0 end
+for i = 6, #ARGV, 3 do
+  redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], ARGV[i], 'e', ARGV[i + 1], 'd', ARGV[i + 2])
+end
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], 'summary', ARGV[3]) end
+if ARGV[4] == '1' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  redis.call('SREM', KEYS[3], ARGV[5])
+  redis.call('ZREM', KEYS[4], ARGV[5])
+end
+return 1`;
+
+/** KEYS: stream, record, slots, owner's runs. ARGV: done data, summary, retention ms, run id. */
+const END_LOST_RUN = `
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+redis.call('SREM', KEYS[4], ARGV[4])
+redis.call('ZREM', KEYS[3], ARGV[4])
+if last and last[2][2] == 'done' then return 0 end
+local n = 0
+if last then n = tonumber(string.match(last[1], '^(%d+)')) end
+redis.call('XADD', KEYS[1], (n + 1) .. '-0', 'e', 'done', 'd', ARGV[1])
+redis.call('HSET', KEYS[2], 'summary', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 1`;
+
+/** KEYS: lease. ARGV: this replica, liveness key prefix, ttl. The epoch grows whenever the thread changes hands. */
+const CLAIM_THREAD = `
+local owner = redis.call('HGET', KEYS[1], 'owner')
+local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
+if owner and owner ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. owner) == 1 then return -1 end
+if owner ~= ARGV[1] then
+  epoch = epoch + 1
+  redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'epoch', epoch)
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return epoch`;
+
+/** KEYS: slots. ARGV: run id, limit, ttl. Expired slots go first; Redis's clock, so replicas' clocks do not matter. */
+const TAKE_SLOT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+return 1`;
+
+/** KEYS: slots. ARGV: ttl, then run ids: the slots this replica still holds live on. */
+const RENEW_SLOTS = `
+local t = redis.call('TIME')
+local until_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', until_ms, ARGV[i]) end
+return 1`;
+
+const key = {
+  events: (run: string) => `codex:run:${run}:events`,
+  record: (run: string) => `codex:run:${run}`,
+  runs: "codex:runs",
+  replicas: "codex:replicas",
+  liveness: (replica: string) => `codex:replica:${replica}`,
+  livenessPrefix: "codex:replica:",
+  replicaRuns: (replica: string) => `codex:replica:${replica}:runs`,
+  control: (replica: string) => `codex:replica:${replica}:control`,
+  wake: (replica: string) => `codex:replica:${replica}:wake`,
+  reply: (nonce: string) => `codex:reply:${nonce}`,
+  thread: (thread: string) => `codex:thread:${thread}`,
+  slots: "codex:slots",
+};
+
+type Waiter = { key: string; after: string; deliver(entries: RawEntry[]): void };
+
+/**
+ * The shared store on Redis, through Bun's client. Commands fail at once while disconnected (no
+ * offline queue) and after COMMAND_TIMEOUT_MS otherwise; a heartbeat reconnects. Blocking reads
+ * run on a connection of their own: one loop per replica follows every stream it waits on.
+ */
+export class RedisStore implements ClusterStore {
+  private readonly client: RedisClient;
+  private readonly blocker: RedisClient;
+  private current: StoreState = "down";
+  private closed = false;
+  private readonly heartbeat: ReturnType<typeof setInterval>;
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  /** The streams and positions the blocking read waits on now, while it does. */
+  private blocking: Map<string, string> | undefined;
+  private wakeLoop: (() => void) | undefined;
+  private readonly scripts = new Map<string, string>();
+  /** Slots this replica holds, renewed by the heartbeat. */
+  private readonly ownSlots = new Set<string>();
+  /** When the connection last came up: a replica just back does not judge others until it has heard from them. */
+  private upSince = 0;
+  readonly ready: Promise<void>;
+
+  constructor(private readonly options: RedisStoreOptions) {
+    const clientOptions = { enableOfflineQueue: false, autoReconnect: false, connectionTimeout: COMMAND_TIMEOUT_MS };
+    this.client = new RedisClient(options.url, clientOptions);
+    this.blocker = new RedisClient(options.url, clientOptions);
+    this.client.onclose = () => this.setState("down");
+    this.ready = this.beat();
+    this.heartbeat = setInterval(() => void this.beat(), HEARTBEAT_MS);
+    void this.followLoop();
+  }
+
+  get replicaId(): string {
+    return this.options.replicaId;
+  }
+
+  get state(): StoreState {
+    return this.current;
+  }
+
+
+  private setState(state: StoreState): void {
+    if (state === this.current) return;
+    this.current = state;
+    if (state === "up") this.upSince = performance.now();
+    this.options.observer?.storeState(state);
+    if (state === "up") this.options.log.info("shared store connected", { replica: this.replicaId });
+    else this.options.log.warn("shared store unreachable; new turns get 503 until it is back", { replica: this.replicaId });
+  }
+
+  /** Says this replica lives, renews its slots; reconnects first when the connection is down. */
+  private async beat(): Promise<void> {
+    if (this.closed) return;
+    try {
+      if (!this.client.connected) await this.client.connect();
+      const { replicaId } = this;
+      await Promise.all([
+        this.call("SET", [key.liveness(replicaId), "1", "PX", String(LIVENESS_TTL_MS)]),
+        this.call("SADD", [key.replicas, replicaId]),
+        this.ownSlots.size > 0 ? this.script(RENEW_SLOTS, [key.slots], [String(SLOT_TTL_MS), ...this.ownSlots]) : undefined,
+      ]);
+      this.setState("up");
+    } catch (err) {
+      this.failed("heartbeat", err);
+    }
+  }
+
+  private failed(operation: string, err: unknown): void {
+    this.options.observer?.storeError(operation);
+    this.options.log.debug("shared store command failed", { operation, error: (err as Error).message });
+    if (!this.client.connected || err instanceof StoreUnavailableError) this.setState("down");
+  }
+
+  /** One command, failing fast when disconnected and after COMMAND_TIMEOUT_MS when Redis does not answer. */
+  private async call(command: string, args: string[]): Promise<any> {
+    if (this.closed || !this.client.connected) throw new StoreUnavailableError("not connected");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new StoreUnavailableError(`no answer within ${COMMAND_TIMEOUT_MS} ms`)), COMMAND_TIMEOUT_MS);
+    });
+    try {
+      return await Promise.race([this.client.send(command, args), deadline]);
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError) && !this.client.connected) {
+        this.setState("down");
+        throw new StoreUnavailableError((err as Error).message);
+      }
+      if (err instanceof StoreUnavailableError) this.setState("down");
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Runs a script by its hash, loading it once (again after a Redis restart). */
+  private async script(source: string, keys: string[], args: string[]): Promise<any> {
+    let sha = this.scripts.get(source);
+    if (sha === undefined) {
+      sha = new Bun.CryptoHasher("sha1").update(source).digest("hex");
+      this.scripts.set(source, sha);
+    }
+    try {
+      return await this.call("EVALSHA", [sha, String(keys.length), ...keys, ...args]);
+    } catch (err) {
+      if (!String((err as Error).message).startsWith("NOSCRIPT")) throw err;
+      return await this.call("EVAL", [source, String(keys.length), ...keys, ...args]);
+    }
+  }
+
+  async publishRun(id: string, summary: RunSummary): Promise<void> {
+    await Promise.all([
+      this.call("HSET", [key.record(id), "owner", this.replicaId, "summary", JSON.stringify(summary)]),
+      this.call("ZADD", [key.runs, String(Date.parse(summary.started_at)), id]),
+      this.call("SADD", [key.replicaRuns(this.replicaId), id]),
+    ]);
+  }
+
+  async appendEvents(id: string, events: RunEvent[], summary: RunSummary | undefined, finished: boolean): Promise<boolean> {
+    const args = [String(this.options.maxEvents), String(this.options.retentionMs), summary ? JSON.stringify(summary) : "", finished ? "1" : "0", id];
+    for (const event of events) args.push(entryId(event.id), event.event, event.data);
+    const keys = [key.events(id), key.record(id), key.replicaRuns(this.replicaId), key.slots];
+    const appended = (await this.script(APPEND_EVENTS, keys, args)) === 1;
+    if (finished || !appended) this.ownSlots.delete(id);
+    return appended;
+  }
+
+  async run(id: string): Promise<RunRecord | undefined> {
+    const [owner, summary] = (await this.call("HMGET", [key.record(id), "owner", "summary"])) as [string | null, string | null];
+    return owner === null || summary === null ? undefined : { owner, summary: JSON.parse(summary) };
+  }
+
+  async runs(): Promise<RunSummary[]> {
+    // As many as one replica keeps (--run-retention's 1,000 finished, and the running).
+    const ids = (await this.call("ZRANGE", [key.runs, "-2000", "-1"])) as string[];
+    const summaries = (await Promise.all(ids.map((id) => this.call("HGET", [key.record(id), "summary"])))) as (string | null)[];
+    const gone = ids.filter((_, index) => summaries[index] === null);
+    if (gone.length > 0) await this.call("ZREM", [key.runs, ...gone]);
+    return summaries.filter((summary): summary is string => summary !== null).map((summary) => JSON.parse(summary));
+  }
+
+  async readEvents(id: string, afterId: number, count: number): Promise<RunEvent[]> {
+    const entries = (await this.call("XRANGE", [key.events(id), `(${entryId(afterId)}`, "+", "COUNT", String(count)])) as RawEntry[];
+    return entries.map(toRunEvent);
+  }
+
+  async lastEvent(id: string): Promise<RunEvent | undefined> {
+    const [last] = (await this.call("XREVRANGE", [key.events(id), "+", "-", "COUNT", "1"])) as RawEntry[];
+    return last && toRunEvent(last);
+  }
+
+  async followEvents(id: string, afterId: number, signal: AbortSignal): Promise<RunEvent[]> {
+    return (await this.follow(key.events(id), entryId(afterId), signal)).map(toRunEvent);
+  }
+
+  /** Entries of `stream` after `after`, once there are any; [] when `signal` aborts first. */
+  private follow(stream: string, after: string, signal: AbortSignal): Promise<RawEntry[]> {
+    if (signal.aborted) return Promise.resolve([]);
+    return new Promise((resolve) => {
+      const waiters = this.waiters.get(stream) ?? new Set();
+      this.waiters.set(stream, waiters);
+      const done = (entries: RawEntry[]) => {
+        waiters.delete(waiter);
+        if (waiters.size === 0) this.waiters.delete(stream);
+        signal.removeEventListener("abort", onAbort);
+        resolve(entries);
+      };
+      const waiter: Waiter = { key: stream, after, deliver: done };
+      const onAbort = () => done([]);
+      signal.addEventListener("abort", onAbort, { once: true });
+      waiters.add(waiter);
+      this.wakeLoop?.();
+      // A blocked read that does not cover this position must look again.
+      const blockedAt = this.blocking?.get(stream);
+      if (this.blocking && (blockedAt === undefined || compareIds(after, blockedAt) < 0)) this.unblock();
+    });
+  }
+
+  /**
+   * Wakes the blocked read so that it looks again: an entry in this replica's wake stream, which
+   * that read always covers from the last entry it saw. Unlike CLIENT UNBLOCK, a wake that reaches
+   * Redis before the read does is not lost: the read then answers at once.
+   */
+  private unblock(): void {
+    this.call("XADD", [key.wake(this.replicaId), "MAXLEN", "~", "100", "*", "w", "1"]).catch(() => {});
+  }
+
+  /** The one blocking read of this replica, over every stream someone waits on, from the earliest position wanted. */
+  private async followLoop(): Promise<void> {
+    const wake = key.wake(this.replicaId);
+    let woken = "0-0";
+    while (!this.closed) {
+      if (this.waiters.size === 0) {
+        await new Promise<void>((resolve) => (this.wakeLoop = resolve));
+        this.wakeLoop = undefined;
+        continue;
+      }
+      try {
+        if (!this.blocker.connected) await this.blocker.connect();
+        // From here to the read, nothing awaits: a waiter that comes later finds `blocking` set and wakes the read.
+        const positions = new Map<string, string>();
+        for (const [stream, waiters] of this.waiters) {
+          for (const waiter of waiters) {
+            const known = positions.get(stream);
+            if (known === undefined || compareIds(waiter.after, known) < 0) positions.set(stream, waiter.after);
+          }
+        }
+        this.blocking = positions;
+        const streams = [...positions.keys(), wake];
+        const ids = [...positions.values(), woken];
+        const reply = await this.blocker.send("XREAD", ["COUNT", String(READ_BATCH), "BLOCK", String(BLOCK_MS), "STREAMS", ...streams, ...ids]);
+        this.blocking = undefined;
+        for (const [stream, entries] of streamsOf(reply)) {
+          if (stream === wake) {
+            woken = (entries.at(-1) as RawEntry)[0];
+            continue;
+          }
+          for (const waiter of [...(this.waiters.get(stream) ?? [])]) {
+            const newer = entries.filter(([id]) => compareIds(id, waiter.after) > 0);
+            if (newer.length > 0) waiter.deliver(newer);
+          }
+        }
+      } catch (err) {
+        this.blocking = undefined;
+        if (this.closed) return;
+        this.failed("follow", err);
+        await Bun.sleep(HEARTBEAT_MS / 4);
+      }
+    }
+  }
+
+  async send(owner: string, command: ControlCommand, reply: boolean, timeoutMs = 0): Promise<any> {
+    const nonce = reply ? crypto.randomUUID() : "";
+    const waited = new AbortController();
+    const timer = reply ? setTimeout(() => waited.abort(), timeoutMs) : undefined;
+    // Read before sending: the answer cannot come before the question.
+    const answer = reply ? this.follow(key.reply(nonce), "0-0", waited.signal) : undefined;
+    try {
+      await this.call("XADD", [key.control(owner), "MAXLEN", "~", String(CONTROL_MAXLEN), "*", "c", JSON.stringify(command), "r", nonce]);
+      if (!answer) return;
+      const [entry] = await answer;
+      return entry && (JSON.parse(entry[1][1] as string) as ControlReply);
+    } finally {
+      clearTimeout(timer);
+      waited.abort();
+    }
+  }
+
+  onCommand(handler: (command: ControlCommand) => Promise<ControlReply>): void {
+    void this.commandLoop(handler);
+  }
+
+  private async commandLoop(handler: (command: ControlCommand) => Promise<ControlReply>): Promise<void> {
+    const control = key.control(this.replicaId);
+    const forever = new AbortController().signal;
+    let position: string | undefined;
+    while (!this.closed) {
+      try {
+        // Commands sent before this replica started were for its previous life.
+        if (position === undefined) {
+          const [last] = (await this.call("XREVRANGE", [control, "+", "-", "COUNT", "1"])) as RawEntry[];
+          position = last?.[0] ?? "0-0";
+        }
+      } catch {
+        await Bun.sleep(HEARTBEAT_MS / 4);
+        continue;
+      }
+      for (const [id, fields] of await this.follow(control, position, forever)) {
+        position = id;
+        const command = JSON.parse(fields[1] as string) as ControlCommand;
+        const nonce = fields[3] as string;
+        void handler(command).then(async (answer) => {
+          if (nonce === "") return;
+          const replyKey = key.reply(nonce);
+          await Promise.all([this.call("XADD", [replyKey, "*", "a", JSON.stringify(answer)]), this.call("PEXPIRE", [replyKey, "30000"])]);
+        }).catch((err) => this.failed("reply", err));
+      }
+    }
+  }
+
+  async threadLease(threadId: string): Promise<ThreadLease | undefined> {
+    const [owner, epoch] = (await this.call("HMGET", [key.thread(threadId), "owner", "epoch"])) as [string | null, string | null];
+    if (owner === null) return undefined;
+    const ownerAlive = owner === this.replicaId || (await this.call("EXISTS", [key.liveness(owner)])) === 1;
+    return { owner, epoch: Number(epoch), ownerAlive };
+  }
+
+  async claimThread(threadId: string): Promise<number | undefined> {
+    const epoch = (await this.script(CLAIM_THREAD, [key.thread(threadId)], [this.replicaId, key.livenessPrefix, String(THREAD_LEASE_TTL_MS)])) as number;
+    return epoch < 0 ? undefined : epoch;
+  }
+
+  async takeSlot(runId: string, limit: number): Promise<boolean> {
+    const taken = (await this.script(TAKE_SLOT, [key.slots], [runId, String(limit), String(SLOT_TTL_MS)])) === 1;
+    if (taken) this.ownSlots.add(runId);
+    return taken;
+  }
+
+  async releaseSlot(runId: string): Promise<void> {
+    this.ownSlots.delete(runId);
+    await this.call("ZREM", [key.slots, runId]);
+  }
+
+  async lostRuns(): Promise<{ replica: string; runs: string[] }[]> {
+    // A replica that was cut off itself cannot tell the lost from those that could not renew either.
+    if (this.current !== "up" || performance.now() - this.upSince < LIVENESS_TTL_MS) return [];
+    const replicas = ((await this.call("SMEMBERS", [key.replicas])) as string[]).filter((replica) => replica !== this.replicaId);
+    const alive = (await Promise.all(replicas.map((replica) => this.call("EXISTS", [key.liveness(replica)])))) as number[];
+    const lost = replicas.filter((_, index) => alive[index] === 0);
+    return Promise.all(lost.map(async (replica) => ({ replica, runs: (await this.call("SMEMBERS", [key.replicaRuns(replica)])) as string[] })));
+  }
+
+  async endLostRun(id: string, done: string, summary: RunSummary): Promise<boolean> {
+    const record = await this.run(id);
+    const keys = [key.events(id), key.record(id), key.slots, key.replicaRuns(record?.owner ?? "")];
+    return (await this.script(END_LOST_RUN, keys, [done, JSON.stringify(summary), String(this.options.retentionMs), id])) === 1;
+  }
+
+  async forgetReplica(replica: string): Promise<void> {
+    if ((await this.call("SCARD", [key.replicaRuns(replica)])) === 0) await this.call("SREM", [key.replicas, replica]);
+  }
+
+  close(): void {
+    this.closed = true;
+    clearInterval(this.heartbeat);
+    this.wakeLoop?.();
+    for (const waiters of this.waiters.values()) for (const waiter of waiters) waiter.deliver([]);
+    this.client.close();
+    this.blocker.close();
+  }
+}
