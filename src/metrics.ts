@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { StoreObserver } from "./store/redis-store";
 import type { DeliveryObserver } from "./webhooks/dispatcher";
 
 /** What a run reports about itself; the runs layer knows this interface, not Prometheus. */
@@ -8,7 +9,7 @@ export type RunObserver = {
   finished(status: string, seconds: number): void;
 };
 
-export type Metrics = RunObserver & DeliveryObserver & {
+export type Metrics = RunObserver & DeliveryObserver & StoreObserver & {
   registry: Registry;
   httpRequest(method: string, path: string, status: number): void;
   sseEventsSent(count: number): void;
@@ -31,6 +32,8 @@ type MetricGauges = {
   retainedRuns: () => number;
   retainedRunBytes: () => number;
   pendingWebhookDeliveries: () => number;
+  /** Only with replicas (the store's metrics are there only then): how far behind the oldest event not yet written to the shared store is, in seconds. */
+  storeStreamLagSeconds?: () => number;
 };
 
 export function createMetrics(gauges: MetricGauges): Metrics {
@@ -51,8 +54,15 @@ export function createMetrics(gauges: MetricGauges): Metrics {
   const deliveries = new Counter({ name: "codex_webhook_deliveries_total", help: "Webhook deliveries ended, by event and result (delivered, failed)", labelNames: ["event", "result"], registers });
   const retries = new Counter({ name: "codex_webhook_retries_total", help: "Webhook attempts that failed and are retried, by event", labelNames: ["event"], registers });
   new Gauge({ name: "codex_webhook_deliveries_pending", help: "Webhook deliveries under way: attempting, or waiting to retry", registers, collect() { this.set(gauges.pendingWebhookDeliveries()); } });
+  const storeRegisters = gauges.storeStreamLagSeconds ? registers : [];
+  const storeErrors = new Counter({ name: "codex_store_errors_total", help: "Shared store (Redis) commands that failed, by operation", labelNames: ["operation"], registers: storeRegisters });
+  const storeUp = new Gauge({ name: "codex_store_up", help: "1 while the shared store (Redis) answers, 0 while it does not", registers: storeRegisters });
+  const lag = gauges.storeStreamLagSeconds;
+  if (lag) new Gauge({ name: "codex_store_stream_lag_seconds", help: "Age of the oldest run event not yet written to the shared store", registers, collect() { this.set(lag()); } });
   return {
     registry,
+    storeError: (operation) => storeErrors.inc({ operation }),
+    storeState: (state) => storeUp.set(state === "up" ? 1 : 0),
     httpRequest: (method, path, status) => {
       // prom-client builds a key from the labels on every inc; each request would pay for it.
       const route = routeLabel(path);

@@ -103,7 +103,7 @@ const openApiBase = {
         security: [],
         responses: {
           200: { description: "Ready: codex can authenticate, or the server cannot tell (codex_login unknown)", content: content("Ready") },
-          503: { description: "Not ready: codex cannot authenticate (not_ready), or the server is shutting down (shutting_down)", content: content("Ready") },
+          503: { description: "Not ready: codex cannot authenticate or the shared store (replicas) is down (not_ready), or the server is shutting down (shutting_down)", content: content("Ready") },
         },
       },
     },

@@ -8,8 +8,11 @@ import { type CodexBinary, locateCodex, probeCodex } from "./engine/codex-binary
 import { createSdkEngine, isChildPipeError } from "./engine/sdk-engine";
 import type { Engine } from "./engine/types";
 import type { Logger } from "./log";
-import { createMetrics } from "./metrics";
-import { RunRegistry } from "./runs/registry";
+import { createMetrics, type Metrics } from "./metrics";
+import { describeRefusal } from "./routes/messages";
+import { ClusterRuns } from "./runs/cluster";
+import { RedisStore } from "./store/redis-store";
+import { RUN_DEFAULTS, RunRegistry } from "./runs/registry";
 import { ThreadService } from "./runs/threads";
 import { ATTEMPT_TIMEOUT_MS, WebhookDispatcher } from "./webhooks/dispatcher";
 import { runWebhooks } from "./webhooks/run-webhooks";
@@ -28,6 +31,8 @@ export type RunningServer = {
   codexPath: string;
   codexVersion: string;
   runs: RunRegistry;
+  /** With --redis-url: the runs of every replica, through the shared store. */
+  cluster: ClusterRuns | undefined;
   engine: Engine;
   /** Whether codex can authenticate: checked once the server listens, and by GET /ready. */
   codexLogin: CodexLoginStatus;
@@ -67,6 +72,7 @@ export function startServer(config: Config, log: Logger, options: ServerOptions 
     retainedRuns: () => runs.retainedRuns,
     retainedRunBytes: () => runs.retainedBytes,
     pendingWebhookDeliveries: () => webhooks?.pendingCount ?? 0,
+    ...(config.redisUrl !== undefined && { storeStreamLagSeconds: () => cluster?.streamLagSeconds ?? 0 }),
   });
   // Without a secret no webhook can be sent (buildConfig requires one for any URL or host).
   const webhooks =
@@ -87,7 +93,10 @@ export function startServer(config: Config, log: Logger, options: ServerOptions 
     reattachGraceMs: config.reattachGraceMs,
     retentionMs: config.runRetentionMs,
     maxRetainedBytes: config.runRetentionBytes,
+    // Only with replicas: each event also goes to the shared store.
+    ...(config.redisUrl !== undefined && { tap: (run, event) => cluster?.appended(run, event) }),
   });
+  const cluster = createCluster(config, runs, log, metrics);
   const threads = engine.threads && new ThreadService(engine.threads, runs);
   // Created before the app, which answers /ready from it; checking starts at once, beside the listener.
   const codexLogin = new CodexLoginStatus(() =>
@@ -98,7 +107,7 @@ export function startServer(config: Config, log: Logger, options: ServerOptions 
     else if (login.state === "unknown") log.warn(`cannot tell whether codex can authenticate: ${login.detail}`);
     else log.debug("codex can authenticate", { detail: login.detail });
   });
-  const app = createApp({ config, runs, ...(threads && { threads }), log, metrics, codexLogin });
+  const app = createApp({ config, runs, ...(cluster && { cluster }), ...(threads && { threads }), log, metrics, codexLogin });
 
   let server: Server<undefined>;
   try {
@@ -133,6 +142,8 @@ export function startServer(config: Config, log: Logger, options: ServerOptions 
       await Promise.race([drained, Bun.sleep(FLUSH_GRACE_MS)]);
       await server.stop(true);
       await Promise.all([engine.close?.(), hooksSent]);
+      // Last: the runs' final events are written by now (or never will be: the store is down).
+      cluster?.close();
     })());
 
   return {
@@ -141,10 +152,25 @@ export function startServer(config: Config, log: Logger, options: ServerOptions 
     codexPath: codex.path,
     codexVersion,
     runs,
+    cluster,
     engine,
     codexLogin,
     shutdown,
   };
+}
+
+/** With --redis-url, the runs of every replica through Redis; without, nothing (the registry alone). */
+function createCluster(config: Config, runs: RunRegistry, log: Logger, metrics: Metrics): ClusterRuns | undefined {
+  if (config.redisUrl === undefined || config.replicaId === undefined) return undefined;
+  const store = new RedisStore({
+    url: config.redisUrl,
+    replicaId: config.replicaId,
+    retentionMs: config.runRetentionMs,
+    maxEvents: RUN_DEFAULTS.maxEvents,
+    log,
+    observer: metrics,
+  });
+  return new ClusterRuns(runs, store, log, { clusterMaxTurns: config.clusterMaxTurns, describeRefusal });
 }
 
 /** The engine that `--engine` names; the HTTP layer sees only the Engine interface. */

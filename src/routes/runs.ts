@@ -1,27 +1,27 @@
 import type { Hono } from "hono";
 import type { AppDeps, AppEnv } from "../app-types";
 import { ApiError } from "../errors";
-import type { Run } from "../runs/run";
+import type { RunView } from "../runs/cluster";
 import { parseLastEventId } from "../sse/stream-run";
 import { cancelRun } from "./cancel";
 import { methodNotAllowed } from "./method-not-allowed";
 import { streamRunEvents } from "./stream-run-events";
 
 export function runRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
-  const { runs } = deps;
-  const find = (id: string): Run => {
-    const run = runs.get(id);
+  const { runs, cluster } = deps;
+  const find = async (id: string): Promise<RunView> => {
+    const run = cluster ? await cluster.find(id) : runs.get(id);
     if (!run) throw new ApiError(404, "run_not_found", `No turn with id ${id} is running or recently finished.`);
     return run;
   };
   app
-    .get("/runs", (c) => c.json({ runs: runs.list().map((run) => run.summary()) }))
+    .get("/runs", async (c) => c.json({ runs: cluster ? await cluster.list() : runs.list().map((run) => run.summary()) }))
     .all("/runs", methodNotAllowed("GET"))
-    .get("/runs/:id", (c) => c.json(find(c.req.param("id")).summary()))
-    .delete("/runs/:id", (c) => c.json(cancelRun(runs, c.req.param("id"))))
+    .get("/runs/:id", async (c) => c.json((await find(c.req.param("id"))).summary()))
+    .delete("/runs/:id", async (c) => c.json(await cancelRun(deps, c.req.param("id"))))
     .all("/runs/:id", methodNotAllowed("GET", "DELETE"))
-    .get("/runs/:id/events", (c) => {
-      const run = find(c.req.param("id"));
+    .get("/runs/:id/events", async (c) => {
+      const run = await find(c.req.param("id"));
       const afterId = parseLastEventId(c.req.header("last-event-id"));
       if (afterId === undefined) {
         throw new ApiError(400, "invalid_last_event_id", "Last-Event-ID must be the id of an event: a decimal integer.");
