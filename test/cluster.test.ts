@@ -149,9 +149,13 @@ describe("failures", () => {
     expect(refused.status).toBe(503);
     expect(refused.headers.get("retry-after")).toBe("5");
     expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("store_unavailable");
+    const metrics = await (await fetch(`${b.url}/metrics`)).text();
+    expect(metrics).toContain("\ncodex_store_up 0\n");
+    expect(metrics).toMatch(/\ncodex_store_errors_total\{operation="\w+"\} [1-9]/);
     await redis.restart();
     await waitFor("/ready to be 200 again", async () => (await fetch(`${b.url}/ready`)).status === 200, 10_000);
     const after = await readSse(await postMessage(b.url, { type: "user_message", message: "say back again" }));
     expect(agentTexts(after.frames)).toEqual(["back again"]);
+    expect(await (await fetch(`${b.url}/metrics`)).text()).toContain("\ncodex_store_up 1\n");
   }, 40_000);
 });

@@ -1,0 +1,243 @@
+/**
+ * The runs layer across replicas, in this process: each replica is `createApp` with a fake engine,
+ * its own registry and its own connection to one real redis-server, as server.ts wires them.
+ * What the engine does is scripted here, so the exact frames, writes and refusals can be checked.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { RedisClient } from "bun";
+import { createApp } from "../src/app";
+import type { EngineEvent, ThreadEvent, TurnRequest } from "../src/engine/types";
+import { createLogger } from "../src/log";
+import { describeRefusal } from "../src/routes/messages";
+import { ClusterRuns } from "../src/runs/cluster";
+import { RunRegistry } from "../src/runs/registry";
+import type { ClusterStore } from "../src/store/cluster-store";
+import { RedisStore } from "../src/store/redis-store";
+import { completedTurn, type FakeEngine, fakeEngine, hangingTurn, USAGE } from "./fixtures/fake-engine";
+import { startRedis, type TestRedis } from "./fixtures/redis-server";
+import { readSse, sseReader } from "./fixtures/sse";
+import { waitFor } from "./fixtures/wait-for";
+
+let redis: TestRedis;
+let admin: RedisClient;
+const open: ClusterRuns[] = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+  admin = new RedisClient(redis.url);
+});
+
+afterEach(() => {
+  for (const cluster of open.splice(0)) cluster.close();
+});
+
+afterAll(async () => {
+  admin.close();
+  await redis.kill();
+});
+
+type ReplicaOptions = { clusterMaxTurns?: number; maxEvents?: number; retentionMs?: number; approvals?: boolean; count?: (store: ClusterStore) => ClusterStore };
+
+/** One replica, wired as server.ts wires it; `count` may wrap its store to watch what it writes. */
+async function replica(id: string, engine: FakeEngine, options: ReplicaOptions = {}) {
+  const log = createLogger("warn", () => {});
+  let cluster: ClusterRuns | undefined;
+  const runs = new RunRegistry(engine, log, { maxConcurrent: 10, turnTimeoutMs: undefined, tap: (run, event) => cluster?.appended(run, event) });
+  const redisStore = new RedisStore({ url: redis.url, replicaId: id, retentionMs: options.retentionMs ?? 60_000, maxEvents: options.maxEvents ?? 10_000, log });
+  await redisStore.ready;
+  const store = options.count ? options.count(redisStore) : redisStore;
+  cluster = new ClusterRuns(runs, store, log, { clusterMaxTurns: options.clusterMaxTurns, describeRefusal });
+  open.push(cluster);
+  const app = createApp({
+    config: {
+      host: "127.0.0.1",
+      maxBodyBytes: 1024 * 1024,
+      heartbeatMs: 15_000,
+      defaultWorkDir: "/tmp",
+      workspaceRoot: undefined,
+      authToken: undefined,
+      allowedOrigins: [],
+      allowedHosts: [],
+      bypassApprovalsAndSandbox: options.approvals !== true,
+      webConsole: false,
+      approvalPolicy: options.approvals ? "on-request" : "never",
+      webhookAllowedHosts: [],
+    },
+    runs,
+    cluster,
+    log,
+  });
+  const post = (body: unknown) => app.request("/messages", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  return { app, runs, cluster, post };
+}
+
+const errorOf = async (response: Response) => ((await response.json()) as { error: { code: string; message: string } }).error;
+
+describe("events in Redis", () => {
+  test("deltas go out together, one write per 50 ms at most; the other replica gets the same bytes", async () => {
+    let writes = 0;
+    async function* deltas(): AsyncGenerator<ThreadEvent> {
+      yield { type: "thread.started", thread_id: "t-deltas" };
+      for (let i = 0; i < 60; i++) {
+        yield { type: "item.updated", item: { id: "m", type: "agent_message", text: `word ${i}` } };
+        await Bun.sleep(5);
+      }
+      yield { type: "turn.completed", usage: USAGE };
+    }
+    const owner = await replica("deltas-owner", fakeEngine(deltas), {
+      count: (store) =>
+        new Proxy(store, {
+          get: (target, name, receiver) =>
+            name === "appendEvents" ? (...args: Parameters<ClusterStore["appendEvents"]>) => (writes++, target.appendEvents(...args)) : Reflect.get(target, name, receiver),
+        }),
+    });
+    const other = await replica("deltas-other", fakeEngine(() => completedTurn("unused")));
+    const started = performance.now();
+    const local = await readSse(await owner.post({ type: "user_message", id: "deltas", message: "go" }));
+    const seconds = (performance.now() - started) / 1000;
+    const remote = await readSse(await other.app.request("/runs/deltas/events"));
+    expect(remote.raw).toBe(local.raw);
+    expect(local.frames).toHaveLength(63);
+    // 60 deltas over `seconds`: at most one write per 50 ms, plus the immediate ones (thread.started, turn.completed, done).
+    expect(writes).toBeLessThanOrEqual(Math.ceil(seconds / 0.05) + 4);
+    expect(writes).toBeLessThan(30);
+  });
+
+  test("a run's stream is trimmed (MAXLEN ~) and expires with the retention; a replay from the other replica starts at the oldest kept", async () => {
+    async function* flood(): AsyncGenerator<ThreadEvent> {
+      yield { type: "thread.started", thread_id: "t-flood" };
+      for (let i = 0; i < 1_000; i++) yield { type: "item.completed", item: { id: `c${i}`, type: "agent_message", text: `${i}` } };
+      yield { type: "turn.completed", usage: USAGE };
+    }
+    const owner = await replica("trim-owner", fakeEngine(flood), { maxEvents: 100, retentionMs: 30_000 });
+    const other = await replica("trim-other", fakeEngine(() => completedTurn("unused")));
+    await readSse(await owner.post({ type: "user_message", id: "flooded", message: "go" }));
+    await waitFor("done in Redis", async () => (await admin.send("PTTL", ["codex:run:flooded:events"])) > 0);
+    const length = (await admin.send("XLEN", ["codex:run:flooded:events"])) as number;
+    expect(length).toBeGreaterThanOrEqual(100);
+    expect(length).toBeLessThan(300);
+    for (const key of ["codex:run:flooded:events", "codex:run:flooded"]) {
+      const ttl = (await admin.send("PTTL", [key])) as number;
+      expect(ttl).toBeGreaterThan(25_000);
+      expect(ttl).toBeLessThanOrEqual(30_000);
+    }
+    const replay = await readSse(await other.app.request("/runs/flooded/events"));
+    expect(replay.frames).toHaveLength(length);
+    expect(Number(replay.frames[0]?.id)).toBe(1_004 - length);
+    expect(replay.frames.at(-1)).toMatchObject({ event: "done", id: "1003" });
+  });
+});
+
+describe("commands for another replica's run", () => {
+  test("user_confirm on the other replica answers the owner's pending approval", async () => {
+    const answered: string[] = [];
+    let release!: () => void;
+    const engine = fakeEngine(async function* (): AsyncGenerator<EngineEvent> {
+      yield { type: "thread.started", thread_id: "t-approve" };
+      yield { type: "approval.requested", approval_id: "ap-1", kind: "command_execution", command: "rm -rf build" };
+      await new Promise<void>((resolve) => (release = resolve));
+      yield* completedTurn("approved", "t-approve");
+    });
+    engine.resolveApproval = (approvalId, decision) => {
+      answered.push(`${approvalId} ${decision}`);
+      release();
+      return true;
+    };
+    const owner = await replica("approve-owner", engine, { approvals: true });
+    const other = await replica("approve-other", fakeEngine(() => completedTurn("unused")), { approvals: true });
+    const stream = sseReader(await owner.post({ type: "user_message", id: "asks", message: "go" }));
+    await stream.until((frame) => frame.event === "approval.requested");
+    const unknown = await other.post({ type: "user_confirm", id: "asks", approval_id: "ap-9", decision: "approve" });
+    expect(unknown.status).toBe(404);
+    expect(await errorOf(unknown)).toEqual({ code: "approval_not_found", message: "Turn asks has no pending approval ap-9." });
+    const confirmed = await other.post({ type: "user_confirm", id: "asks", approval_id: "ap-1", decision: "approve" });
+    expect(confirmed.status).toBe(200);
+    expect(await confirmed.json()).toEqual({ approval_id: "ap-1", decision: "approve" });
+    expect(answered).toEqual(["ap-1 approve"]);
+    expect((await stream.rest()).frames.at(-1)?.event).toBe("done");
+    const late = await other.post({ type: "user_confirm", id: "asks", approval_id: "ap-1", decision: "approve" });
+    expect(await errorOf(late)).toEqual({ code: "run_not_found", message: "No turn with id asks is running." });
+  });
+
+  test("user_edit on the other replica: the owner replaces the turn, streamed through the receiver", async () => {
+    const engine = fakeEngine((request: TurnRequest) => (request.input === "first" ? hangingTurn(request) : completedTurn(`edited: ${request.input}`, "t-edit")));
+    const owner = await replica("edit-owner", engine);
+    const other = await replica("edit-other", fakeEngine(() => completedTurn("unused")));
+    const first = sseReader(await owner.post({ type: "user_message", id: "to-edit", message: "first" }));
+    await first.until((frame) => frame.event === "thread.started");
+    const edited = await other.app.request("/messages", {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-request-id": "the-edit" },
+      body: JSON.stringify({ type: "user_edit", id: "to-edit", message: "second" }),
+    });
+    expect(edited.status).toBe(200);
+    const frames = (await readSse(edited)).frames;
+    expect(JSON.parse(frames.at(-1)?.data ?? "{}")).toMatchObject({ status: "completed", request_id: "the-edit", replaces: "to-edit", final_response: "edited: second" });
+    expect(JSON.parse((await first.rest()).frames.at(-1)?.data ?? "{}")).toMatchObject({ status: "cancelled" });
+    expect(engine.calls.map((call) => call.threadId ?? null)).toEqual([null, "thread-hang"]);
+  });
+
+  test("a client leaving a turn forwarded to the owner cancels it there (reattach grace 0)", async () => {
+    const threadId = crypto.randomUUID();
+    const engine = fakeEngine((request) => (request.input === "say hi" ? completedTurn("hi", threadId) : hangingTurn(request)));
+    const owner = await replica("leave-owner", engine);
+    const other = await replica("leave-other", fakeEngine(() => completedTurn("unused")));
+    await readSse(await owner.post({ type: "user_message", id: "leave-0", message: "say hi" }));
+    const through = sseReader(await other.post({ type: "user_message", id: "leave-1", thread_id: threadId, message: "hang" }));
+    await through.until((frame) => frame.event === "thread.started");
+    expect(owner.runs.get("leave-1")?.running).toBe(true);
+    await through.cancel();
+    await waitFor("the owner to cancel the turn", () => owner.runs.get("leave-1")?.running === false);
+    expect(owner.runs.get("leave-1")?.summary().status).toBe("cancelled");
+  });
+});
+
+describe("threads and limits", () => {
+  test("a thread whose owner is gone: 503 thread_unavailable with Retry-After; one no replica has: 404", async () => {
+    const orphanId = crypto.randomUUID();
+    const nowhereId = crypto.randomUUID();
+    await admin.send("HSET", [`codex:thread:${orphanId}`, "owner", "gone-replica", "epoch", "3"]);
+    const engine = fakeEngine(() => completedTurn("unused"));
+    engine.threadExists = () => false;
+    const here = await replica("threads-here", engine);
+    const orphan = await here.post({ type: "user_message", thread_id: orphanId, message: "hello" });
+    expect(orphan.status).toBe(503);
+    expect(orphan.headers.get("retry-after")).toBe("5");
+    expect(await errorOf(orphan)).toEqual({
+      code: "thread_unavailable",
+      message: `Thread ${orphanId} is stored on replica gone-replica, which is gone; its turns can run once it is back (or its rollout is moved).`,
+    });
+    const unknown = await here.post({ type: "user_message", thread_id: nowhereId, message: "hello" });
+    expect(unknown.status).toBe(404);
+    expect(await errorOf(unknown)).toEqual({ code: "thread_not_found", message: `No codex thread ${nowhereId} is stored here.` });
+  });
+
+  test("a thread whose rollout is here is taken over from a gone owner, with a new epoch", async () => {
+    const moved = crypto.randomUUID();
+    await admin.send("HSET", [`codex:thread:${moved}`, "owner", "gone-replica", "epoch", "3"]);
+    const engine = fakeEngine(() => completedTurn("resumed", moved));
+    engine.threadExists = (threadId) => threadId === moved;
+    const here = await replica("threads-new-home", engine);
+    const resumed = await readSse(await here.post({ type: "user_message", thread_id: moved, message: "hello" }));
+    expect(resumed.frames.at(-1)?.event).toBe("done");
+    expect(await admin.send("HMGET", [`codex:thread:${moved}`, "owner", "epoch"])).toEqual(["threads-new-home", "4"]);
+  });
+
+  test("--cluster-max-turns caps the turns of all replicas together; a finished turn frees its slot", async () => {
+    const engine = () => fakeEngine((request) => (request.input === "hang" ? hangingTurn(request) : completedTurn("ok")));
+    const x = await replica("limit-x", engine(), { clusterMaxTurns: 1 });
+    const y = await replica("limit-y", engine(), { clusterMaxTurns: 1 });
+    const holding = sseReader(await x.post({ type: "user_message", id: "holds-slot", message: "hang" }));
+    await holding.until((frame) => frame.event === "thread.started");
+    const refused = await y.post({ type: "user_message", message: "say ok" });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("retry-after")).toBe("5");
+    expect(await errorOf(refused)).toEqual({ code: "too_many_turns", message: "The cluster's limit of 1 running turns is reached; try again later." });
+    const cancelled = await y.app.request("/runs/holds-slot", { method: "DELETE" });
+    expect(cancelled.status).toBe(200);
+    await holding.rest();
+    await waitFor("the slot to be free", async () => (await admin.send("ZSCORE", ["codex:slots", "holds-slot"])) === null);
+    const admitted = await readSse(await y.post({ type: "user_message", message: "say ok" }));
+    expect(admitted.frames.at(-1)?.event).toBe("done");
+  });
+});
