@@ -198,7 +198,7 @@ export class RedisStore implements ClusterStore {
 
 
   private setState(state: StoreState): void {
-    if (state === this.current) return;
+    if (state === this.current || this.closed) return;
     this.current = state;
     if (state === "up") this.upSince = performance.now();
     this.options.observer?.storeState(state);
