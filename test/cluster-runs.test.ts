@@ -192,7 +192,18 @@ describe("commands for another replica's run", () => {
   });
 });
 
-describe("threads and limits", () => {
+describe("threads, ids and limits", () => {
+  test("a run id that runs on one replica is in use on the others too", async () => {
+    const x = await replica("ids-x", fakeEngine((request) => hangingTurn(request)));
+    const y = await replica("ids-y", fakeEngine(() => completedTurn("unused")));
+    const holding = sseReader(await x.post({ type: "user_message", id: "same-id", message: "hang" }));
+    await holding.until((frame) => frame.event === "thread.started");
+    const refused = await y.post({ type: "user_message", id: "same-id", message: "hello" });
+    expect(refused.status).toBe(409);
+    expect(await errorOf(refused)).toEqual({ code: "id_in_use", message: "a turn with id same-id is already running" });
+    await holding.cancel();
+  });
+
   test("a thread whose owner is gone: 503 thread_unavailable with Retry-After; one no replica has: 404", async () => {
     const orphanId = crypto.randomUUID();
     const nowhereId = crypto.randomUUID();

@@ -11,7 +11,7 @@ import {
   StoreUnavailableError,
 } from "../store/cluster-store";
 import type { RunEvent } from "./event-log";
-import type { RunRegistry } from "./registry";
+import { type RunRegistry, RunIdInUseError } from "./registry";
 import type { Run, TurnInput } from "./run";
 
 /** Agent-message deltas wait this long to go out together: one write per run per 50 ms at most. */
@@ -203,6 +203,9 @@ export class ClusterRuns {
   /** A turn on this replica, within the cluster's limit; its thread's lease re-checked (fenced) right before. */
   private async startHere(id: string, turn: TurnInput, onBusy: OnBusy): Promise<Run> {
     this.requireStore();
+    // The registry checks the ids of this replica's runs; another's running run holds its id too.
+    const holder = await this.runningRecord(id);
+    if (holder && holder.owner !== this.store.replicaId) throw new RunIdInUseError(id);
     if (turn.threadId !== undefined && (await this.store.claimThread(turn.threadId)) === undefined) {
       throw new ThreadUnavailableError(`thread ${turn.threadId} has just been taken by another replica; try again`);
     }

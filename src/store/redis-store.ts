@@ -26,6 +26,8 @@ const BLOCK_MS = 1_000;
 export const READ_BATCH = 512;
 /** Commands and replies are short-lived: a control stream keeps about this many. */
 const CONTROL_MAXLEN = 1_000;
+/** How many runs GET /runs lists at most, the newest: a replica alone keeps 1,000 finished ones and its running ones. */
+const RUNS_INDEXED = 2_000;
 /** A thread's lease outlives any turn; it is kept this long after its last claim. */
 const THREAD_LEASE_TTL_MS = 30 * 24 * 3_600_000;
 
@@ -269,6 +271,8 @@ export class RedisStore implements ClusterStore {
     await Promise.all([
       this.call("HSET", [key.record(id), "owner", this.replicaId, "summary", JSON.stringify(summary)]),
       this.call("ZADD", [key.runs, String(Date.parse(summary.started_at)), id]),
+      // The index keeps the newest; listing drops those whose record has expired.
+      this.call("ZREMRANGEBYRANK", [key.runs, "0", String(-RUNS_INDEXED - 1)]),
       this.call("SADD", [key.replicaRuns(this.replicaId), id]),
     ]);
   }
@@ -288,8 +292,7 @@ export class RedisStore implements ClusterStore {
   }
 
   async runs(): Promise<RunSummary[]> {
-    // As many as one replica keeps (--run-retention's 1,000 finished, and the running).
-    const ids = (await this.call("ZRANGE", [key.runs, "-2000", "-1"])) as string[];
+    const ids = (await this.call("ZRANGE", [key.runs, String(-RUNS_INDEXED), "-1"])) as string[];
     const summaries = (await Promise.all(ids.map((id) => this.call("HGET", [key.record(id), "summary"])))) as (string | null)[];
     const gone = ids.filter((_, index) => summaries[index] === null);
     if (gone.length > 0) await this.call("ZREM", [key.runs, ...gone]);
