@@ -5,6 +5,9 @@
  * recovery without a restart.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { type CliProcess, startCli } from "./fixtures/cli-process";
 import { type CodexHome, createCodexHome } from "./fixtures/codex-home";
 import { type MockModel, startMockModel } from "./fixtures/mock-model";
@@ -110,6 +113,40 @@ describe("a run started on one replica", () => {
     // The run is the owner's: it has it in its registry, and the same frames.
     const onOwner = await readSse(await fetch(`${a.url}/runs/through-b/events`));
     expect(framesText(onOwner.raw)).toBe(framesText(second.raw));
+  }, 60_000);
+});
+
+describe("approvals with codex (app-server, bypass off, on-request)", () => {
+  test("an approval that codex asks on one replica is answered through the other", async () => {
+    const approving = ["--engine", "app-server", "--dangerously-bypass-approvals-and-sandbox", "false", "--approval-policy", "on-request"];
+    const [asker, answerer] = await Promise.all([startReplica("asks", approving), startReplica("answers", approving)]);
+    const workDir = realpathSync(mkdtempSync(join(tmpdir(), "cluster-approvals-")));
+    // Outside every directory codex's sandbox lets a command write.
+    const outside = mkdtempSync("/var/tmp/cluster-approvals-");
+    const file = join(outside, "approved.txt");
+    try {
+      const posted = await postMessage(asker.url, { type: "user_message", id: "asks-1", message: `escalate touch ${file} && echo wrote`, work_dir: workDir });
+      const stream = sseReader(posted);
+      const before = await stream.until((frame) => frame.event === "approval.requested");
+      const approvalId = JSON.parse(before.frames.at(-1)?.data ?? "{}").approval_id as string;
+      expect(existsSync(file)).toBe(false);
+      const confirmed = await postMessage(answerer.url, { type: "user_confirm", id: "asks-1", approval_id: approvalId, decision: "approve" });
+      expect(confirmed.status).toBe(200);
+      expect(await confirmed.json()).toEqual({ approval_id: approvalId, decision: "approve" });
+      const rest = await stream.rest();
+      expect(JSON.parse(rest.frames.find((frame) => frame.event === "approval.resolved")?.data ?? "{}")).toEqual({
+        type: "approval.resolved",
+        approval_id: approvalId,
+        decision: "approve",
+        by: "client",
+      });
+      expect(agentTexts(rest.frames)).toEqual(["ran: wrote"]);
+      expect(existsSync(file)).toBe(true);
+    } finally {
+      await Promise.all([asker.stop(), answerer.stop()]);
+      rmSync(workDir, { recursive: true, force: true });
+      rmSync(outside, { recursive: true, force: true });
+    }
   }, 60_000);
 });
 

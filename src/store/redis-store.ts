@@ -179,12 +179,21 @@ export class RedisStore implements ClusterStore {
   /** When the connection last came up: a replica just back does not judge others until it has heard from them. */
   private upSince = 0;
   readonly ready: Promise<void>;
+  /**
+   * Where this replica's commands start: the end of its control stream when it first reached
+   * Redis, before it said it lives. Older commands were for its previous life; any later one is
+   * read, however late the command loop starts reading.
+   */
+  private readonly controlFrom: Promise<string>;
+  private startControlAt!: (position: string) => void;
+  private controlStarted = false;
 
   constructor(private readonly options: RedisStoreOptions) {
     const clientOptions = { enableOfflineQueue: false, autoReconnect: false, connectionTimeout: COMMAND_TIMEOUT_MS };
     this.client = new RedisClient(options.url, clientOptions);
     this.blocker = new RedisClient(options.url, clientOptions);
     this.client.onclose = () => this.setState("down");
+    this.controlFrom = new Promise((resolve) => (this.startControlAt = resolve));
     this.ready = this.beat();
     this.heartbeat = setInterval(() => void this.beat(), HEARTBEAT_MS);
     void this.followLoop();
@@ -214,6 +223,11 @@ export class RedisStore implements ClusterStore {
     try {
       if (!this.client.connected) await this.client.connect();
       const { replicaId } = this;
+      if (!this.controlStarted) {
+        const [last] = (await this.call("XREVRANGE", [key.control(replicaId), "+", "-", "COUNT", "1"])) as RawEntry[];
+        this.controlStarted = true;
+        this.startControlAt(last?.[0] ?? "0-0");
+      }
       await Promise.all([
         this.call("SET", [key.liveness(replicaId), "1", "PX", String(LIVENESS_TTL_MS)]),
         this.call("SADD", [key.replicas, replicaId]),
@@ -413,27 +427,19 @@ export class RedisStore implements ClusterStore {
   private async commandLoop(handler: (command: ControlCommand) => Promise<ControlReply>): Promise<void> {
     const control = key.control(this.replicaId);
     const forever = new AbortController().signal;
-    let position: string | undefined;
+    let position = await this.controlFrom;
     while (!this.closed) {
-      try {
-        // Commands sent before this replica started were for its previous life.
-        if (position === undefined) {
-          const [last] = (await this.call("XREVRANGE", [control, "+", "-", "COUNT", "1"])) as RawEntry[];
-          position = last?.[0] ?? "0-0";
-        }
-      } catch {
-        await Bun.sleep(HEARTBEAT_MS / 4);
-        continue;
-      }
       for (const [id, fields] of await this.follow(control, position, forever)) {
         position = id;
         const command = JSON.parse(fields[1] as string) as ControlCommand;
         const nonce = fields[3] as string;
-        void handler(command).then(async (answer) => {
-          if (nonce === "") return;
-          const replyKey = key.reply(nonce);
-          await Promise.all([this.call("XADD", [replyKey, "*", "a", JSON.stringify(answer)]), this.call("PEXPIRE", [replyKey, "30000"])]);
-        }).catch((err) => this.failed("reply", err));
+        void handler(command)
+          .then(async (answer) => {
+            if (nonce === "") return;
+            const replyKey = key.reply(nonce);
+            await Promise.all([this.call("XADD", [replyKey, "*", "a", JSON.stringify(answer)]), this.call("PEXPIRE", [replyKey, "30000"])]);
+          })
+          .catch((err) => this.failed("reply", err));
       }
     }
   }
