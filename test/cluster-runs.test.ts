@@ -128,6 +128,20 @@ describe("events in Redis", () => {
   });
 });
 
+describe("following another replica's run", () => {
+  test("a Last-Event-ID past the end of a running run reads on from its end, as on the owner", async () => {
+    const x = await replica("past-x", fakeEngine((request) => hangingTurn(request)));
+    const y = await replica("past-y", fakeEngine(() => completedTurn("unused")));
+    const holding = sseReader(await x.post({ type: "user_message", id: "past-end", message: "hang" }));
+    await holding.until((frame) => frame.event === "thread.started");
+    const ahead = sseReader(await y.app.request("/runs/past-end/events", { headers: { "last-event-id": "999" } }));
+    expect((await y.app.request("/runs/past-end", { method: "DELETE" })).status).toBe(200);
+    const frames = (await ahead.rest(5_000)).frames;
+    expect(frames.map((frame) => [frame.id, frame.event])).toEqual([["2", "done"]]);
+    await holding.rest();
+  });
+});
+
 describe("commands for another replica's run", () => {
   test("user_confirm on the other replica answers the owner's pending approval", async () => {
     const answered: string[] = [];
@@ -157,6 +171,23 @@ describe("commands for another replica's run", () => {
     expect((await stream.rest()).frames.at(-1)?.event).toBe("done");
     const late = await other.post({ type: "user_confirm", id: "asks", approval_id: "ap-1", decision: "approve" });
     expect(await errorOf(late)).toEqual({ code: "run_not_found", message: "No turn with id asks is running." });
+  });
+
+  test("a cancel reaches the run going on elsewhere, though a finished run here had its id", async () => {
+    const x = await replica("reuse-x", fakeEngine(() => completedTurn("done here")));
+    const y = await replica("reuse-y", fakeEngine((request) => hangingTurn(request)));
+    await readSse(await x.post({ type: "user_message", id: "reused", message: "hi" }));
+    // The owner's client may see done a moment before Redis does; until then the id is in use everywhere.
+    await waitFor("the finished run in Redis", async () => JSON.parse((await admin.send("HGET", ["codex:run:reused", "summary"])) ?? "{}").status === "completed");
+    const going = sseReader(await y.post({ type: "user_message", id: "reused", message: "hang" }));
+    await going.until((frame) => frame.event === "thread.started");
+    const cancelled = await x.post({ type: "user_cancel", id: "reused" });
+    expect(cancelled.status).toBe(200);
+    const onOwner = await going.rest();
+    expect(JSON.parse(onOwner.frames.at(-1)?.data ?? "{}")).toMatchObject({ status: "cancelled", request_id: "reused", error: "turn cancelled", thread_id: "thread-hang" });
+    // The id's stream is the new run's alone, from any replica.
+    await waitFor("the new run's end in Redis", async () => JSON.parse((await admin.send("HGET", ["codex:run:reused", "summary"])) ?? "{}").status === "cancelled");
+    expect((await readSse(await x.app.request("/runs/reused/events"))).raw).toBe(onOwner.raw);
   });
 
   test("user_edit on the other replica: the owner replaces the turn, streamed through the receiver", async () => {

@@ -155,7 +155,7 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
           }
           case "user_edit": {
             const old = runs.get(body.id);
-            if (!old && cluster) {
+            if (!old?.running && cluster) {
               return startAndStream(c, async () => {
                 const run = await cluster.editElsewhere(body.id, c.get("requestId"), body.message);
                 if (!run) throw notRunning(body.id);

@@ -124,39 +124,53 @@ export class ClusterRuns {
     if (this.store.state !== "up") throw new StoreUnavailableError("not connected");
   }
 
+  /**
+   * A run by id: this replica's while it runs; else the store's newest under that id (a run id
+   * used again elsewhere replaces a finished one); this replica's finished one while the store is
+   * down.
+   */
   async find(id: string): Promise<RunView | undefined> {
     const local = this.registry.get(id);
-    if (local) return local;
-    const record = await this.store.run(id);
+    if (local?.running) return local;
+    let record: RunRecord | undefined;
+    try {
+      record = await this.store.run(id);
+    } catch (err) {
+      if (local && err instanceof StoreUnavailableError) return local;
+      throw err;
+    }
+    if (local && (!record || record.owner === this.store.replicaId)) return local;
     return record && new RemoteRun(id, record, this);
   }
 
   /** Every replica's runs; while the store is down, this replica's alone. */
   async list(): Promise<RunSummary[]> {
-    const local = new Map(this.registry.list().map((run) => [run.id, run.summary()]));
-    let shared: RunSummary[] = [];
+    const running = new Map(this.registry.list().filter((run) => run.running).map((run) => [run.id, run.summary()]));
+    let shared: RunSummary[];
     try {
       shared = await this.store.runs();
     } catch (err) {
       if (!(err instanceof StoreUnavailableError)) throw err;
+      return this.registry.list().map((run) => run.summary());
     }
-    const listed = shared.map((summary) => local.get(summary.id) ?? summary);
+    // This replica's running runs are fresher here than in the store.
+    const listed = shared.map((summary) => running.get(summary.id) ?? summary);
     const ids = new Set(listed.map((summary) => summary.id));
-    return [...listed, ...[...local.values()].filter((summary) => !ids.has(summary.id))];
+    return [...listed, ...[...running.values()].filter((summary) => !ids.has(summary.id))];
   }
 
   /** Stops a running run wherever it runs; false when no such run is going. */
   async cancel(id: string): Promise<boolean> {
-    if (this.registry.get(id)) return this.registry.cancel(id);
-    const record = await this.runningRecord(id);
+    if (this.registry.get(id)?.running) return this.registry.cancel(id);
+    const record = await this.runningElsewhere(id);
     if (!record) return false;
     return (await this.command(record.owner, { type: "cancel", run: id }, CONTROL_TIMEOUT_MS)).ok;
   }
 
   /** Answers an approval of a run wherever it runs; RunNotRunning or ApprovalNotPending when there is nothing to answer. */
   async approve(id: string, approvalId: string, decision: ApprovalDecision): Promise<void> {
-    if (this.registry.get(id)) return this.approveHere(id, approvalId, decision);
-    const record = await this.runningRecord(id);
+    if (this.registry.get(id)?.running) return this.approveHere(id, approvalId, decision);
+    const record = await this.runningElsewhere(id);
     if (!record) throw new RunNotRunning(id);
     const reply = await this.command(record.owner, { type: "approve", run: id, approvalId, decision }, CONTROL_TIMEOUT_MS);
     if (!reply.ok) throw new ApiError(reply.status as ApiError["status"], reply.code, reply.message, reply.headers);
@@ -170,7 +184,7 @@ export class ClusterRuns {
 
   /** `user_edit` of a run on another replica: its owner replaces it; undefined when the run is not running anywhere. */
   async editElsewhere(id: string, newId: string, message: string): Promise<RunView | undefined> {
-    const record = await this.runningRecord(id);
+    const record = await this.runningElsewhere(id);
     if (!record) return undefined;
     const watch = crypto.randomUUID();
     return this.forward(record.owner, { type: "edit", run: id, id: newId, message, watch }, newId, watch);
@@ -204,8 +218,7 @@ export class ClusterRuns {
   private async startHere(id: string, turn: TurnInput, onBusy: OnBusy): Promise<Run> {
     this.requireStore();
     // The registry checks the ids of this replica's runs; another's running run holds its id too.
-    const holder = await this.runningRecord(id);
-    if (holder && holder.owner !== this.store.replicaId) throw new RunIdInUseError(id);
+    if (await this.runningElsewhere(id)) throw new RunIdInUseError(id);
     if (turn.threadId !== undefined && (await this.store.claimThread(turn.threadId)) === undefined) {
       throw new ThreadUnavailableError(`thread ${turn.threadId} has just been taken by another replica; try again`);
     }
@@ -246,9 +259,10 @@ export class ClusterRuns {
     return new RemoteRun(id, record, this, watch);
   }
 
-  private async runningRecord(id: string): Promise<RunRecord | undefined> {
+  /** The record of a run that another replica runs (or queues) now. */
+  private async runningElsewhere(id: string): Promise<RunRecord | undefined> {
     const record = await this.store.run(id);
-    return record && (record.summary.status === "running" || record.summary.status === "queued") ? record : undefined;
+    return record && record.owner !== this.store.replicaId && isGoing(record.summary) ? record : undefined;
   }
 
   private async command(owner: string, command: ControlCommand, timeoutMs: number): Promise<ControlReply> {
@@ -370,6 +384,8 @@ export class ApprovalNotPending extends Error {
   }
 }
 
+const isGoing = (summary: RunSummary) => summary.status === "running" || summary.status === "queued";
+
 function replyOf(err: ApiError): ControlReply {
   return { ok: false, status: err.status, code: err.code, message: err.message, headers: err.headers };
 }
@@ -400,7 +416,7 @@ class RemoteRun implements RunView {
 
   async *watch(afterId: number, signal: AbortSignal): AsyncGenerator<RunEvent[]> {
     const { store } = this.cluster;
-    const running = this.record.summary.status === "running" || this.record.summary.status === "queued";
+    const running = isGoing(this.record.summary);
     const watch = this.registeredWatch ?? crypto.randomUUID();
     if (running && this.registeredWatch === undefined) this.cluster.notify(this.record.owner, { type: "watch", run: this.id, watch });
     this.registeredWatch = undefined;
@@ -415,9 +431,11 @@ class RemoteRun implements RunView {
         try {
           batch = fromStream ? await store.readEvents(this.id, position, READ_BATCH) : await store.followEvents(this.id, position, signal);
           if (first && batch.length === 0) {
-            // A client that claims to have seen more than there is still gets `done`.
+            // A client that claims to have seen more than there is still gets `done`, and reads
+            // on from the end of a running run, as from the owner's own log.
             const last = await store.lastEvent(this.id);
             if (last?.event === "done") batch = [last];
+            else if (last && last.id < position) position = last.id;
           }
         } catch {
           await Bun.sleep(RETRY_MS);
@@ -454,8 +472,12 @@ class RemoteRun implements RunView {
 class RunPublisher {
   readonly published: Promise<void>;
   private pending: RunEvent[] = [];
-  /** When the oldest pending event came (performance.now()); +∞ with none. */
-  pendingSince = Number.POSITIVE_INFINITY;
+  /** When the oldest event not yet written came (performance.now()), pending or being written; +∞ with none. */
+  get pendingSince(): number {
+    return Math.min(this.waitingSince, this.writingSince);
+  }
+  private waitingSince = Number.POSITIVE_INFINITY;
+  private writingSince = Number.POSITIVE_INFINITY;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private writing = false;
   private lastSummary = "";
@@ -476,7 +498,7 @@ class RunPublisher {
 
   add(event: RunEvent): void {
     if (this.stopped) return;
-    if (this.pending.length === 0) this.pendingSince = performance.now();
+    if (this.pending.length === 0) this.waitingSince = performance.now();
     this.pending.push(event);
     this.flushSoon(event.event === "item.updated" ? DELTA_BATCH_MS : 0);
   }
@@ -496,24 +518,27 @@ class RunPublisher {
   private async flush(): Promise<void> {
     const batch = this.pending;
     this.pending = [];
+    this.writingSince = this.waitingSince;
+    this.waitingSince = Number.POSITIVE_INFINITY;
     const finished = batch.at(-1)?.event === "done";
     const summaryText = JSON.stringify(this.run.summary());
     const changed = summaryText !== this.lastSummary;
     this.writing = true;
     try {
-      const appended = await this.store.appendEvents(this.run.id, batch, changed ? JSON.parse(summaryText) : undefined, finished);
+      const result = await this.store.appendEvents(this.run.id, batch, changed ? JSON.parse(summaryText) : undefined, finished);
       this.lastSummary = summaryText;
-      if (!appended) {
+      if (result === "ended_elsewhere") {
         // A survivor took this replica for lost and ended the run: it must not go on twice.
         this.log.warn("turn was ended by another replica; stopping it here", { request_id: this.run.id });
         this.run.stop("cancelled", "replica lost");
-        return this.end();
       }
+      // A finished run whose id runs again has nothing more to say in the store.
+      if (result !== "written") return this.end();
       if (finished) return this.end();
-      this.pendingSince = this.pending.length > 0 ? this.pendingSince : Number.POSITIVE_INFINITY;
     } catch {
       // Kept, in order, for the next try; the store's heartbeat reconnects meanwhile.
       this.pending = [...batch, ...this.pending];
+      this.waitingSince = this.writingSince;
       this.writing = false;
       this.timer = setTimeout(() => {
         this.timer = undefined;
@@ -522,6 +547,7 @@ class RunPublisher {
       return;
     } finally {
       this.writing = false;
+      this.writingSince = Number.POSITIVE_INFINITY;
     }
     this.flushSoon(0);
   }
@@ -529,7 +555,7 @@ class RunPublisher {
   private end(): void {
     this.stopped = true;
     this.pending = [];
-    this.pendingSince = Number.POSITIVE_INFINITY;
+    this.waitingSince = Number.POSITIVE_INFINITY;
     this.forget();
   }
 }

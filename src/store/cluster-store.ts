@@ -39,20 +39,23 @@ export type ThreadLease = { owner: string; epoch: number; ownerAlive: boolean };
 
 export type StoreState = "up" | "down";
 
+/** written; ended_elsewhere: a survivor took the run for lost and ended it; replaced: its id runs again (here or elsewhere) since. */
+export type AppendResult = "written" | "ended_elsewhere" | "replaced";
+
 export interface ClusterStore {
   readonly replicaId: string;
   readonly state: StoreState;
   /** Resolves once the first connection attempt has ended, either way (the banner shows how). */
   readonly ready: Promise<void>;
 
-  /** A run that starts here: listed and found by id on every replica from now on. */
+  /** A run that starts here: listed and found by id on every replica from now on (a finished run with its id is replaced). */
   publishRun(id: string, summary: RunSummary): Promise<void>;
   /**
    * Appends a run's events (with its summary when it changed) in one write; `finished` once the
-   * last is `done`: the run's keys then expire after the retention. False when the run had
-   * already ended elsewhere (a survivor took it for lost): the caller stops writing.
+   * last is `done`: the run's keys then expire after the retention. Anything but `written`: the
+   * caller stops writing.
    */
-  appendEvents(id: string, events: RunEvent[], summary: RunSummary | undefined, finished: boolean): Promise<boolean>;
+  appendEvents(id: string, events: RunEvent[], summary: RunSummary | undefined, finished: boolean): Promise<AppendResult>;
 
   run(id: string): Promise<RunRecord | undefined>;
   /** Every run kept, in the order they started. */

@@ -3,6 +3,7 @@ import type { Logger } from "../log";
 import type { RunEvent } from "../runs/event-log";
 import type { RunSummary } from "../schemas";
 import {
+  type AppendResult,
   type ClusterStore,
   type ControlCommand,
   type ControlReply,
@@ -67,6 +68,8 @@ function compareIds(a: string, b: string): number {
 
 type RawEntry = [id: string, fields: string[]];
 
+const APPEND_RESULTS = { 1: "written", 0: "ended_elsewhere", [-1]: "replaced" } as const;
+
 /** A stream entry as a run event: its SSE id is the entry id's first part. */
 function toRunEvent([id, fields]: RawEntry): RunEvent {
   return { id: Number(id.slice(0, id.indexOf("-"))), event: fields[1] as string, data: fields[3] as string };
@@ -83,11 +86,24 @@ function streamsOf(reply: unknown): [string, RawEntry[]][] {
 
 /* Lua scripts: each runs atomically, so replicas racing for the same thing cannot both win. */
 
-/** KEYS: stream, record, owner's runs, slots. ARGV: maxlen, retention ms, summary or '', finished, run id, then id/event/data triples. */
+/** KEYS: stream, record, runs index, owner's runs. ARGV: owner, summary, start time, run id. A run id used again starts afresh. */
+const PUBLISH_RUN = `
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('HSET', KEYS[2], 'owner', ARGV[1], 'summary', ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+redis.call('SADD', KEYS[4], ARGV[4])
+return 1`;
+
+/**
+ * KEYS: stream, record, owner's runs, slots. ARGV: maxlen, retention ms, summary or '', finished,
+ * run id, owner, then id/event/data triples. Returns 1 when written, 0 when the run was ended
+ * elsewhere (taken for lost), -1 when its id has been used again since (its record is another's).
+ */
 const APPEND_EVENTS = `
+if redis.call('HGET', KEYS[2], 'owner') ~= ARGV[6] then return -1 end
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
 if last and last[2][2] == 'done' then return 0 end
-for i = 6, #ARGV, 3 do
+for i = 7, #ARGV, 3 do
   redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], ARGV[i], 'e', ARGV[i + 1], 'd', ARGV[i + 2])
 end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], 'summary', ARGV[3]) end
@@ -282,22 +298,21 @@ export class RedisStore implements ClusterStore {
   }
 
   async publishRun(id: string, summary: RunSummary): Promise<void> {
+    const keys = [key.events(id), key.record(id), key.runs, key.replicaRuns(this.replicaId)];
     await Promise.all([
-      this.call("HSET", [key.record(id), "owner", this.replicaId, "summary", JSON.stringify(summary)]),
-      this.call("ZADD", [key.runs, String(Date.parse(summary.started_at)), id]),
+      this.script(PUBLISH_RUN, keys, [this.replicaId, JSON.stringify(summary), String(Date.parse(summary.started_at)), id]),
       // The index keeps the newest; listing drops those whose record has expired.
       this.call("ZREMRANGEBYRANK", [key.runs, "0", String(-RUNS_INDEXED - 1)]),
-      this.call("SADD", [key.replicaRuns(this.replicaId), id]),
     ]);
   }
 
-  async appendEvents(id: string, events: RunEvent[], summary: RunSummary | undefined, finished: boolean): Promise<boolean> {
-    const args = [String(this.options.maxEvents), String(this.options.retentionMs), summary ? JSON.stringify(summary) : "", finished ? "1" : "0", id];
+  async appendEvents(id: string, events: RunEvent[], summary: RunSummary | undefined, finished: boolean): Promise<AppendResult> {
+    const args = [String(this.options.maxEvents), String(this.options.retentionMs), summary ? JSON.stringify(summary) : "", finished ? "1" : "0", id, this.replicaId];
     for (const event of events) args.push(entryId(event.id), event.event, event.data);
     const keys = [key.events(id), key.record(id), key.replicaRuns(this.replicaId), key.slots];
-    const appended = (await this.script(APPEND_EVENTS, keys, args)) === 1;
-    if (finished || !appended) this.ownSlots.delete(id);
-    return appended;
+    const result = APPEND_RESULTS[(await this.script(APPEND_EVENTS, keys, args)) as 1 | 0 | -1];
+    if (finished || result !== "written") this.ownSlots.delete(id);
+    return result;
   }
 
   async run(id: string): Promise<RunRecord | undefined> {
