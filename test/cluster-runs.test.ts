@@ -16,6 +16,7 @@ import { RedisStore } from "../src/store/redis-store";
 import { completedTurn, type FakeEngine, fakeEngine, hangingTurn, USAGE } from "./fixtures/fake-engine";
 import { startRedis, type TestRedis } from "./fixtures/redis-server";
 import { readSse, sseReader } from "./fixtures/sse";
+import { startTcpProxy } from "./fixtures/tcp-proxy";
 import { waitFor } from "./fixtures/wait-for";
 
 let redis: TestRedis;
@@ -36,14 +37,14 @@ afterAll(async () => {
   await redis.kill();
 });
 
-type ReplicaOptions = { clusterMaxTurns?: number; maxEvents?: number; retentionMs?: number; approvals?: boolean; count?: (store: ClusterStore) => ClusterStore };
+type ReplicaOptions = { url?: string; clusterMaxTurns?: number; maxEvents?: number; retentionMs?: number; approvals?: boolean; count?: (store: ClusterStore) => ClusterStore };
 
 /** One replica, wired as server.ts wires it; `count` may wrap its store to watch what it writes. */
 async function replica(id: string, engine: FakeEngine, options: ReplicaOptions = {}) {
   const log = createLogger("warn", () => {});
   let cluster: ClusterRuns | undefined;
   const runs = new RunRegistry(engine, log, { maxConcurrent: 10, turnTimeoutMs: undefined, tap: (run, event) => cluster?.appended(run, event) });
-  const redisStore = new RedisStore({ url: redis.url, replicaId: id, retentionMs: options.retentionMs ?? 60_000, maxEvents: options.maxEvents ?? 10_000, log });
+  const redisStore = new RedisStore({ url: options.url ?? redis.url, replicaId: id, retentionMs: options.retentionMs ?? 60_000, maxEvents: options.maxEvents ?? 10_000, log });
   await redisStore.ready;
   const store = options.count ? options.count(redisStore) : redisStore;
   cluster = new ClusterRuns(runs, store, log, { clusterMaxTurns: options.clusterMaxTurns, describeRefusal });
@@ -282,4 +283,32 @@ describe("threads, ids and limits", () => {
     const admitted = await readSse(await y.post({ type: "user_message", message: "say ok" }));
     expect(admitted.frames.at(-1)?.event).toBe("done");
   });
+});
+
+describe("a network split", () => {
+  test("a replica whose connections to Redis go silent (not closed) refuses new turns within 2 s, then serves again by itself", async () => {
+    const proxy = startTcpProxy(redis.port);
+    try {
+      const engine = fakeEngine((request) => (request.input === "hang" ? hangingTurn(request) : completedTurn("fine")));
+      const cut = await replica("split-cut", engine, { url: proxy.url });
+      const other = await replica("split-other", fakeEngine(() => completedTurn("unused")));
+      expect((await readSse(await cut.post({ type: "user_message", message: "before" }))).frames.at(-1)?.event).toBe("done");
+      proxy.cutOpenConnections();
+      const started = performance.now();
+      const refused = await cut.post({ type: "user_message", message: "during" });
+      expect(performance.now() - started).toBeLessThan(2_000);
+      expect(refused.status).toBe(503);
+      expect((await errorOf(refused)).code).toBe("store_unavailable");
+      expect(((await (await cut.app.request("/ready")).json()) as { store: string }).store).toBe("down");
+      // New connections pass again: the replica opens them on its own.
+      await waitFor("the replica to be ready again", async () => (await cut.app.request("/ready")).status === 200, 10_000);
+      const holding = sseReader(await cut.post({ type: "user_message", id: "after-split", message: "hang" }));
+      await holding.until((frame) => frame.event === "thread.started");
+      // Its command loop reads again too: a cancel from the other replica reaches it.
+      expect((await other.app.request("/runs/after-split", { method: "DELETE" })).status).toBe(200);
+      expect(JSON.parse((await holding.rest(5_000)).frames.at(-1)?.data ?? "{}")).toMatchObject({ status: "cancelled" });
+    } finally {
+      proxy.stop();
+    }
+  }, 30_000);
 });

@@ -24,6 +24,8 @@ const CONTROL_TIMEOUT_MS = 2_000;
 const START_TIMEOUT_MS = 30_000;
 /** How long a watcher waits after a failed read before it tries the store again. */
 const RETRY_MS = 500;
+/** How long a `left` waits for its `watch`: the two are sent one after the other. */
+const LEFT_EARLY_MS = 60_000;
 /** How often a replica looks for lost replicas' runs. */
 const SWEEP_MS = 2_000;
 
@@ -76,8 +78,8 @@ export class ClusterRuns {
   private readonly publishers = new Map<Run, RunPublisher>();
   /** Watches of this replica's runs by clients of other replicas, by watch id: each counts for the reattach grace. */
   private readonly remoteWatches = new Map<string, AbortController>();
-  /** `left` that came before its `watch` (commands are handled side by side). */
-  private readonly leftEarly = new Set<string>();
+  /** `left` that came before its `watch` (commands are handled side by side), with when: kept a minute. */
+  private readonly leftEarly = new Map<string, number>();
   private readonly sweeper: ReturnType<typeof setInterval>;
 
   constructor(
@@ -303,7 +305,7 @@ export class ClusterRuns {
         }
         case "left":
           if (this.remoteWatches.has(command.watch)) this.remoteWatches.get(command.watch)?.abort();
-          else this.leftEarly.add(command.watch);
+          else this.noteLeftEarly(command.watch);
           return { ok: true };
       }
     } catch (err) {
@@ -318,6 +320,16 @@ export class ClusterRuns {
     const refusal = await run.admitted;
     if (refusal) return replyOf(this.options.describeRefusal(refusal));
     return { ok: true };
+  }
+
+  /** A watch of a run that had ended by then never comes: what is noted goes after a minute. */
+  private noteLeftEarly(watch: string): void {
+    const now = performance.now();
+    for (const [noted, at] of this.leftEarly) {
+      if (now - at < LEFT_EARLY_MS) break;
+      this.leftEarly.delete(noted);
+    }
+    this.leftEarly.set(watch, now);
   }
 
   /** Holds a watch of `run` for a client of another replica until it leaves, so that the reattach grace counts it. */

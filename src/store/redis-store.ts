@@ -266,7 +266,12 @@ export class RedisStore implements ClusterStore {
     if (this.closed || !this.client.connected) throw new StoreUnavailableError("not connected");
     let timer: ReturnType<typeof setTimeout> | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreUnavailableError(`no answer within ${COMMAND_TIMEOUT_MS} ms`)), COMMAND_TIMEOUT_MS);
+      timer = setTimeout(() => {
+        // Silent that long, the connection is dead or cut off (a network split need not close
+        // it): closed, so that the heartbeat opens a fresh one instead of waiting for TCP.
+        this.client.close();
+        reject(new StoreUnavailableError(`no answer within ${COMMAND_TIMEOUT_MS} ms`));
+      }, COMMAND_TIMEOUT_MS);
     });
     try {
       return await Promise.race([this.client.send(command, args), deadline]);
@@ -397,7 +402,7 @@ export class RedisStore implements ClusterStore {
         this.blocking = positions;
         const streams = [...positions.keys(), wake];
         const ids = [...positions.values(), woken];
-        const reply = await this.blocker.send("XREAD", ["COUNT", String(READ_BATCH), "BLOCK", String(BLOCK_MS), "STREAMS", ...streams, ...ids]);
+        const reply = await this.blockingRead(["COUNT", String(READ_BATCH), "BLOCK", String(BLOCK_MS), "STREAMS", ...streams, ...ids]);
         this.blocking = undefined;
         for (const [stream, entries] of streamsOf(reply)) {
           if (stream === wake) {
@@ -415,6 +420,26 @@ export class RedisStore implements ClusterStore {
         this.failed("follow", err);
         await Bun.sleep(HEARTBEAT_MS / 4);
       }
+    }
+  }
+
+  /**
+   * XREAD on the blocking connection. Redis answers within BLOCK_MS; a connection that stays
+   * silent longer is dead or cut off (a network split need not close it), so it is closed and the
+   * next read opens a fresh one instead of waiting for TCP to notice.
+   */
+  private async blockingRead(args: string[]): Promise<unknown> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const silent = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.blocker.close();
+        reject(new StoreUnavailableError("the blocking read got no answer"));
+      }, BLOCK_MS + COMMAND_TIMEOUT_MS);
+    });
+    try {
+      return await Promise.race([this.blocker.send("XREAD", args), silent]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
