@@ -7,18 +7,14 @@
  *       of the other follows the run live (in-process replicas, as test/cluster-runs.test.ts);
  *   (3) replaying a 10,000-event run from the other replica.
  */
-import { createApp } from "../src/app";
 import type { Engine, ThreadEvent } from "../src/engine/types";
-import { createLogger } from "../src/log";
-import { describeRefusal } from "../src/routes/messages";
-import { ClusterRuns } from "../src/runs/cluster";
-import { RunRegistry } from "../src/runs/registry";
-import { RedisStore } from "../src/store/redis-store";
+import { startInProcessReplica } from "../test/fixtures/cluster-replica";
 import { createCodexHome } from "../test/fixtures/codex-home";
 import { startMockModel } from "../test/fixtures/mock-model";
 import { startRedis } from "../test/fixtures/redis-server";
 import { postMessage } from "../test/fixtures/turns";
 import { median, round, startServerProcess, table } from "./lib";
+import { floodEngine } from "./sse-forwarding";
 
 /** Posts a turn and reads its stream to `done`: the ms it took, and the thread it ran on. */
 async function turn(url: string, body: Record<string, unknown>): Promise<{ ms: number; threadId: string }> {
@@ -40,7 +36,7 @@ async function turnTimes(redisUrl: string, turns: number): Promise<string> {
   const single = await startServerProcess(cli, env(0));
   const a = await startServerProcess([...cli, "--redis-url", redisUrl, "--replica-id", "bench-a"], env(1));
   const b = await startServerProcess([...cli, "--redis-url", redisUrl, "--replica-id", "bench-b"], env(2));
-  const times = { singleNew: [] as number[], replicaNew: [] as number[], singleContinued: [] as number[], throughOther: [] as number[] };
+  const times: TurnTimes = { singleNew: [], replicaNew: [], singleContinued: [], throughOther: [] };
   try {
     // Warm-up, and the threads to continue: one on the single server, one owned by replica a.
     const singleThread = (await turn(single.url, { message: "say hi" })).threadId;
@@ -61,9 +57,16 @@ async function turnTimes(redisUrl: string, turns: number): Promise<string> {
     await model.stop();
     for (const home of homes) home.remove();
   }
-  const row = (name: string, one: number[], two: number[]) => [name, round(median(one)), round(median(two)), round(median(two) - median(one))];
+  return compared(`Turn time, \`say hi\` with codex and the scripted model, ${turns} turns of each kind, interleaved; medians.`, times, 1);
+}
+
+type TurnTimes = { singleNew: number[]; replicaNew: number[]; singleContinued: number[]; throughOther: number[] };
+
+/** One in-memory server against two replicas, as a table of medians. */
+function compared(title: string, times: TurnTimes, digits: number): string {
+  const row = (name: string, one: number[], two: number[]) => [name, round(median(one), digits), round(median(two), digits), round(median(two) - median(one), digits)];
   return [
-    `Turn time, \`say hi\` with codex and the scripted model, ${turns} turns of each kind, interleaved; medians.`,
+    title,
     "",
     table(
       ["", "one in-memory server (ms)", "two replicas via Redis (ms)", "difference (ms)"],
@@ -75,58 +78,15 @@ async function turnTimes(redisUrl: string, turns: number): Promise<string> {
   ].join("\n");
 }
 
-function floodEngine(count: number): Engine {
-  return {
-    async *runTurn() {
-      yield { type: "thread.started", thread_id: "bench" } satisfies ThreadEvent;
-      for (let i = 0; i < count; i++) yield { type: "item.updated", item: { id: "item_1", type: "agent_message", text: `chunk ${i}` } } satisfies ThreadEvent;
-      yield {
-        type: "turn.completed",
-        usage: { input_tokens: 1, cached_input_tokens: 0, cache_write_input_tokens: 0, output_tokens: 1, reasoning_output_tokens: 0 },
-      } satisfies ThreadEvent;
-    },
-  };
-}
-
-/** A replica in this process, wired as server.ts does, served by Bun.serve; without a Redis URL, a server on its own. */
+/** An in-process replica (see test/fixtures/cluster-replica.ts), served by Bun.serve. */
 async function inProcessReplica(redisUrl: string | undefined, id: string, engine: Engine) {
-  const log = createLogger("warn");
-  let cluster: ClusterRuns | undefined;
-  const runs = new RunRegistry(engine, log, {
-    maxConcurrent: 10,
-    turnTimeoutMs: undefined,
-    ...(redisUrl && { tap: (run, event) => cluster?.appended(run, event) }),
-  });
-  if (redisUrl) {
-    const store = new RedisStore({ url: redisUrl, replicaId: id, retentionMs: 600_000, maxEvents: 10_000, log });
-    await store.ready;
-    cluster = new ClusterRuns(runs, store, log, { clusterMaxTurns: undefined, describeRefusal });
-  }
-  const app = createApp({
-    config: {
-      host: "127.0.0.1",
-      maxBodyBytes: 1024 * 1024,
-      heartbeatMs: 15_000,
-      defaultWorkDir: "/tmp",
-      workspaceRoot: undefined,
-      authToken: undefined,
-      allowedOrigins: [],
-      allowedHosts: [],
-      bypassApprovalsAndSandbox: true,
-      webConsole: false,
-      approvalPolicy: "never",
-      webhookAllowedHosts: [],
-    },
-    runs,
-    ...(cluster && { cluster }),
-    log,
-  });
-  const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch, idleTimeout: 0 });
+  const replica = await startInProcessReplica(redisUrl, id, engine);
+  const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: replica.app.fetch, idleTimeout: 0 });
   return {
     url: `http://127.0.0.1:${server.port}`,
     async close() {
       await server.stop(true);
-      cluster?.close();
+      replica.close();
     },
   };
 }
@@ -150,7 +110,7 @@ async function serverOverhead(redisUrl: string, turns: number): Promise<string> 
   const single = await inProcessReplica(undefined, "bench-single", quickEngine);
   const owner = await inProcessReplica(redisUrl, "bench-quick-owner", quickEngine);
   const other = await inProcessReplica(redisUrl, "bench-quick-other", quickEngine);
-  const times = { singleNew: [] as number[], replicaNew: [] as number[], singleContinued: [] as number[], throughOther: [] as number[] };
+  const times: TurnTimes = { singleNew: [], replicaNew: [], singleContinued: [], throughOther: [] };
   try {
     const singleThread = (await turn(single.url, { message: "hi" })).threadId;
     const ownedByOwner = (await turn(owner.url, { message: "hi" })).threadId;
@@ -163,18 +123,11 @@ async function serverOverhead(redisUrl: string, turns: number): Promise<string> 
   } finally {
     await Promise.all([single.close(), owner.close(), other.close()]);
   }
-  const row = (name: string, one: number[], two: number[]) => [name, round(median(one), 2), round(median(two), 2), round(median(two) - median(one), 2)];
-  return [
+  return compared(
     `The server's own share: a fake engine whose turns end at once (five events), servers in this process; ${turns} turns of each kind, interleaved; medians.`,
-    "",
-    table(
-      ["", "one in-memory server (ms)", "two replicas via Redis (ms)", "difference (ms)"],
-      [
-        row("a new thread (on the replica posted to)", times.singleNew, times.replicaNew),
-        row("a thread continued (through the other replica)", times.singleContinued, times.throughOther),
-      ],
-    ),
-  ].join("\n");
+    times,
+    2,
+  );
 }
 
 /** Reads an SSE body to its end: how many frames, and the last frame's id. */

@@ -5,14 +5,9 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { RedisClient } from "bun";
-import { createApp } from "../src/app";
 import type { EngineEvent, ThreadEvent, TurnRequest } from "../src/engine/types";
-import { createLogger } from "../src/log";
-import { describeRefusal } from "../src/routes/messages";
-import { ClusterRuns } from "../src/runs/cluster";
-import { RunRegistry } from "../src/runs/registry";
 import type { ClusterStore } from "../src/store/cluster-store";
-import { RedisStore } from "../src/store/redis-store";
+import { type ReplicaOptions, startInProcessReplica } from "./fixtures/cluster-replica";
 import { completedTurn, type FakeEngine, fakeEngine, hangingTurn, USAGE } from "./fixtures/fake-engine";
 import { startRedis, type TestRedis } from "./fixtures/redis-server";
 import { readSse, sseReader } from "./fixtures/sse";
@@ -21,7 +16,7 @@ import { waitFor } from "./fixtures/wait-for";
 
 let redis: TestRedis;
 let admin: RedisClient;
-const open: ClusterRuns[] = [];
+const opened: { close(): void }[] = [];
 
 beforeAll(async () => {
   redis = await startRedis();
@@ -29,7 +24,7 @@ beforeAll(async () => {
 });
 
 afterEach(() => {
-  for (const cluster of open.splice(0)) cluster.close();
+  for (const replica of opened.splice(0)) replica.close();
 });
 
 afterAll(async () => {
@@ -37,39 +32,15 @@ afterAll(async () => {
   await redis.kill();
 });
 
-type ReplicaOptions = { url?: string; clusterMaxTurns?: number; maxEvents?: number; retentionMs?: number; approvals?: boolean; count?: (store: ClusterStore) => ClusterStore };
-
-/** One replica, wired as server.ts wires it; `count` may wrap its store to watch what it writes. */
-async function replica(id: string, engine: FakeEngine, options: ReplicaOptions = {}) {
-  const log = createLogger("warn", () => {});
-  let cluster: ClusterRuns | undefined;
-  const runs = new RunRegistry(engine, log, { maxConcurrent: 10, turnTimeoutMs: undefined, tap: (run, event) => cluster?.appended(run, event) });
-  const redisStore = new RedisStore({ url: options.url ?? redis.url, replicaId: id, retentionMs: options.retentionMs ?? 60_000, maxEvents: options.maxEvents ?? 10_000, log });
-  await redisStore.ready;
-  const store = options.count ? options.count(redisStore) : redisStore;
-  cluster = new ClusterRuns(runs, store, log, { clusterMaxTurns: options.clusterMaxTurns, describeRefusal });
-  open.push(cluster);
-  const app = createApp({
-    config: {
-      host: "127.0.0.1",
-      maxBodyBytes: 1024 * 1024,
-      heartbeatMs: 15_000,
-      defaultWorkDir: "/tmp",
-      workspaceRoot: undefined,
-      authToken: undefined,
-      allowedOrigins: [],
-      allowedHosts: [],
-      bypassApprovalsAndSandbox: options.approvals !== true,
-      webConsole: false,
-      approvalPolicy: options.approvals ? "on-request" : "never",
-      webhookAllowedHosts: [],
-    },
-    runs,
-    cluster,
-    log,
+/** One replica, closed after the test. */
+async function replica(id: string, engine: FakeEngine, { url, approvals, ...options }: ReplicaOptions & { url?: string; approvals?: boolean } = {}) {
+  const started = await startInProcessReplica(url ?? redis.url, id, engine, {
+    retentionMs: 60_000,
+    ...options,
+    ...(approvals && { config: { bypassApprovalsAndSandbox: false, approvalPolicy: "on-request" } }),
   });
-  const post = (body: unknown) => app.request("/messages", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-  return { app, runs, cluster, post };
+  opened.push(started);
+  return started;
 }
 
 const errorOf = async (response: Response) => ((await response.json()) as { error: { code: string; message: string } }).error;
@@ -86,7 +57,7 @@ describe("events in Redis", () => {
       yield { type: "turn.completed", usage: USAGE };
     }
     const owner = await replica("deltas-owner", fakeEngine(deltas), {
-      count: (store) =>
+      wrapStore: (store) =>
         new Proxy(store, {
           get: (target, name, receiver) =>
             name === "appendEvents" ? (...args: Parameters<ClusterStore["appendEvents"]>) => (writes++, target.appendEvents(...args)) : Reflect.get(target, name, receiver),
