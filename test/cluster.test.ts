@@ -151,6 +151,26 @@ describe("approvals with codex (app-server, bypass off, on-request)", () => {
 });
 
 describe("failures", () => {
+  test("a replica that cannot reach Redis at start-up still starts: its banner and /ready say so, /health is 200", async () => {
+    const home = createCodexHome(model.url);
+    homes.push(home);
+    // A port nothing listens on: connecting is refused at once.
+    const unreachable = await startCli(["-a", "127.0.0.1:0", "--redis-url", "redis://:hunter2@127.0.0.1:1", "--replica-id", "alone"], home.env);
+    try {
+      expect(unreachable.stdout()).toContain("Replicas: alone via redis://:***@127.0.0.1:1 (UNREACHABLE: new turns get 503 until it answers)");
+      expect(unreachable.stdout() + unreachable.stderr()).not.toContain("hunter2");
+      expect((await fetch(`${unreachable.url}/health`)).status).toBe(200);
+      const ready = await fetch(`${unreachable.url}/ready`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toEqual({ status: "not_ready", codex_login: "ok", store: "down" });
+      const refused = await postMessage(unreachable.url, { type: "user_message", message: "say hi" });
+      expect(refused.status).toBe(503);
+      expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("store_unavailable");
+    } finally {
+      await unreachable.stop();
+    }
+  }, 30_000);
+
   test("SIGKILL of the owner ends its watchers' streams with done error within 15 s", async () => {
     const doomed = await startReplica("doomed");
     const posted = await postMessage(doomed.url, { type: "user_message", id: "orphan", message: "sleep 60000 never" });
