@@ -101,15 +101,29 @@ describe("events in Redis", () => {
 });
 
 describe("following another replica's run", () => {
-  test("a Last-Event-ID past the end of a running run reads on from its end, as on the owner", async () => {
-    const x = await replica("past-x", fakeEngine((request) => hangingTurn(request)));
+  test("a Last-Event-ID past what Redis holds of a running run still ends with done, without events the client has", async () => {
+    // The owner's writes wait until the client of the other replica has asked: Redis lags behind the owner.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const x = await replica("past-x", fakeEngine((request) => hangingTurn(request)), {
+      wrapStore: (store) =>
+        new Proxy(store, {
+          get: (target, name, receiver) =>
+            name === "appendEvents"
+              ? async (...args: Parameters<ClusterStore["appendEvents"]>) => (await held, target.appendEvents(...args))
+              : Reflect.get(target, name, receiver),
+        }),
+    });
     const y = await replica("past-y", fakeEngine(() => completedTurn("unused")));
     const holding = sseReader(await x.post({ type: "user_message", id: "past-end", message: "hang" }));
     await holding.until((frame) => frame.event === "thread.started");
-    const ahead = sseReader(await y.app.request("/runs/past-end/events", { headers: { "last-event-id": "999" } }));
+    const ahead = sseReader(await y.app.request("/runs/past-end/events", { headers: { "last-event-id": "1" } }));
+    const claiming = sseReader(await y.app.request("/runs/past-end/events", { headers: { "last-event-id": "999" } }));
+    release();
     expect((await y.app.request("/runs/past-end", { method: "DELETE" })).status).toBe(200);
-    const frames = (await ahead.rest(5_000)).frames;
-    expect(frames.map((frame) => [frame.id, frame.event])).toEqual([["2", "done"]]);
+    // The client that has event 1 gets what follows it; the one that claims 999 gets done.
+    expect((await ahead.rest(5_000)).frames.map((frame) => [frame.id, frame.event])).toEqual([["2", "done"]]);
+    expect((await claiming.rest(5_000)).frames.map((frame) => [frame.id, frame.event])).toEqual([["2", "done"]]);
     await holding.rest();
   });
 });

@@ -432,42 +432,43 @@ class RemoteRun implements RunView {
     const watch = this.registeredWatch ?? crypto.randomUUID();
     if (running && this.registeredWatch === undefined) this.cluster.notify(this.record.owner, { type: "watch", run: this.id, watch });
     this.registeredWatch = undefined;
+    // `afterId` is what the client has; `position`, where reading goes on. They differ for a
+    // Last-Event-ID past what Redis holds, which may lag behind the owner: reading goes on from the
+    // stream's end, leaving out the events up to `afterId` but `done`, which every reading ends
+    // with (as on the owner, a client that claims more than there is still gets it).
     let position = afterId;
     let ended = false;
     try {
-      // Read from the stream until it is read up to its end, then follow it.
       let fromStream = true;
-      let first = true;
+      let first = afterId > 0;
       while (!signal.aborted) {
-        let batch: RunEvent[];
+        let read: RunEvent[];
         try {
-          batch = fromStream ? await store.readEvents(this.id, position, READ_BATCH) : await store.followEvents(this.id, position, signal);
-          if (first && batch.length === 0) {
-            // A client that claims to have seen more than there is still gets `done`, and reads
-            // on from the end of a running run, as from the owner's own log.
+          if (first) {
             const last = await store.lastEvent(this.id);
-            if (last?.event === "done") batch = [last];
-            else if (last && last.id < position) position = last.id;
+            position = Math.min(position, last === undefined ? 0 : last.event === "done" ? last.id - 1 : last.id);
+            first = false;
           }
+          read = fromStream ? await store.readEvents(this.id, position, READ_BATCH) : await store.followEvents(this.id, position, signal);
         } catch {
           await Bun.sleep(RETRY_MS);
           fromStream = true;
           continue;
         }
-        first = false;
         if (signal.aborted) return;
-        if (batch.length === 0) {
+        if (read.length === 0) {
           fromStream = false;
           continue;
         }
-        yield batch;
-        const last = batch.at(-1) as RunEvent;
+        const last = read.at(-1) as RunEvent;
         position = last.id;
+        const batch = read.filter((event) => event.id > afterId || event.event === "done");
+        if (batch.length > 0) yield batch;
         if (last.event === "done") {
           ended = true;
           return;
         }
-        fromStream = batch.length === READ_BATCH;
+        fromStream = read.length === READ_BATCH;
       }
     } finally {
       if (running && !ended) this.cluster.notify(this.record.owner, { type: "left", watch });
