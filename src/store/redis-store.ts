@@ -237,7 +237,7 @@ export class RedisStore implements ClusterStore {
   private async beat(): Promise<void> {
     if (this.closed) return;
     try {
-      if (!this.client.connected) await this.client.connect();
+      if (!this.client.connected) await this.connect(this.client);
       const { replicaId } = this;
       if (!this.controlStarted) {
         const [last] = (await this.call("XREVRANGE", [key.control(replicaId), "+", "-", "COUNT", "1"])) as RawEntry[];
@@ -255,15 +255,28 @@ export class RedisStore implements ClusterStore {
     }
   }
 
+  /** Opens a connection, counting a failure as the commands' are counted. */
+  private async connect(client: RedisClient): Promise<void> {
+    try {
+      await client.connect();
+    } catch (err) {
+      this.options.observer?.storeError("connect");
+      throw err;
+    }
+  }
+
+  /** A failure of the store's own loops (heartbeat, blocking read, replies): logged, and the store marked down when it is. */
   private failed(operation: string, err: unknown): void {
-    this.options.observer?.storeError(operation);
     this.options.log.debug("shared store command failed", { operation, error: (err as Error).message });
     if (!this.client.connected || err instanceof StoreUnavailableError) this.setState("down");
   }
 
   /** One command, failing fast when disconnected and after COMMAND_TIMEOUT_MS when Redis does not answer. */
   private async call(command: string, args: string[]): Promise<any> {
-    if (this.closed || !this.client.connected) throw new StoreUnavailableError("not connected");
+    if (this.closed || !this.client.connected) {
+      this.options.observer?.storeError(command.toLowerCase());
+      throw new StoreUnavailableError("not connected");
+    }
     let timer: ReturnType<typeof setTimeout> | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -276,6 +289,8 @@ export class RedisStore implements ClusterStore {
     try {
       return await Promise.race([this.client.send(command, args), deadline]);
     } catch (err) {
+      // A script not loaded yet is the ordinary way to load it, not a failure.
+      if (!String((err as Error).message).startsWith("NOSCRIPT")) this.options.observer?.storeError(command.toLowerCase());
       if (!(err instanceof StoreUnavailableError) && !this.client.connected) {
         this.setState("down");
         throw new StoreUnavailableError((err as Error).message);
@@ -390,7 +405,7 @@ export class RedisStore implements ClusterStore {
         continue;
       }
       try {
-        if (!this.blocker.connected) await this.blocker.connect();
+        if (!this.blocker.connected) await this.connect(this.blocker);
         // From here to the read, nothing awaits: a waiter that comes later finds `blocking` set and wakes the read.
         const positions = new Map<string, string>();
         for (const [stream, waiters] of this.waiters) {
@@ -438,6 +453,9 @@ export class RedisStore implements ClusterStore {
     });
     try {
       return await Promise.race([this.blocker.send("XREAD", args), silent]);
+    } catch (err) {
+      this.options.observer?.storeError("xread");
+      throw err;
     } finally {
       clearTimeout(timer);
     }
@@ -523,7 +541,9 @@ export class RedisStore implements ClusterStore {
   }
 
   async forgetReplica(replica: string): Promise<void> {
-    if ((await this.call("SCARD", [key.replicaRuns(replica)])) === 0) await this.call("SREM", [key.replicas, replica]);
+    if ((await this.call("SCARD", [key.replicaRuns(replica)])) !== 0) return;
+    // A replica with the same id that comes back starts from an empty control stream.
+    await Promise.all([this.call("SREM", [key.replicas, replica]), this.call("DEL", [key.control(replica), key.wake(replica)])]);
   }
 
   close(): void {
