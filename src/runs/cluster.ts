@@ -309,7 +309,10 @@ export class ClusterRuns {
           return { ok: true };
       }
     } catch (err) {
-      return replyOf(this.options.describeRefusal(err));
+      const refusal = this.options.describeRefusal(err);
+      // A refusal is the asking client's business; anything else is a bug, logged here as routes log theirs.
+      if (refusal.code === "internal_error") this.log.error("a command from another replica failed", { command: command.type, error: (err as Error).stack ?? String(err) });
+      return replyOf(refusal);
     }
   }
 
