@@ -251,6 +251,26 @@ describe("threads, ids and limits", () => {
     expect(await admin.send("HMGET", [`codex:thread:${moved}`, "owner", "epoch"])).toEqual(["threads-new-home", "4"]);
   });
 
+  test("fencing: once another live replica holds a thread's lease, its old owner sends the thread's turns there and cannot claim it back", async () => {
+    const threadId = crypto.randomUUID();
+    const engine = (answer: string) => {
+      const made = fakeEngine(() => completedTurn(answer, threadId));
+      made.threadExists = (id) => id === threadId;
+      return made;
+    };
+    const old = await replica("fence-old", engine("on the old owner"));
+    const taker = await replica("fence-new", engine("on the new owner"));
+    await readSse(await old.post({ type: "user_message", message: "first" }));
+    await waitFor("the old owner's lease", async () => (await admin.send("HGET", [`codex:thread:${threadId}`, "owner"])) === "fence-old");
+    // The thread changes hands (its rollout moved, the lease taken with the next epoch) while the old owner lives on.
+    await admin.send("HSET", [`codex:thread:${threadId}`, "owner", "fence-new", "epoch", "2"]);
+    const turn = await readSse(await old.post({ type: "user_message", thread_id: threadId, message: "again" }));
+    expect(JSON.parse(turn.frames.at(-1)?.data ?? "{}")).toMatchObject({ status: "completed", final_response: "on the new owner" });
+    expect(taker.runs.list()).toHaveLength(1);
+    expect(await old.cluster?.store.claimThread(threadId)).toBeUndefined();
+    expect(await admin.send("HMGET", [`codex:thread:${threadId}`, "owner", "epoch"])).toEqual(["fence-new", "2"]);
+  });
+
   test("--cluster-max-turns caps the turns of all replicas together; a finished turn frees its slot", async () => {
     const engine = () => fakeEngine((request) => (request.input === "hang" ? hangingTurn(request) : completedTurn("ok")));
     const x = await replica("limit-x", engine(), { clusterMaxTurns: 1 });
