@@ -1,7 +1,7 @@
 /**
  * `bun run bench`: what the server costs on top of codex, measured side by side in one run.
  *   --quick          fewer rounds and turns, for a first look
- *   --only NAME      one section: overhead, health, sse, scale, startup, codex, engines, threads
+ *   --only NAME      one section: overhead, health, sse, scale, startup, codex, engines, threads, cluster
  */
 import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
@@ -14,6 +14,7 @@ import { startup } from "./startup";
 import { threadReads } from "./threads";
 import { turnOverhead } from "./turn-overhead";
 import { appServerMemory } from "./app-server-memory";
+import { cluster } from "./cluster";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" }, only: { type: "string" } } });
 const quick = values.quick === true;
@@ -28,6 +29,7 @@ const sections: Record<string, () => Promise<string>> = {
   engines: () => engines({ turns: quick ? 4 : 10, concurrent: quick ? 10 : 32 }),
   threads: () => threadReads({ rounds: quick ? 10 : 50 }),
   "app-server-memory": () => appServerMemory({ turns: quick ? 100 : 1000 }),
+  cluster: () => cluster({ turns: quick ? 6 : 20, events: 10_000, rounds: quick ? 3 : 5 }),
 };
 
 const chosen = values.only ? { [values.only]: sections[values.only] } : sections;

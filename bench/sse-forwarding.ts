@@ -3,9 +3,11 @@ import { createApp } from "../src/app";
 import type { Engine, ThreadEvent } from "../src/engine/types";
 import { createLogger } from "../src/log";
 import { RunRegistry } from "../src/runs/registry";
+import { LOOPBACK_APP_CONFIG } from "../test/fixtures/cluster-replica";
 import { median, round, table } from "./lib";
 
-function floodEngine(count: number): Engine {
+/** An engine whose one turn yields `count` agent-message deltas as fast as it can. */
+export function floodEngine(count: number): Engine {
   return {
     async *runTurn() {
       yield { type: "thread.started", thread_id: "bench" } satisfies ThreadEvent;
@@ -23,24 +25,7 @@ function floodEngine(count: number): Engine {
 export async function sseForwarding({ events, rounds }: { events: number; rounds: number }): Promise<string> {
   const log = createLogger("warn");
   const runs = new RunRegistry(floodEngine(events), log, { maxConcurrent: 10, turnTimeoutMs: undefined });
-  const app = createApp({
-    config: {
-      host: "127.0.0.1",
-      maxBodyBytes: 1024 * 1024,
-      heartbeatMs: 15_000,
-      defaultWorkDir: "/tmp",
-      workspaceRoot: undefined,
-      authToken: undefined,
-      allowedOrigins: [],
-      allowedHosts: [],
-      bypassApprovalsAndSandbox: true,
-      webConsole: false,
-      approvalPolicy: "never",
-      webhookAllowedHosts: [],
-    },
-    runs,
-    log,
-  });
+  const app = createApp({ config: LOOPBACK_APP_CONFIG, runs, log });
   const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch, idleTimeout: 0 });
   const rates: number[] = [];
   let bytes = 0;

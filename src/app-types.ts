@@ -6,6 +6,7 @@ import type { Config } from "./config";
 import type { CodexLogin } from "./engine/codex-auth";
 import type { Logger } from "./log";
 import type { Metrics } from "./metrics";
+import type { ClusterRuns } from "./runs/cluster";
 import type { RunRegistry } from "./runs/registry";
 import type { ThreadService } from "./runs/threads";
 import type { Tenant } from "./tenants/tenant";
@@ -29,6 +30,8 @@ export type AppDeps = {
     | "webhookAllowedHosts"
   >;
   runs: RunRegistry;
+  /** With --redis-url: every replica's runs and threads, through the shared store; without, the registry alone. */
+  cluster?: ClusterRuns;
   /** codex's stored threads; without them (an engine that cannot reach them) the /threads routes are not there. */
   threads?: ThreadService;
   /**

@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import type { AppDeps, AppEnv } from "./app-types";
 import { ApiError, errorResponse, toApiError } from "./errors";
 import { accessPolicy, authenticate, corsForAllowedOrigins, requestGuard } from "./middleware/access";
+import { clusterRefusal } from "./routes/cluster-refusals";
 import { consoleRoutes } from "./routes/console";
 import { healthRoutes, readyRoutes } from "./routes/health";
 import { messageRoutes } from "./routes/messages";
@@ -62,7 +63,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   app.notFound((c) => errorResponse(c, new ApiError(404, "not_found", `There is no ${c.req.path} here.`)));
   app.onError((err, c) => {
-    const apiError = toApiError(err);
+    const apiError = clusterRefusal(err) ?? toApiError(err);
     if (apiError.code === "internal_error") {
       deps.log.error("request failed", { request_id: c.get("requestId"), error: err.stack ?? String(err) });
     }

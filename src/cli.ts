@@ -13,6 +13,8 @@ import { renderHelp } from "./help";
 import { isLoopbackHost } from "./middleware/access";
 import { createLogger } from "./log";
 import { handleSignals, ListenError, startServer } from "./server";
+import type { StoreState } from "./store/cluster-store";
+import { redactRedisUrl } from "./store/redis-store";
 import { ThreadOwnersError } from "./tenants/thread-owners";
 
 export const EXPOSED_WARNING =
@@ -56,6 +58,14 @@ function hostsLine(config: Pick<Config, "host" | "allowedHosts">): string {
   return `Browsers: by IP address or localhost${listed ? `, or as ${listed}` : " (names: --allowed-hosts)"}`;
 }
 
+/** With --redis-url: who this replica is, which Redis (password hidden), and whether it answers now. */
+function replicasLine(config: Partial<Pick<Config, "redisUrl" | "replicaId" | "clusterMaxTurns">>, storeState: StoreState | undefined): string | undefined {
+  if (config.redisUrl === undefined) return undefined;
+  const limit = config.clusterMaxTurns === undefined ? "" : `, at most ${config.clusterMaxTurns} turns across them`;
+  const state = storeState === "up" ? "connected" : "UNREACHABLE: new turns get 503 until it answers";
+  return `Replicas: ${config.replicaId} via ${redactRedisUrl(config.redisUrl)} (${state})${limit}`;
+}
+
 export function banner(
   url: string,
   codexVersion: string,
@@ -72,8 +82,10 @@ export function banner(
     | "webhookUrl"
     | "webhookAllowedHosts"
   > &
-    OptionalTokensFile,
+    OptionalTokensFile &
+    Partial<Pick<Config, "redisUrl" | "replicaId" | "clusterMaxTurns">>,
   login: CodexLogin,
+  storeState?: StoreState,
 ): string {
   const mode = config.bypassApprovalsAndSandbox
     ? "Mode: bypass ON (sandbox danger-full-access, approvals never)"
@@ -110,7 +122,7 @@ export function banner(
     mode,
     authLine(config),
     hostsLine(config),
-    ...[webhooksLine(config)].filter((line) => line !== undefined),
+    ...[webhooksLine(config), replicasLine(config, storeState)].filter((line) => line !== undefined),
     ...(login.state === "missing" ? [] : [loginLine(login)]),
     ...(isExposed(config) ? ["", EXPOSED_WARNING] : []),
     ...(login.state === "missing" ? ["", loginLine(login)] : []),
@@ -163,8 +175,8 @@ export const command = defineCommand({
     }
     handleSignals(running, log);
     // The server listens meanwhile; the check takes a few dozen ms, at most its deadline.
-    const login = await running.codexLogin.startup;
-    process.stdout.write(`${banner(running.url, running.codexVersion, config, login)}\n`);
+    const [login] = await Promise.all([running.codexLogin.startup, running.cluster?.store.ready]);
+    process.stdout.write(`${banner(running.url, running.codexVersion, config, login, running.cluster?.store.state)}\n`);
     if (isExposed(config)) log.warn(EXPOSED_WARNING);
     log.debug("codex binary", { path: running.codexPath });
   },

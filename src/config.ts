@@ -82,6 +82,12 @@ export type Config = {
   webhookSecret: string | undefined;
   /** Hosts a request's own `webhook_url` may name: names, `.domain`, IP addresses (IPv6 unbracketed). */
   webhookAllowedHosts: string[];
+  /** The Redis that replicas share runs, threads and limits through; undefined: one process, nothing shared. */
+  redisUrl: string | undefined;
+  /** This replica's name in the shared store (set whenever redisUrl is). */
+  replicaId: string | undefined;
+  /** Turns running at once across every replica; undefined: no cluster-wide limit. */
+  clusterMaxTurns: number | undefined;
 };
 
 export const DEFAULTS = {

@@ -4,6 +4,7 @@
  */
 import { readFileSync, realpathSync, statSync } from "node:fs";
 import { isIP } from "node:net";
+import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import type { ArgsDef, ParsedArgs } from "citty";
 import { type Config, DEFAULTS, defaultMaxConcurrentTurns, ENGINES, type EngineName, LOG_LEVELS, type LogLevel } from "./config";
@@ -190,6 +191,21 @@ export const args = {
     default: String(DEFAULTS.approvalTimeoutSeconds),
     valueHint: "SECONDS",
     description: "Deny an approval that no client answers within this long",
+  },
+  "redis-url": {
+    type: "string",
+    valueHint: "URL",
+    description: "Share runs, threads and limits with other replicas through this Redis, e.g. redis://:password@redis:6379 (env REDIS_URL); default: none, everything in this process",
+  },
+  "replica-id": {
+    type: "string",
+    valueHint: "ID",
+    description: "This replica's name among the others (with --redis-url; env CODEX_SERVER_REPLICA_ID); default: HOSTNAME-PID. Keep it stable across restarts (a StatefulSet's pod name) so that its threads come back with it",
+  },
+  "cluster-max-turns": {
+    type: "string",
+    valueHint: "N",
+    description: "Turns running at once across all replicas (with --redis-url); more get 429. --max-concurrent-turns still caps each replica (default: no cluster-wide cap)",
   },
   "idle-timeout": {
     type: "string",
@@ -557,6 +573,7 @@ export function parseLogLevel(rustLog: string | undefined): { level: LogLevel; w
 
 /** The server's own secrets, and where they lie: none of them is codex's business. */
 const SERVER_VARIABLES = new Set([
+  "REDIS_URL",
   "CODEX_SERVER_AUTH_TOKEN",
   "CODEX_SERVER_AUTH_TOKEN_FILE",
   "CODEX_SERVER_WEBHOOK_SECRET",
@@ -565,12 +582,49 @@ const SERVER_VARIABLES = new Set([
   "CODEX_SERVER_STATE_DIR",
 ]);
 
+/** A replica's id names Redis keys and shows in logs: a safe alphabet, as request ids. */
+const REPLICA_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+/**
+ * --redis-url, --replica-id and --cluster-max-turns. The replica flags mean nothing without a
+ * store, so they are refused alone rather than silently ignored.
+ */
+export function parseClusterFlags(
+  parsed: Pick<ParsedArgs<typeof args>, "redis-url" | "replica-id" | "cluster-max-turns">,
+  env: Record<string, string | undefined>,
+  machine: { hostname: string; pid: number },
+): Pick<Config, "redisUrl" | "replicaId" | "clusterMaxTurns"> {
+  const redisUrl = parsed["redis-url"] || env.REDIS_URL || undefined;
+  const replicaText = parsed["replica-id"] || env.CODEX_SERVER_REPLICA_ID || undefined;
+  const clusterText = parsed["cluster-max-turns"];
+  if (redisUrl === undefined) {
+    if (replicaText !== undefined) throw new ConfigError("--replica-id needs --redis-url: a replica alone has no others to be told from");
+    if (clusterText) throw new ConfigError("--cluster-max-turns needs --redis-url; alone, --max-concurrent-turns is the limit");
+    return { redisUrl: undefined, replicaId: undefined, clusterMaxTurns: undefined };
+  }
+  let protocol: string;
+  try {
+    protocol = new URL(redisUrl).protocol;
+  } catch {
+    throw new ConfigError("invalid --redis-url: expected redis://[user:password@]host[:port][/db], rediss:// for TLS");
+  }
+  if (!["redis:", "rediss:", "valkey:", "valkeys:", "redis+unix:", "redis+tls:"].includes(protocol)) {
+    throw new ConfigError(`invalid --redis-url: ${protocol} is not a Redis URL scheme (redis://, rediss://)`);
+  }
+  const replicaId = replicaText ?? `${machine.hostname.replace(/[^A-Za-z0-9._:-]/g, "-")}-${machine.pid}`;
+  if (!REPLICA_ID.test(replicaId)) {
+    throw new ConfigError(`invalid --replica-id "${replicaId}": letters, digits and . _ : - only, at most 128, starting with a letter or digit`);
+  }
+  return { redisUrl, replicaId, clusterMaxTurns: clusterText ? parsePositiveInteger("cluster-max-turns", clusterText) : undefined };
+}
+
 export function buildConfig(
   parsed: ParsedArgs<typeof args>,
   env: Record<string, string | undefined>,
   cwd: string,
   totalMemoryBytes: number,
   codexConfig: readonly string[] = [],
+  machine: { hostname: string; pid: number } = { hostname: hostname(), pid: process.pid },
 ): { config: Config; warnings: string[] } {
   const unknown = Object.keys(parsed).filter((key) => !KNOWN_KEYS.has(key));
   if (unknown.length > 0) throw new ConfigError(`unknown option --${unknown[0]}; see --help`);
@@ -643,6 +697,7 @@ export function buildConfig(
       webhookUrl: webhooks.webhookUrl,
       webhookSecret: webhooks.webhookSecret,
       webhookAllowedHosts: webhooks.webhookAllowedHosts,
+      ...parseClusterFlags(parsed, env, machine),
     },
     warnings: [warning, auth.warning, ...tenants.warnings, webhooks.warning].filter((text): text is string => text !== undefined),
   };

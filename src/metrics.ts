@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Usage } from "./schemas";
+import type { StoreObserver } from "./store/redis-store";
 import type { DeliveryObserver } from "./webhooks/dispatcher";
 
 /** What a run reports about itself; the runs layer knows this interface, not Prometheus. */
@@ -10,7 +11,7 @@ export type RunObserver = {
   finished(status: string, seconds: number, turn?: { tenant: string | undefined; usage: Usage | null }): void;
 };
 
-export type Metrics = RunObserver & DeliveryObserver & {
+export type Metrics = RunObserver & DeliveryObserver & StoreObserver & {
   registry: Registry;
   httpRequest(method: string, path: string, status: number): void;
   sseEventsSent(count: number): void;
@@ -33,6 +34,8 @@ type MetricGauges = {
   retainedRuns: () => number;
   retainedRunBytes: () => number;
   pendingWebhookDeliveries: () => number;
+  /** Only with replicas (the store's metrics are there only then): how far behind the oldest event not yet written to the shared store is, in seconds. */
+  storeStreamLagSeconds?: () => number;
 };
 
 export function createMetrics(gauges: MetricGauges): Metrics {
@@ -74,8 +77,15 @@ export function createMetrics(gauges: MetricGauges): Metrics {
   const deliveries = new Counter({ name: "codex_webhook_deliveries_total", help: "Webhook deliveries ended, by event and result (delivered, failed)", labelNames: ["event", "result"], registers });
   const retries = new Counter({ name: "codex_webhook_retries_total", help: "Webhook attempts that failed and are retried, by event", labelNames: ["event"], registers });
   new Gauge({ name: "codex_webhook_deliveries_pending", help: "Webhook deliveries under way: attempting, or waiting to retry", registers, collect() { this.set(gauges.pendingWebhookDeliveries()); } });
+  const storeRegisters = gauges.storeStreamLagSeconds ? registers : [];
+  const storeErrors = new Counter({ name: "codex_store_errors_total", help: "Shared store (Redis) commands that failed, by operation", labelNames: ["operation"], registers: storeRegisters });
+  const storeUp = new Gauge({ name: "codex_store_up", help: "1 while the shared store (Redis) answers, 0 while it does not", registers: storeRegisters });
+  const lag = gauges.storeStreamLagSeconds;
+  if (lag) new Gauge({ name: "codex_store_stream_lag_seconds", help: "Age of the oldest run event not yet written to the shared store", registers, collect() { this.set(lag()); } });
   return {
     registry,
+    storeError: (operation) => storeErrors.inc({ operation }),
+    storeState: (state) => storeUp.set(state === "up" ? 1 : 0),
     httpRequest: (method, path, status) => {
       const route = routeLabel(path);
       const key = `${method} ${route} ${status}`;

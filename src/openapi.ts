@@ -25,6 +25,8 @@ import {
 const json = (schema: z.ZodType) => z.toJSONSchema(schema, { unrepresentable: "any" });
 const content = (ref: string) => ({ "application/json": { schema: { $ref: `#/components/schemas/${ref}` } } });
 const errors = (description: string) => ({ description, content: content("Error") });
+/** With replicas, a run that is not here is looked up in Redis. */
+const storeDown = errors("with replicas: store_unavailable (Retry-After), when the run is not on this replica and Redis does not answer");
 const eventStream = {
   description:
     "Server-Sent Events: one frame per codex thread event (`event:` its type, `data:` the @openai/codex-sdk ThreadEvent as JSON, `id:` its number in the run), `: keep-alive` comments every 15 s, and always a last `event: done` whose data is a Done. " +
@@ -103,7 +105,7 @@ const openApiBase = {
         security: [],
         responses: {
           200: { description: "Ready: codex can authenticate, or the server cannot tell (codex_login unknown)", content: content("Ready") },
-          503: { description: "Not ready: codex cannot authenticate (not_ready), or the server is shutting down (shutting_down)", content: content("Ready") },
+          503: { description: "Not ready: codex cannot authenticate or the shared store (replicas) is down (not_ready), or the server is shutting down (shutting_down)", content: content("Ready") },
         },
       },
     },
@@ -129,24 +131,31 @@ const openApiBase = {
           413: errors("payload_too_large"),
           415: errors("unsupported_media_type"),
           422: errors("invalid_request: the message names each field; also a webhook_url whose host --webhook-allowed-hosts does not list"),
-          429: errors("too_many_turns, queue_full, tenant_turn_limit (Retry-After)"),
-          503: errors("shutting_down, engine_busy (Retry-After)"),
+          429: errors("too_many_turns (this replica's limit, or with replicas --cluster-max-turns), queue_full, tenant_turn_limit (Retry-After)"),
+          503: errors("shutting_down, engine_busy; with replicas store_unavailable, thread_unavailable, replica_unavailable (Retry-After)"),
         },
       },
     },
     "/runs": {
-      get: { summary: "Running and recently finished runs (a tenant's own; every one for an admin)", responses: { 200: { description: "The runs", content: content("RunList") } } },
+      get: {
+        summary: "Running and recently finished runs, a tenant's own (every one for an admin); with replicas, of every replica (while Redis is down, this one's)",
+        responses: { 200: { description: "The runs", content: content("RunList") } },
+      },
     },
     "/runs/{id}": {
       get: {
         summary: "One run",
         parameters: [runId],
-        responses: { 200: { description: "The run", content: content("RunSummary") }, 404: errors("run_not_found") },
+        responses: { 200: { description: "The run", content: content("RunSummary") }, 404: errors("run_not_found"), 503: storeDown },
       },
       delete: {
         summary: "Cancel a running or waiting run",
         parameters: [runId],
-        responses: { 200: { description: "Cancelling", content: content("Cancelled") }, 404: errors("run_not_found") },
+        responses: {
+          200: { description: "Cancelling", content: content("Cancelled") },
+          404: errors("run_not_found"),
+          503: errors("with replicas: store_unavailable, replica_unavailable (Retry-After)"),
+        },
       },
     },
     "/runs/{id}/events": {
@@ -162,7 +171,7 @@ const openApiBase = {
             description: "Send only the events after this id: decimal digits. An id past the end reads on from the end; the stream still ends with `done`.",
           },
         ],
-        responses: { 200: eventStream, 400: errors("invalid_last_event_id"), 404: errors("run_not_found") },
+        responses: { 200: eventStream, 400: errors("invalid_last_event_id"), 404: errors("run_not_found"), 503: storeDown },
       },
     },
     "/openapi.json": {

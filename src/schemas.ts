@@ -153,10 +153,14 @@ export const healthSchema = z.object({ status: z.literal("ok") });
 export const readySchema = z.object({
   status: z
     .enum(["ready", "not_ready", "shutting_down"])
-    .describe("ready (200): turns can start and codex can authenticate, or the server cannot tell; not_ready (503): codex cannot authenticate; shutting_down (503)."),
+    .describe("ready (200): turns can start and codex can authenticate, or the server cannot tell; not_ready (503): codex cannot authenticate, or (replicas) the shared store is down; shutting_down (503)."),
   codex_login: z
     .enum(CODEX_LOGIN_STATES)
     .describe("ok: an API key variable is set, codex is logged in, or the model provider's env_key is set; missing: none of them; unknown: `codex login status` did not answer (or failed)."),
+  store: z
+    .enum(["up", "down"])
+    .optional()
+    .describe("Only with --redis-url: whether the shared store (Redis) answers; while it is down new turns get 503 store_unavailable."),
 });
 export type ReadyBody = z.infer<typeof readySchema>;
 export const cancelledSchema = z.object({ cancelled: z.string() });

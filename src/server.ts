@@ -8,9 +8,13 @@ import { type CodexBinary, locateCodex, probeCodex } from "./engine/codex-binary
 import { createSdkEngine, isChildPipeError } from "./engine/sdk-engine";
 import type { Engine } from "./engine/types";
 import type { Logger } from "./log";
-import { createMetrics } from "./metrics";
+import { createMetrics, type Metrics } from "./metrics";
 import { healthFastPath } from "./routes/health-fast-path";
-import { RunRegistry } from "./runs/registry";
+import { describeRefusal } from "./routes/messages";
+import { ClusterRuns } from "./runs/cluster";
+import { RUN_DEFAULTS, RunRegistry } from "./runs/registry";
+import { ClusterThreadOwners } from "./store/cluster-thread-owners";
+import { RedisStore } from "./store/redis-store";
 import { ThreadService } from "./runs/threads";
 import { Tenants } from "./tenants/tenants";
 import { SqliteThreadOwners, THREAD_OWNERS_FILE, type ThreadOwners } from "./tenants/thread-owners";
@@ -31,6 +35,8 @@ export type RunningServer = {
   codexPath: string;
   codexVersion: string;
   runs: RunRegistry;
+  /** With --redis-url: the runs of every replica, through the shared store. */
+  cluster: ClusterRuns | undefined;
   engine: Engine;
   /** The tenants of --tokens-file, which SIGHUP reloads; undefined without one. */
   tenants: Tenants | undefined;
@@ -63,8 +69,9 @@ export function startServer(config: Config, log: Logger, options: ServerOptions 
   });
   const codexVersion = probeCodex(codex);
   guardAgainstChildPipeErrors(log);
-  // With tenants, which thread is whose, kept under --state-dir; opened first, since it can fail.
-  const threadOwners: ThreadOwners | undefined = config.tokensFile && new SqliteThreadOwners(join(config.stateDir, THREAD_OWNERS_FILE));
+  // With tenants, which thread is whose: kept under --state-dir, opened first since it can fail;
+  // with replicas, in the shared store, where every replica finds it.
+  const sqliteOwners = config.tokensFile && config.redisUrl === undefined ? new SqliteThreadOwners(join(config.stateDir, THREAD_OWNERS_FILE)) : undefined;
   const tenants = config.tokensFile && Tenants.fromFile(config.tokensFile.path, config.tokensFile.tenants, log);
   const engine = createEngine(config, codex, log);
   // The gauges read the registry when scraped, after it exists.
@@ -75,7 +82,10 @@ export function startServer(config: Config, log: Logger, options: ServerOptions 
     retainedRuns: () => runs.retainedRuns,
     retainedRunBytes: () => runs.retainedBytes,
     pendingWebhookDeliveries: () => webhooks?.pendingCount ?? 0,
+    ...(config.redisUrl !== undefined && { storeStreamLagSeconds: () => cluster?.streamLagSeconds ?? 0 }),
   });
+  const store = createStore(config, log, metrics);
+  const threadOwners: ThreadOwners | undefined = config.tokensFile && (store ? new ClusterThreadOwners(store) : sqliteOwners);
   // Without a secret no webhook can be sent (buildConfig requires one for any URL or host).
   const webhooks =
     config.webhookSecret === undefined
@@ -96,7 +106,10 @@ export function startServer(config: Config, log: Logger, options: ServerOptions 
     retentionMs: config.runRetentionMs,
     maxRetainedBytes: config.runRetentionBytes,
     ...(threadOwners && { threadOwners }),
+    // Only with replicas: each event also goes to the shared store.
+    ...(config.redisUrl !== undefined && { tap: (run, event) => cluster?.appended(run, event) }),
   });
+  const cluster = store && new ClusterRuns(runs, store, log, { clusterMaxTurns: config.clusterMaxTurns, describeRefusal });
   const threads = engine.threads && new ThreadService(engine.threads, runs);
   // Created before the app, which answers /ready from it; checking starts at once, beside the listener.
   const codexLogin = new CodexLoginStatus(() =>
@@ -108,7 +121,7 @@ export function startServer(config: Config, log: Logger, options: ServerOptions 
     else log.debug("codex can authenticate", { detail: login.detail });
   });
   const tenancy = tenants && threadOwners && { tenants, threadOwners };
-  const appDeps = { config, runs, ...(threads && { threads }), ...(tenancy && { tenancy }), log, metrics, codexLogin };
+  const appDeps = { config, runs, ...(cluster && { cluster }), ...(threads && { threads }), ...(tenancy && { tenancy }), log, metrics, codexLogin };
   const app = createApp(appDeps);
 
   let server: Server<undefined>;
@@ -125,6 +138,7 @@ export function startServer(config: Config, log: Logger, options: ServerOptions 
     const code = (err as { code?: string }).code;
     const reason = code === "EADDRINUSE" ? "the address is already in use" : (err as Error).message;
     threadOwners?.close();
+    cluster?.close();
     throw new ListenError(`cannot listen on ${formatUrl(config.host, config.port)}: ${reason}`);
   }
   // Only once listening: a server that cannot listen exits at once, with nothing started to stop.
@@ -148,6 +162,8 @@ export function startServer(config: Config, log: Logger, options: ServerOptions 
       await server.stop(true);
       await Promise.all([engine.close?.(), hooksSent]);
       threadOwners?.close();
+      // Last: the runs' final events are written by now (or never will be: the store is down).
+      cluster?.close();
     })());
 
   return {
@@ -156,11 +172,25 @@ export function startServer(config: Config, log: Logger, options: ServerOptions 
     codexPath: codex.path,
     codexVersion,
     runs,
+    cluster,
     engine,
     tenants,
     codexLogin,
     shutdown,
   };
+}
+
+/** With --redis-url, the store replicas share through Redis; without, nothing (the registry alone). */
+function createStore(config: Config, log: Logger, metrics: Metrics): RedisStore | undefined {
+  if (config.redisUrl === undefined || config.replicaId === undefined) return undefined;
+  return new RedisStore({
+    url: config.redisUrl,
+    replicaId: config.replicaId,
+    retentionMs: config.runRetentionMs,
+    maxEvents: RUN_DEFAULTS.maxEvents,
+    log,
+    observer: metrics,
+  });
 }
 
 /** The engine that `--engine` names; the HTTP layer sees only the Engine interface. */

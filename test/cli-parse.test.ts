@@ -760,3 +760,67 @@ describe("tokens file and state dir", () => {
     });
   }
 });
+
+describe("replica flags", () => {
+  const MACHINE = { hostname: "web-1.example", pid: 42 };
+  const build = (argv: string[], env: Record<string, string> = {}) => buildConfig(parseArgs(argv, args), env, "/srv", 1024 ** 3, [], MACHINE).config;
+  const cluster = (config: ReturnType<typeof build>) => {
+    const { redisUrl, replicaId, clusterMaxTurns } = config;
+    return { redisUrl, replicaId, clusterMaxTurns };
+  };
+
+  test.each([
+    ["no Redis: one process, nothing shared", [], {}, { redisUrl: undefined, replicaId: undefined, clusterMaxTurns: undefined }],
+    ["--redis-url: the id from host name and pid", ["--redis-url", "redis://r:6379"], {}, { redisUrl: "redis://r:6379", replicaId: "web-1.example-42", clusterMaxTurns: undefined }],
+    ["REDIS_URL and CODEX_SERVER_REPLICA_ID", [], { REDIS_URL: "rediss://:pw@r:6380/2", CODEX_SERVER_REPLICA_ID: "codex-0" }, { redisUrl: "rediss://:pw@r:6380/2", replicaId: "codex-0", clusterMaxTurns: undefined }],
+    ["flags win over the environment", ["--redis-url", "redis://flag", "--replica-id", "b", "--cluster-max-turns", "12"], { REDIS_URL: "redis://env", CODEX_SERVER_REPLICA_ID: "a" }, { redisUrl: "redis://flag", replicaId: "b", clusterMaxTurns: 12 }],
+  ] as Array<[string, string[], Record<string, string>, unknown]>)("%s", (_, argv, env, expected) => {
+    expect(cluster(build(argv, env))).toEqual(expected as ReturnType<typeof cluster>);
+  });
+
+  test("a host name with odd characters still makes a valid id", () => {
+    expect(buildConfig(parseArgs(["--redis-url", "redis://r"], args), {}, "/srv", 1024 ** 3, [], { hostname: "my host", pid: 7 }).config.replicaId).toBe("my-host-7");
+  });
+
+  test("REDIS_URL, which may hold a password, does not reach codex's environment", () => {
+    expect(build([], { REDIS_URL: "redis://:secret@r", PATH: "/bin" }).codexEnv).toEqual({ PATH: "/bin" });
+  });
+
+  test.each([
+    [["--replica-id", "a"], {}, "--replica-id needs --redis-url: a replica alone has no others to be told from"],
+    [[], { CODEX_SERVER_REPLICA_ID: "a" }, "--replica-id needs --redis-url: a replica alone has no others to be told from"],
+    [["--cluster-max-turns", "4"], {}, "--cluster-max-turns needs --redis-url; alone, --max-concurrent-turns is the limit"],
+    [["--redis-url", "r:6379"], {}, "invalid --redis-url: r: is not a Redis URL scheme (redis://, rediss://)"],
+    [["--redis-url", "not a url"], {}, "invalid --redis-url: expected redis://[user:password@]host[:port][/db], rediss:// for TLS"],
+    [["--redis-url", "http://r:6379"], {}, "invalid --redis-url: http: is not a Redis URL scheme (redis://, rediss://)"],
+    [["--redis-url", "redis://r", "--replica-id", "a b"], {}, 'invalid --replica-id "a b": letters, digits and . _ : - only, at most 128, starting with a letter or digit'],
+    [["--redis-url", "redis://r", "--cluster-max-turns", "0"], {}, 'invalid value "0" for --cluster-max-turns: expected a whole number from 1 to 9007199254740991'],
+  ] as Array<[string[], Record<string, string>, string]>)("%p %p is refused: %s", (argv, env, message) => {
+    expect(() => build(argv, env)).toThrow(new ConfigError(message));
+  });
+
+  test("the banner names the replica, the Redis without its password, the store's state and the cluster's limit", () => {
+    const config = {
+      host: "0.0.0.0",
+      authToken: "t",
+      bypassApprovalsAndSandbox: true,
+      webConsole: true,
+      engine: "exec",
+      appServers: 1,
+      approvalPolicy: "never",
+      allowedHosts: [] as string[],
+      webhookUrl: undefined,
+      webhookAllowedHosts: [] as string[],
+      redisUrl: "redis://user:s3cret@redis:6379/0",
+      replicaId: "codex-0",
+      clusterMaxTurns: 8,
+    } as const;
+    const login = { state: "ok", detail: "" } as const;
+    const up = banner("http://0.0.0.0:8081", "codex-cli 0.163.0", config, login, "up");
+    expect(up).toContain("Replicas: codex-0 via redis://user:***@redis:6379/0 (connected), at most 8 turns across them");
+    expect(up).not.toContain("s3cret");
+    expect(banner("http://0.0.0.0:8081", "codex-cli 0.163.0", { ...config, clusterMaxTurns: undefined }, login, "down")).toContain(
+      "Replicas: codex-0 via redis://user:***@redis:6379/0 (UNREACHABLE: new turns get 503 until it answers)",
+    );
+  });
+});

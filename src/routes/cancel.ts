@@ -1,5 +1,5 @@
+import type { AppDeps } from "../app-types";
 import { ApiError } from "../errors";
-import type { RunRegistry } from "../runs/registry";
 import type { Viewer } from "../tenants/tenant";
 
 export function notRunning(id: string): ApiError {
@@ -7,10 +7,10 @@ export function notRunning(id: string): ApiError {
 }
 
 /**
- * Shared by `user_cancel` and `DELETE /runs/{id}`: the answer is sent once the stop is under way.
- * Another tenant's run is not running, for `viewer`.
+ * Shared by `user_cancel` and `DELETE /runs/{id}`: the answer is sent once the stop is under way
+ * (on another replica: once its owner has stopped it). Another tenant's run is not running, for `viewer`.
  */
-export function cancelRun(runs: RunRegistry, id: string, viewer: Viewer): { cancelled: string } {
-  if (!runs.cancel(id, viewer)) throw notRunning(id);
+export async function cancelRun({ runs, cluster }: Pick<AppDeps, "runs" | "cluster">, id: string, viewer: Viewer): Promise<{ cancelled: string }> {
+  if (!(cluster ? await cluster.cancel(id, viewer) : runs.cancel(id, viewer))) throw notRunning(id);
   return { cancelled: id };
 }

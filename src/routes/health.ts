@@ -9,16 +9,19 @@ export function healthRoutes(app: Hono<AppEnv>): void {
 
 /**
  * GET /ready, for a readiness probe or a load balancer: 200 while the server takes turns that can
- * reach the model; 503 when codex cannot authenticate, or while the server shuts down. Unlike
+ * reach the model; 503 when codex cannot authenticate, while the shared store (replicas) is down,
+ * or while the server shuts down. Unlike
  * /health it may wait for the login check (at most its deadline), so it stays off that fast path.
  */
-export function readyRoutes(app: Hono<AppEnv>, deps: Pick<AppDeps, "runs" | "codexLogin">): void {
+export function readyRoutes(app: Hono<AppEnv>, deps: Pick<AppDeps, "runs" | "codexLogin" | "cluster">): void {
   app
     .get("/ready", async (c) => {
       const login = (await deps.codexLogin?.current())?.state ?? "unknown";
+      const store = deps.cluster?.store.state;
       const body: ReadyBody = deps.runs.closing
         ? { status: "shutting_down", codex_login: login }
-        : { status: login === "missing" ? "not_ready" : "ready", codex_login: login };
+        : { status: login === "missing" || store === "down" ? "not_ready" : "ready", codex_login: login };
+      if (store !== undefined) body.store = store;
       return c.json(body, body.status === "ready" ? 200 : 503);
     })
     .all("/ready", methodNotAllowed("GET", "HEAD"));

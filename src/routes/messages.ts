@@ -1,7 +1,8 @@
 import { zValidator } from "@hono/zod-validator";
 import type { Context, Hono } from "hono";
 import type { AppDeps, AppEnv } from "../app-types";
-import { ApiError } from "../errors";
+import { EngineBusyError } from "../engine/types";
+import { ApiError, toApiError } from "../errors";
 import { bareHost, hostIsListed } from "../middleware/access";
 import {
   QueueFullError,
@@ -12,13 +13,15 @@ import {
   ThreadBusyError,
   ThreadHeldError,
 } from "../runs/registry";
-import type { Run, TurnInput } from "../runs/run";
+import { editedTurn, type RunView } from "../runs/cluster";
+import type { TurnInput } from "../runs/run";
 import { describeIssues, messageRequestSchema, type userMessageSchema } from "../schemas";
 import type { z } from "zod";
 import type { Tenant } from "../tenants/tenant";
 import type { ThreadAccess } from "../tenants/thread-access";
 import { resolveImage, resolveWorkDir } from "../work-dir";
 import { cancelRun, notRunning } from "./cancel";
+import { clusterRefusal } from "./cluster-refusals";
 import { limitBody, requireJsonBody } from "./json-body";
 import { methodNotAllowed } from "./method-not-allowed";
 import { streamRunEvents } from "./stream-run-events";
@@ -40,8 +43,18 @@ function startRefused(err: unknown): never {
   throw err;
 }
 
+/** A replica's answer to another for a command it refused: the error a client of its own would get. */
+export function describeRefusal(err: unknown): ApiError {
+  if (err instanceof EngineBusyError) return new ApiError(503, "engine_busy", err.message, { "retry-after": String(err.retryAfterSeconds) });
+  try {
+    startRefused(err);
+  } catch (refused) {
+    return clusterRefusal(refused) ?? toApiError(refused);
+  }
+}
+
 export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps, threadAccess: ThreadAccess): void {
-  const { config, runs } = deps;
+  const { config, runs, cluster } = deps;
 
   /** The request's own options, within the server's policy and its tenant's (a workspace root of its own). */
   async function turnFor(body: UserMessage, tenant: Tenant): Promise<TurnInput> {
@@ -67,8 +80,10 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps, threadAccess: Th
       return real;
     });
     if (body.webhook_url !== undefined) checkWebhookUrl(body.webhook_url);
-    // Another tenant's thread is answered as an unknown one: the same 404, the same words.
-    if (body.thread_id !== undefined && (runs.threadExists(body.thread_id) === false || !(await threadAccess.canSee(body.thread_id, tenant)))) {
+    // Another tenant's thread is answered as an unknown one: the same 404, the same words. With
+    // replicas the thread may live on another one: the cluster looks for it (ClusterRuns.start).
+    const unknownHere = !cluster && body.thread_id !== undefined && runs.threadExists(body.thread_id) === false;
+    if (body.thread_id !== undefined && (unknownHere || !(await threadAccess.canSee(body.thread_id, tenant)))) {
       throw new ApiError(404, "thread_not_found", `No codex thread ${body.thread_id} is stored here.`);
     }
     return {
@@ -106,9 +121,9 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps, threadAccess: Th
   const keepOpen = (c: Context<AppEnv>) => c.env?.timeout?.(c.req.raw, 0);
 
   /** Starts the turn and streams it once the engine has taken it; a busy engine's refusal is answered 503 instead. */
-  const startAndStream = async (c: Context<AppEnv>, start: () => Run | Promise<Run>) => {
+  const startAndStream = async (c: Context<AppEnv>, start: () => RunView | Promise<RunView>) => {
     keepOpen(c);
-    let run: Run;
+    let run: RunView;
     try {
       run = await start();
     } catch (err) {
@@ -142,9 +157,13 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps, threadAccess: Th
         const tenant = c.get("tenant");
         switch (body.type) {
           case "user_cancel":
-            return c.json(cancelRun(runs, body.id, tenant));
+            return c.json(await cancelRun(deps, body.id, tenant));
           case "user_confirm": {
             if (config.approvalPolicy === "never") throw new ApiError(409, "no_approvals", NO_APPROVALS);
+            if (cluster) {
+              await cluster.approve(body.id, body.approval_id, body.decision, tenant);
+              return c.json({ approval_id: body.approval_id, decision: body.decision });
+            }
             const run = runs.get(body.id, tenant);
             if (!run?.running) throw notRunning(body.id);
             if (!run.resolveApproval(body.approval_id, body.decision)) {
@@ -154,18 +173,20 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps, threadAccess: Th
           }
           case "user_edit": {
             const old = runs.get(body.id, tenant);
+            if (!old?.running && cluster) {
+              return startAndStream(c, async () => {
+                const run = await cluster.editElsewhere(body.id, c.get("requestId"), body.message, tenant);
+                if (!run) throw notRunning(body.id);
+                return run;
+              });
+            }
             if (!old?.running) throw notRunning(body.id);
-            const edited = (ended: Run): TurnInput => ({
-              ...ended.turn,
-              input: body.message,
-              replaces: ended.id,
-              ...(ended.threadId && { threadId: ended.threadId }),
-            });
-            return startAndStream(c, () => runs.replace(old, c.get("requestId"), edited));
+            return startAndStream(c, () => runs.replace(old, c.get("requestId"), (ended) => editedTurn(ended, body.message)));
           }
           case "user_message": {
             const id = body.id ?? c.get("requestId");
             const turn = await turnFor(body, tenant);
+            if (cluster) return startAndStream(c, () => cluster.start(id, turn, body.on_busy ?? "reject"));
             if (body.on_busy === "interrupt") return startAndStream(c, () => runs.interrupt(id, turn));
             return startAndStream(c, () => runs.start(id, turn, { enqueue: body.on_busy === "enqueue" }));
           }

@@ -63,7 +63,7 @@ export type RegistryOptions = Partial<Omit<RunOptions, "now">> & {
   now?: () => number;
 };
 
-const RUN_DEFAULTS = {
+export const RUN_DEFAULTS = {
   reattachGraceMs: 0,
   retentionMs: 600_000,
   maxRetained: 1_000,
@@ -249,6 +249,7 @@ export class RunRegistry {
       ...(this.options.threadOwners && { threadOwners: this.options.threadOwners }),
       ...(queuePosition !== undefined && { queuePosition }),
       ...(stallTimeoutMs !== undefined && { stallTimeoutMs }),
+      ...(this.options.tap && { tap: this.options.tap }),
     });
     this.runs.set(id, run);
     void run.finished.then(() => {

@@ -51,6 +51,8 @@ export type RunOptions = EventLogLimits & {
    * approval timeout bounds that wait.
    */
   stallTimeoutMs?: number;
+  /** Told of each event as the run appends it, `done` included (replicas: runs/cluster.ts writes them to the shared store). */
+  tap?: (run: Run, event: RunEvent) => void;
 };
 
 /** The `done` error of a turn the stall watchdog stopped. */
@@ -233,10 +235,15 @@ export class Run {
       }
       shown = this.waitingAt;
       const event: RunQueuedEvent = { type: "run.queued", position: shown };
-      await this.events.append({ id: ++sent, event: event.type, data: JSON.stringify(event) });
+      await this.append({ id: ++sent, event: event.type, data: JSON.stringify(event) });
     }
     this.queueMoved = undefined;
     return sent;
+  }
+
+  private append(event: RunEvent): Promise<void> {
+    this.options.tap?.(this, event);
+    return this.events.append(event);
   }
 
   private async drive(): Promise<void> {
@@ -279,7 +286,7 @@ export class Run {
           this.options.notifier?.approvalRequested(this, event);
         }
         else if (event.type === "approval.resolved") this.pendingApprovals.delete(event.approval_id);
-        await this.events.append({ id: ++sequence, event: event.type, data: JSON.stringify(event) });
+        await this.append({ id: ++sequence, event: event.type, data: JSON.stringify(event) });
         this.watchForStall();
       }
     } catch (err) {
@@ -321,7 +328,9 @@ export class Run {
       duration_ms: Math.round(elapsedMs),
       error: result.error ?? undefined,
     });
-    await this.events.end({ id: ++sequence, event: "done", data: JSON.stringify(this.outcome) });
+    const done = { id: ++sequence, event: "done", data: JSON.stringify(this.outcome) };
+    this.options.tap?.(this, done);
+    await this.events.end(done);
     // A refused run never existed for clients (they got a 503): nothing to announce.
     if (!this.refusal) this.options.notifier?.runDone(this, this.outcome, this.finishedAt);
   }
