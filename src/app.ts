@@ -37,14 +37,14 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     // Without a Host the URL is the bare request target, which Hono's path misreads.
     const path = refused?.code === "missing_host" ? (c.req.url.split("?")[0] as string) : c.req.path;
     deps.metrics?.httpRequest(c.req.method, path, c.res.status);
-    if (deps.log.enabled("info")) {
-      deps.log.info(`${c.req.method} ${path}`, {
-        status: c.res.status,
-        duration_ms: Math.round((now() - startedAt) * 10) / 10,
-        request_id: c.get("requestId"),
-        tenant: tenantLogName(c.get("tenant")),
-      });
-    }
+    deps.log.access({
+      method: c.req.method,
+      path,
+      status: c.res.status,
+      durationMs: now() - startedAt,
+      requestId: c.get("requestId"),
+      tenant: tenantLogName(c.get("tenant")),
+    });
   });
 
   if (policy.allowedOrigins.size > 0) app.use(corsForAllowedOrigins(policy.allowedOrigins));

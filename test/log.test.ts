@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { formatJsonLine, formatLine, timestamps } from "../src/log";
+import { createLogger, formatJsonLine, formatLine, timestamps } from "../src/log";
 
 const TIME = "2026-11-25T17:25:43.778Z";
 
@@ -61,5 +61,49 @@ describe("timestamps", () => {
       "2025-11-25T17:25:43.779Z",
       "2025-11-25T17:25:43.778Z",
     ]);
+  });
+});
+
+describe("Logger.access", () => {
+  const entry = { method: "GET", path: "/runs/a\nINFO  forged", status: 404, durationMs: 0.349, requestId: "rid-1" };
+  const NOW = Date.parse("2026-11-25T17:25:43.778Z");
+
+  test.each([
+    ["text", { tenant: "alice" }],
+    ["text", {}],
+    ["json", { tenant: "alice" }],
+    ["json", {}],
+  ] as const)("%s, %p: the line info writes for the same request, path escaped", (format, extra) => {
+    const lines: string[] = [];
+    const log = createLogger("info", (line) => void lines.push(line), () => NOW, format);
+    log.access({ ...entry, ...extra });
+    log.info("GET /runs/a\nINFO  forged", { status: 404, duration_ms: 0.3, request_id: "rid-1", ...extra });
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toBe(lines[1] as string);
+    expectOneLine(lines[0] as string);
+  });
+
+  test("writes nothing below info", () => {
+    const lines: string[] = [];
+    createLogger("warn", (line) => void lines.push(line)).access(entry);
+    expect(lines).toEqual([]);
+  });
+});
+
+describe("batchedStderr", () => {
+  test("every line reaches stderr whole and in order: UTF-8, lines past the buffer, and lines written after a flush", async () => {
+    const script = `
+      import { batchedStderr } from "${import.meta.dir}/../src/log";
+      const write = batchedStderr();
+      write("first ✓\\n");
+      write("x".repeat(300000) + "\\n");
+      for (let i = 0; i < 5000; i++) write("line " + i + " café\\n");
+      setTimeout(() => write("after the timer\\n"), 50);
+    `;
+    const child = Bun.spawn(["bun", "-e", script], { stderr: "pipe" });
+    const text = await new Response(child.stderr).text();
+    expect(await child.exited).toBe(0);
+    const expected = ["first ✓", "x".repeat(300000), ...Array.from({ length: 5000 }, (_, i) => `line ${i} café`), "after the timer", ""].join("\n");
+    expect(text).toBe(expected);
   });
 });

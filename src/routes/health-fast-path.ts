@@ -28,13 +28,7 @@ export function healthFastPath(deps: Pick<AppDeps, "config" | "log" | "metrics" 
     const incoming = request.headers.get("x-request-id");
     const requestId = incoming !== null && REQUEST_ID.test(incoming) ? incoming : newId();
     metrics?.httpRequest(request.method, "/health", 200);
-    if (logged) {
-      log.info(request.method === "GET" ? "GET /health" : `${request.method} /health`, {
-        status: 200,
-        duration_ms: Math.round((now() - startedAt) * 10) / 10,
-        request_id: requestId,
-      });
-    }
+    if (logged) log.access({ method: request.method, path: "/health", status: 200, durationMs: now() - startedAt, requestId });
     return new Response(BODY, { headers: { "x-request-id": requestId, "content-type": "application/json" } });
   };
 }
