@@ -181,6 +181,7 @@ async function throughRedis(redisUrl: string, events: number, rounds: number): P
 }
 
 export async function cluster({ turns, events, rounds }: { turns: number; events: number; rounds: number }): Promise<string> {
+  if (!Bun.which("redis-server")) return "Replicas: skipped, `redis-server` is not installed (`apt-get install redis-server`).";
   const redis = await startRedis();
   try {
     return [await turnTimes(redis.url, turns), "", await serverOverhead(redis.url, turns * 10), "", await throughRedis(redis.url, events, rounds)].join("\n");
