@@ -29,7 +29,7 @@ const sections: Record<string, () => Promise<string>> = {
   engines: () => engines({ turns: quick ? 4 : 10, concurrent: quick ? 10 : 32 }),
   threads: () => threadReads({ rounds: quick ? 10 : 50 }),
   "app-server-memory": () => appServerMemory({ turns: quick ? 100 : 1000 }),
-  cluster: () => cluster({ turns: quick ? 6 : 20, events: 10_000, rounds: quick ? 3 : 5 }),
+  cluster: () => cluster({ turns: quick ? 6 : 50, events: 10_000, rounds: quick ? 3 : 5 }),
 };
 
 const chosen = values.only ? { [values.only]: sections[values.only] } : sections;

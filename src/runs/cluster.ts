@@ -504,6 +504,7 @@ class RunPublisher {
   private waitingSince = Number.POSITIVE_INFINITY;
   private writingSince = Number.POSITIVE_INFINITY;
   private timer: ReturnType<typeof setTimeout> | undefined;
+  private immediate: ReturnType<typeof setImmediate> | undefined;
   private writing = false;
   private lastSummary = "";
   private stopped = false;
@@ -529,10 +530,21 @@ class RunPublisher {
   }
 
   private flushSoon(delayMs: number): void {
-    if (this.writing || this.pending.length === 0) return;
+    if (this.writing || this.pending.length === 0 || this.immediate !== undefined) return;
     if (this.timer !== undefined) {
       if (delayMs > 0) return;
       clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    // Not a 0 ms timer, which waits a millisecond or more: every event but a delta would pay it,
+    // on every replica that follows the run (measured: 1.7 ms from the owner's log to another
+    // replica's client). What comes within the same turn of the event loop still goes together.
+    if (delayMs === 0) {
+      this.immediate = setImmediate(() => {
+        this.immediate = undefined;
+        void this.flush();
+      });
+      return;
     }
     this.timer = setTimeout(() => {
       this.timer = undefined;
