@@ -12,7 +12,9 @@ import { startInProcessReplica } from "../test/fixtures/cluster-replica";
 import { createCodexHome } from "../test/fixtures/codex-home";
 import { startMockModel } from "../test/fixtures/mock-model";
 import { startRedis } from "../test/fixtures/redis-server";
+import { descendantsNamed } from "../test/fixtures/processes";
 import { postMessage } from "../test/fixtures/turns";
+import { waitFor } from "../test/fixtures/wait-for";
 import { median, round, startServerProcess, table } from "./lib";
 import { floodEngine } from "./sse-forwarding";
 
@@ -55,7 +57,12 @@ async function turnTimes(redisUrl: string, turns: number): Promise<string> {
       // back every other round: +8 to +12 ms on their median, none of it Redis's).
       const [singleNew, replicaNew, singleContinued, throughOther] = pairs as [(typeof pairs)[number], (typeof pairs)[number], (typeof pairs)[number], (typeof pairs)[number]];
       const order = i % 2 === 0 ? pairs : [replicaNew, singleNew, throughOther, singleContinued];
-      for (const [into, run] of order) into.push((await run()).ms);
+      for (const [into, run] of order) {
+        // Each turn starts once the last one's codex has exited: on 2 cores, its exit (~20 ms of
+        // CPU) overlapping the next turn slowed whichever came next, and not evenly.
+        await waitFor("no codex running", () => [single, a, b].every((server) => descendantsNamed(server.pid, "codex").length === 0), 10_000);
+        into.push((await run()).ms);
+      }
     }
   } finally {
     await Promise.all([single.stop(), a.stop(), b.stop()]);
