@@ -186,8 +186,8 @@ export class Run {
 
   /**
    * The turn goes back to waiting for the engine: the stall watchdog counts from now. One timer
-   * serves the whole turn (re-arming one per event cost more than the rest of forwarding it): when
-   * it fires it looks at how long the wait has lasted. It does not count while the run itself is
+   * serves the whole turn, rather than one cleared and armed again for every event on the hot
+   * path: when it fires it looks at how long the wait has lasted. It does not count while the run itself is
    * busy (appending an event a slow reader holds up, `pauseStallWatch`) or while an approval waits
    * for a client; the next wait for the engine arms it again.
    */
