@@ -10,7 +10,7 @@ import { metricsRoutes } from "./routes/metrics";
 import { openApiRoutes } from "./routes/openapi";
 import { runRoutes } from "./routes/runs";
 import { threadRoutes } from "./routes/threads";
-import { REQUEST_ID } from "./schemas";
+import { requestIdOf } from "./schemas";
 import { tenantLogName } from "./tenants/tenant";
 import { Tenants } from "./tenants/tenants";
 import { ThreadAccess } from "./tenants/thread-access";
@@ -27,8 +27,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   // line. Each Hono layer adds ~0.8 µs to every request (bench/), /health included.
   app.use(async (c, next) => {
     const startedAt = now();
-    const incoming = c.req.header("x-request-id");
-    const requestId = incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : newId();
+    const requestId = requestIdOf(c.req.header("x-request-id"), newId);
     c.set("requestId", requestId);
     c.header("x-request-id", requestId);
     const refused = refuseRequest(c.req.raw);

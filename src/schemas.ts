@@ -12,6 +12,11 @@ export const ON_BUSY = ["reject", "enqueue", "interrupt"] as const;
 export const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 export const requestIdSchema = z.string().regex(REQUEST_ID, "must be 1 to 128 letters, digits, '.', '_', ':' or '-'");
 
+/** A request's id: the client's X-Request-ID when it is well formed, else a new one. */
+export function requestIdOf(given: string | null | undefined, newId: () => string): string {
+  return given != null && REQUEST_ID.test(given) ? given : newId();
+}
+
 function isDirectory(path: string): boolean {
   try {
     return statSync(path).isDirectory();

@@ -1,7 +1,7 @@
 import type { Server } from "bun";
 import type { AppDeps } from "../app-types";
 import { accessPolicy, requestGuard } from "../middleware/access";
-import { REQUEST_ID } from "../schemas";
+import { requestIdOf } from "../schemas";
 
 type Fetch = (request: Request, server: Server<undefined>) => Response | Promise<Response>;
 
@@ -25,8 +25,7 @@ export function healthFastPath(deps: Pick<AppDeps, "config" | "log" | "metrics" 
   return (request, server) => {
     const startedAt = now();
     if (request.headers.has("origin") || refuseRequest(request)) return app(request, server);
-    const incoming = request.headers.get("x-request-id");
-    const requestId = incoming !== null && REQUEST_ID.test(incoming) ? incoming : newId();
+    const requestId = requestIdOf(request.headers.get("x-request-id"), newId);
     metrics?.httpRequest(request.method, "/health", 200);
     if (logged) log.access({ method: request.method, path: "/health", status: 200, durationMs: now() - startedAt, requestId });
     return new Response(BODY, { headers: { "x-request-id": requestId, "content-type": "application/json" } });
