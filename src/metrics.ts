@@ -14,6 +14,11 @@ export type RunObserver = {
 export type Metrics = RunObserver & DeliveryObserver & StoreObserver & {
   registry: Registry;
   httpRequest(method: string, path: string, status: number): void;
+  /**
+   * The counter of one method, route and status, looked up once: for a path that counts the same
+   * request over and over (/health's fast path) without building its key every time.
+   */
+  requestCounter(method: string, path: string, status: number): () => void;
   sseEventsSent(count: number): void;
 };
 
@@ -94,6 +99,16 @@ export function createMetrics(gauges: MetricGauges): Metrics {
       else if (requestCounts.size < 1_000) requestCounts.set(key, { labels: { method, route, status: String(status) }, count: 1 });
       // Past that many label sets (methods are the client's to choose), straight to prom-client.
       else http.inc({ method, route, status: String(status) });
+    },
+    requestCounter: (method, path, status) => {
+      const route = routeLabel(path);
+      const key = `${method} ${route} ${status}`;
+      let entry = requestCounts.get(key);
+      if (!entry) requestCounts.set(key, (entry = { labels: { method, route, status: String(status) }, count: 0 }));
+      const counted = entry;
+      return () => {
+        counted.count++;
+      };
     },
     sseEventsSent: (count) => sse.inc(count),
     started: () => started.inc(),

@@ -130,8 +130,8 @@ export function startServer(config: Config, log: Logger, options: ServerOptions 
       hostname: config.host,
       port: config.port,
       idleTimeout: config.idleTimeoutSeconds,
-      // Bun's router answers HEAD with the GET handler, and sends other methods on to `fetch`.
-      routes: { "/health": { GET: healthFastPath(appDeps, app.fetch) } },
+      // Bun's router sends methods other than GET and HEAD on to `fetch`.
+      routes: { "/health": healthFastPath(appDeps, app.fetch) },
       fetch: app.fetch,
     });
   } catch (err) {

@@ -41,9 +41,9 @@ async function answer(res: Response) {
 describe("healthFastPath", () => {
   test("answers a plain GET and HEAD itself, as the app's route does, with a request id, a counted request and a log line", async () => {
     const { app, fast, fastLogs, handedOn, metrics } = fastPathAndApp();
-    for (const method of ["GET", "HEAD"]) {
+    for (const method of ["GET", "HEAD"] as const) {
       const request = () => new Request("http://127.0.0.1:8081/health?probe=1", { method, headers: { "user-agent": "curl/8" } });
-      const res = await fast(request(), NO_SERVER);
+      const res = await fast[method](request(), NO_SERVER);
       // Bun's server drops a HEAD answer's body on the wire; Hono drops it itself.
       const expected = await answer(await app.request(request()));
       expect(await answer(res)).toEqual({ ...expected, body: '{"status":"ok"}' });
@@ -60,9 +60,9 @@ describe("healthFastPath", () => {
 
   test("keeps a well-formed X-Request-ID and replaces one that is not", async () => {
     const { fast } = fastPathAndApp();
-    const given = await fast(new Request("http://127.0.0.1/health", { headers: { "x-request-id": "probe-7" } }), NO_SERVER);
+    const given = await fast.GET(new Request("http://127.0.0.1/health", { headers: { "x-request-id": "probe-7" } }), NO_SERVER);
     expect(given.headers.get("x-request-id")).toBe("probe-7");
-    const forged = await fast(new Request("http://127.0.0.1/health", { headers: { "x-request-id": "a\u0001b" } }), NO_SERVER);
+    const forged = await fast.GET(new Request("http://127.0.0.1/health", { headers: { "x-request-id": "a\u0001b" } }), NO_SERVER);
     expect(forged.headers.get("x-request-id")).toMatch(UUID);
   });
 
@@ -73,7 +73,7 @@ describe("healthFastPath", () => {
     ["a fetch from the server's own page", "http://127.0.0.1/health", { origin: "http://127.0.0.1" }, 200, undefined],
   ] as const)("%s goes on to the app", async (_name, url, headers, status, code) => {
     const { fast, fastLogs, handedOn, logs } = fastPathAndApp();
-    const res = await fast(new Request(url, { headers }), NO_SERVER);
+    const res = await fast.GET(new Request(url, { headers }), NO_SERVER);
     expect(res.status).toBe(status);
     const body = (await res.json()) as { error?: { code: string } };
     expect(body.error?.code).toBe(code);
@@ -84,7 +84,7 @@ describe("healthFastPath", () => {
 
   test("bound to loopback, a Host naming anything else goes on to the app's 403 whoever sends it", async () => {
     const { fast, handedOn } = fastPathAndApp({ host: "127.0.0.1" });
-    const res = await fast(new Request("http://codex.example/health", { headers: { "user-agent": "curl/8" } }), NO_SERVER);
+    const res = await fast.GET(new Request("http://codex.example/health", { headers: { "user-agent": "curl/8" } }), NO_SERVER);
     expect(res.status).toBe(403);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("forbidden_host");
     expect(handedOn).toHaveLength(1);

@@ -15,19 +15,29 @@ const BODY = JSON.stringify({ status: "ok" });
  * Anything out of the ordinary goes on to the app, which answers it as before: a request the
  * checks refuse (so the error, its body and headers come from one place), and any request with an
  * Origin, which CORS may have to answer.
+ *
+ * One handler per method, so that the counter and the fixed part of the log line are found once,
+ * not for every request.
  */
-export function healthFastPath(deps: Pick<AppDeps, "config" | "log" | "metrics" | "now" | "newId">, app: Fetch): Fetch {
+export function healthFastPath(
+  deps: Pick<AppDeps, "config" | "log" | "metrics" | "now" | "newId">,
+  app: Fetch,
+): Record<"GET" | "HEAD", Fetch> {
   const now = deps.now ?? (() => performance.now());
   const newId = deps.newId ?? (() => crypto.randomUUID());
   const refuseRequest = requestGuard(accessPolicy(deps.config));
-  const { log, metrics } = deps;
-  const logged = log.enabled("info");
-  return (request, server) => {
-    const startedAt = now();
-    if (request.headers.has("origin") || refuseRequest(request)) return app(request, server);
-    const requestId = requestIdOf(request.headers.get("x-request-id"), newId);
-    metrics?.httpRequest(request.method, "/health", 200);
-    if (logged) log.access({ method: request.method, path: "/health", status: 200, durationMs: now() - startedAt, requestId });
-    return new Response(BODY, { headers: { "x-request-id": requestId, "content-type": "application/json" } });
+  const answer = (method: "GET" | "HEAD"): Fetch => {
+    const count = deps.metrics?.requestCounter(method, "/health", 200);
+    const logLine = deps.log.accessLineFor(method, "/health", 200);
+    return (request, server) => {
+      const startedAt = now();
+      const { headers } = request;
+      if (headers.has("origin") || refuseRequest(request)) return app(request, server);
+      const requestId = requestIdOf(headers.get("x-request-id"), newId);
+      count?.();
+      logLine(now() - startedAt, requestId);
+      return new Response(BODY, { headers: { "x-request-id": requestId, "content-type": "application/json" } });
+    };
   };
+  return { GET: answer("GET"), HEAD: answer("HEAD") };
 }
