@@ -11,7 +11,7 @@ import type { Logger } from "./log";
 import { createMetrics, type Metrics } from "./metrics";
 import { healthFastPath } from "./routes/health-fast-path";
 import { describeRefusal } from "./routes/messages";
-import { ClusterRuns } from "./runs/cluster";
+import { type ClusterRuns, createRuns } from "./runs/cluster";
 import { RUN_DEFAULTS, RunRegistry } from "./runs/registry";
 import { ClusterThreadOwners } from "./store/cluster-thread-owners";
 import { RedisStore } from "./store/redis-store";
@@ -96,20 +96,23 @@ export function startServer(config: Config, log: Logger, options: ServerOptions 
           observer: metrics,
           ...(options.webhookRetryDelaysMs && { retryDelaysMs: options.webhookRetryDelaysMs }),
         });
-  const runs: RunRegistry = new RunRegistry(engine, log, {
-    observer: metrics,
-    ...(webhooks && { notifier: runWebhooks(webhooks, config.webhookUrl) }),
-    maxConcurrent: config.maxConcurrentTurns,
-    turnTimeoutMs: config.turnTimeoutMs,
-    ...(config.stallTimeoutMs !== undefined && { stallTimeoutMs: config.stallTimeoutMs }),
-    reattachGraceMs: config.reattachGraceMs,
-    retentionMs: config.runRetentionMs,
-    maxRetainedBytes: config.runRetentionBytes,
-    ...(threadOwners && { threadOwners }),
-    // Only with replicas: each event also goes to the shared store.
-    ...(config.redisUrl !== undefined && { tap: (run, event) => cluster?.appended(run, event) }),
-  });
-  const cluster = store && new ClusterRuns(runs, store, log, { clusterMaxTurns: config.clusterMaxTurns, describeRefusal });
+  const { runs, cluster } = createRuns(
+    engine,
+    log,
+    {
+      observer: metrics,
+      ...(webhooks && { notifier: runWebhooks(webhooks, config.webhookUrl) }),
+      maxConcurrent: config.maxConcurrentTurns,
+      turnTimeoutMs: config.turnTimeoutMs,
+      ...(config.stallTimeoutMs !== undefined && { stallTimeoutMs: config.stallTimeoutMs }),
+      reattachGraceMs: config.reattachGraceMs,
+      retentionMs: config.runRetentionMs,
+      maxRetainedBytes: config.runRetentionBytes,
+      ...(threadOwners && { threadOwners }),
+    },
+    store,
+    { clusterMaxTurns: config.clusterMaxTurns, describeRefusal },
+  );
   const threads = engine.threads && new ThreadService(engine.threads, runs);
   // Created before the app, which answers /ready from it; checking starts at once, beside the listener.
   const codexLogin = new CodexLoginStatus(() =>

@@ -1,4 +1,4 @@
-import type { ApprovalDecision } from "../engine/types";
+import type { ApprovalDecision, Engine } from "../engine/types";
 import { ApiError } from "../errors";
 import type { Logger } from "../log";
 import type { DoneData, RunSummary } from "../schemas";
@@ -12,7 +12,7 @@ import {
 } from "../store/cluster-store";
 import { canSee, type Viewer } from "../tenants/tenant";
 import type { RunEvent } from "./event-log";
-import { type RunRegistry, RunIdInUseError, TenantLimitError } from "./registry";
+import { type RegistryOptions, RunIdInUseError, RunRegistry, TenantLimitError } from "./registry";
 import type { Run, TurnInput } from "./run";
 
 /** Agent-message deltas wait this long to go out together: one write per run per 50 ms at most. */
@@ -75,6 +75,24 @@ type ClusterOptions = {
  * thread go to that replica's control stream. Each run started here is written to the store as it
  * goes (RunPublisher). Without --redis-url there is no ClusterRuns: routes use the registry alone.
  */
+/**
+ * This replica's registry of runs and, given a shared store, the ClusterRuns that shares them:
+ * made together because each needs the other (every event of the registry's runs goes on to the
+ * store through ClusterRuns), by the server and by the tests' in-process replicas alike.
+ */
+export function createRuns(
+  engine: Engine,
+  log: Logger,
+  options: Omit<RegistryOptions, "tap">,
+  store: ClusterStore | undefined,
+  clusterOptions: ClusterOptions,
+): { runs: RunRegistry; cluster: ClusterRuns | undefined } {
+  let cluster: ClusterRuns | undefined;
+  const runs = new RunRegistry(engine, log, { ...options, ...(store && { tap: (run, event) => cluster?.appended(run, event) }) });
+  cluster = store && new ClusterRuns(runs, store, log, clusterOptions);
+  return { runs, cluster };
+}
+
 export class ClusterRuns {
   private readonly publishers = new Map<Run, RunPublisher>();
   /** Watches of this replica's runs by clients of other replicas, by watch id: each counts for the reattach grace. */
