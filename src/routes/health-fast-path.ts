@@ -29,14 +29,17 @@ export function healthFastPath(
   const answer = (method: "GET" | "HEAD"): Fetch => {
     const count = deps.metrics?.requestCounter(method, "/health", 200);
     const logLine = deps.log.accessLineFor(method, "/health", 200);
+    // Copied into each response (Headers are copied at construction), with that request's id.
+    const headers = new Headers({ "content-type": "application/json", "x-request-id": "" });
+    const init = { headers };
     return (request, server) => {
       const startedAt = now();
-      const { headers } = request;
-      if (headers.has("origin") || refuseRequest(request)) return app(request, server);
-      const requestId = requestIdOf(headers.get("x-request-id"), newId);
+      if (request.headers.has("origin") || refuseRequest(request)) return app(request, server);
+      const requestId = requestIdOf(request.headers.get("x-request-id"), newId);
       count?.();
       logLine(now() - startedAt, requestId);
-      return new Response(BODY, { headers: { "x-request-id": requestId, "content-type": "application/json" } });
+      headers.set("x-request-id", requestId);
+      return new Response(BODY, init);
     };
   };
   return { GET: answer("GET"), HEAD: answer("HEAD") };
