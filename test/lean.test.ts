@@ -71,8 +71,8 @@ describe("the lean profile", () => {
 
   test("commands get the login shell's PATH (no shell snapshot needed)", () =>
     withServer({}, {}, async (server) => {
-      // The tests' HOME (CODEX_HOME's directory) gets a profile, as a user's would have.
-      writeFileSync(join(server.home.dir, ".profile"), 'export PATH="/opt/from-profile:$PATH"\n');
+      // The tests' empty HOME gets a profile, as a user's would have.
+      writeFileSync(join(server.home.home, ".profile"), 'export PATH="/opt/from-profile:$PATH"\n');
       const login = Bun.spawnSync(["bash", "-lc", "echo $PATH"], { env: { ...process.env, ...server.home.env } }).stdout.toString().trim();
       expect(login).toStartWith("/opt/from-profile:");
       const { frames } = await readSse(await server.send({ type: "user_message", message: "run echo $PATH" }));
