@@ -5,13 +5,12 @@
  * replaces its process. Reported: the peak RSS of the app-server processes, turns that failed,
  * and how many times a process was replaced.
  */
-import { createCodexHome } from "../test/fixtures/codex-home";
 import { startMockModel } from "../test/fixtures/mock-model";
 import { appServersUnder } from "../test/fixtures/processes";
 import { readSse } from "../test/fixtures/sse";
 import { doneOf, postMessage } from "../test/fixtures/turns";
 import { DEFAULTS } from "../src/config";
-import { mib, procStatusBytes, type ServerProcess, startServerProcess, table } from "./lib";
+import { benchCodexHome, mib, procStatusBytes, type ServerProcess, startServerProcess, table } from "./lib";
 
 function appServerRssBytes(serverPid: number): number {
   return appServersUnder(serverPid).reduce((sum, pid) => {
@@ -38,7 +37,7 @@ async function newThreads(server: ServerProcess, turns: number): Promise<Outcome
 
 export async function appServerMemory({ turns }: { turns: number }): Promise<string> {
   const model = startMockModel();
-  const home = createCodexHome(model.url);
+  const home = benchCodexHome(model.url);
   const env = { ...(process.env as Record<string, string>), ...home.env };
   const never = ["--app-server-max-threads", String(Number.MAX_SAFE_INTEGER), "--app-server-max-rss", "1048576m"];
   const rows: Array<Array<string | number>> = [];

@@ -9,13 +9,12 @@
  */
 import type { Engine, ThreadEvent } from "../src/engine/types";
 import { startInProcessReplica } from "../test/fixtures/cluster-replica";
-import { createCodexHome } from "../test/fixtures/codex-home";
 import { startMockModel } from "../test/fixtures/mock-model";
 import { startRedis } from "../test/fixtures/redis-server";
 import { descendantsNamed } from "../test/fixtures/processes";
 import { postMessage } from "../test/fixtures/turns";
 import { waitFor } from "../test/fixtures/wait-for";
-import { median, round, startServerProcess, table } from "./lib";
+import { benchCodexHome, median, round, startServerProcess, table } from "./lib";
 import { floodEngine } from "./sse-forwarding";
 
 /** Posts a turn and reads its stream to `done`: the ms it took, and the thread it ran on. */
@@ -32,7 +31,7 @@ async function turn(url: string, body: Record<string, unknown>): Promise<{ ms: n
 
 async function turnTimes(redisUrl: string, turns: number): Promise<string> {
   const model = startMockModel();
-  const homes = [createCodexHome(model.url), createCodexHome(model.url), createCodexHome(model.url)];
+  const homes = [benchCodexHome(model.url), benchCodexHome(model.url), benchCodexHome(model.url)];
   const env = (index: number) => ({ ...(process.env as Record<string, string>), ...(homes[index] as { env: Record<string, string> }).env, RUST_LOG: "warn" });
   const cli = ["bun", "src/cli.ts", "-a", "127.0.0.1:0"];
   const single = await startServerProcess(cli, env(0));

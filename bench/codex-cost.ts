@@ -4,7 +4,6 @@
  * shim), the server with the lean profile, and the server with --no-lean; wall and CPU per turn,
  * then 10 turns at once.
  */
-import { createCodexHome } from "../test/fixtures/codex-home";
 import { startMockModel } from "../test/fixtures/mock-model";
 import { descendants } from "../test/fixtures/processes";
 import { readSse } from "../test/fixtures/sse";
@@ -12,7 +11,7 @@ import { doneOf, postMessage } from "../test/fixtures/turns";
 import { waitFor } from "../test/fixtures/wait-for";
 import { locateCodex } from "../src/engine/codex-binary";
 import { leanOverrides } from "../src/engine/lean-profile";
-import { cpuSeconds, median, ROOT, round, type ServerProcess, startServerProcess, table } from "./lib";
+import { benchCodexHome, cpuSeconds, median, ROOT, round, type ServerProcess, startServerProcess, table } from "./lib";
 
 type Cost = { wallMs: number; cpuMs: number };
 
@@ -64,7 +63,7 @@ const CONCURRENT_ROUNDS = 3;
 
 export async function codexCost({ turns, concurrent }: { turns: number; concurrent: number }): Promise<string> {
   const model = startMockModel();
-  const home = createCodexHome(model.url);
+  const home = benchCodexHome(model.url);
   const env = { ...(process.env as Record<string, string>), ...home.env, RUST_LOG: "warn" };
   const codex = locateCodex({ explicitPath: undefined, pathEnv: "", executableDir: ROOT }).path;
   const serve = (...flags: string[]) => startServerProcess(["bun", "src/cli.ts", "-a", "127.0.0.1:0", ...flags], env);

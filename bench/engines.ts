@@ -4,12 +4,11 @@
  * turn, then 10 turns at once: their wall time and the peak RSS and PSS of the tree.
  */
 import { readFileSync } from "node:fs";
-import { createCodexHome } from "../test/fixtures/codex-home";
 import { startMockModel } from "../test/fixtures/mock-model";
 import { descendants } from "../test/fixtures/processes";
 import { readSse } from "../test/fixtures/sse";
 import { doneOf, postMessage } from "../test/fixtures/turns";
-import { cpuSeconds, median, mib, ownCpuSeconds, procStatusBytes, round, type ServerProcess, startServerProcess, table } from "./lib";
+import { benchCodexHome, cpuSeconds, median, mib, ownCpuSeconds, procStatusBytes, round, type ServerProcess, startServerProcess, table } from "./lib";
 
 const ENGINE_NAMES = ["exec", "app-server"] as const;
 type Engine = (typeof ENGINE_NAMES)[number];
@@ -92,7 +91,7 @@ type Figures = {
 
 export async function engines({ turns, concurrent }: { turns: number; concurrent: number }): Promise<string> {
   const model = startMockModel();
-  const home = createCodexHome(model.url);
+  const home = benchCodexHome(model.url);
   const env = { ...(process.env as Record<string, string>), ...home.env, RUST_LOG: "warn" };
   const servers = {} as Record<Engine, ServerProcess>;
   const figures = {} as Record<Engine, Figures>;

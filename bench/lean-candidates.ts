@@ -6,9 +6,8 @@
  */
 import { LEAN_PROFILE } from "../src/engine/lean-profile";
 import { locateCodex } from "../src/engine/codex-binary";
-import { createCodexHome } from "../test/fixtures/codex-home";
 import { startMockModel } from "../test/fixtures/mock-model";
-import { median, ROOT, round, table } from "./lib";
+import { benchCodexHome, median, ROOT, round, table } from "./lib";
 
 const CANDIDATES = [
   "features.daemon_auto_start=false",
@@ -32,7 +31,7 @@ const CANDIDATES = [
 
 const turns = Number(process.argv[2] ?? 6);
 const model = startMockModel();
-const home = createCodexHome(model.url);
+const home = benchCodexHome(model.url);
 const env = { ...(process.env as Record<string, string>), ...home.env, RUST_LOG: "warn" };
 const codex = locateCodex({ explicitPath: undefined, pathEnv: "", executableDir: ROOT }).path;
 const lean = LEAN_PROFILE.map(([key, value]) => `${key}=${value}`);

@@ -1,5 +1,6 @@
 import type { Subprocess } from "bun";
 import { readFileSync } from "node:fs";
+import { type CodexHome, createCodexHome } from "../test/fixtures/codex-home";
 import { waitFor } from "../test/fixtures/wait-for";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
@@ -75,4 +76,15 @@ export async function startServerProcess(command: string[], env: Record<string, 
 export function table(headers: string[], rows: Array<Array<string | number>>): string {
   const line = (cells: Array<string | number>) => `| ${cells.join(" | ")} |`;
   return [line(headers), line(headers.map(() => "---")), ...rows.map(line)].join("\n");
+}
+
+/**
+ * A CODEX_HOME for the scripted model, with this machine's own HOME rather than the tests' empty
+ * one: the bench measures codex as it runs for a user, whose login shell (which codex's defaults
+ * snapshot at start-up) reads their dotfiles.
+ */
+export function benchCodexHome(modelUrl: string): CodexHome {
+  const home = createCodexHome(modelUrl);
+  const userHome = process.env.HOME;
+  return userHome === undefined ? home : { ...home, env: { ...home.env, HOME: userHome } };
 }

@@ -1,11 +1,10 @@
 /** Concurrent and sequential turns through the server process: completions, wall time, server RSS, leftovers. */
-import { createCodexHome } from "../test/fixtures/codex-home";
 import { startMockModel } from "../test/fixtures/mock-model";
 import { codexProcessesUnder } from "../test/fixtures/processes";
 import { readSse } from "../test/fixtures/sse";
 import { doneOf, postMessage } from "../test/fixtures/turns";
 import { waitFor } from "../test/fixtures/wait-for";
-import { mib, procStatusBytes, round, type ServerProcess, startServerProcess, table } from "./lib";
+import { benchCodexHome, mib, procStatusBytes, round, type ServerProcess, startServerProcess, table } from "./lib";
 
 async function turn(url: string, message = "say hi"): Promise<boolean> {
   const { frames } = await readSse(await postMessage(url, { type: "user_message", message, work_dir: "/tmp" }), 300_000);
@@ -35,7 +34,7 @@ async function leftovers(server: ServerProcess): Promise<number> {
 
 export async function scale({ concurrency, sequential }: { concurrency: number[]; sequential: number }): Promise<string> {
   const model = startMockModel();
-  const home = createCodexHome(model.url);
+  const home = benchCodexHome(model.url);
   const env = { ...(process.env as Record<string, string>), ...home.env, RUST_LOG: "info" };
   const server = await startServerProcess(["bun", "src/cli.ts", "-a", "127.0.0.1:0"], env);
   const rows: Array<Array<string | number>> = [];

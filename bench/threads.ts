@@ -11,13 +11,12 @@
  * thread and one more thread, for real: the thread the read measures has the history codex keeps
  * of real turns. The app-server engine makes them (one `codex exec` per turn would take minutes).
  */
-import { createCodexHome } from "../test/fixtures/codex-home";
 import { startMockModel } from "../test/fixtures/mock-model";
 import { copyRollout } from "../test/fixtures/rollout-copies";
 import { readSse } from "../test/fixtures/sse";
 import { doneOf, postMessage } from "../test/fixtures/turns";
 import { waitFor } from "../test/fixtures/wait-for";
-import { median, round, type ServerProcess, startServerProcess, table } from "./lib";
+import { benchCodexHome, median, round, type ServerProcess, startServerProcess, table } from "./lib";
 
 const THREADS = 1_000;
 const LONG_THREAD_TURNS = 200;
@@ -63,8 +62,8 @@ async function timed(url: string, rounds: number): Promise<number> {
 
 export async function threadReads({ rounds }: { rounds: number }): Promise<string> {
   const model = startMockModel();
-  const source = createCodexHome(model.url);
-  const home = createCodexHome(model.url);
+  const source = benchCodexHome(model.url);
+  const home = benchCodexHome(model.url);
   const started = performance.now();
   const env = (dir: string) => ({ ...(process.env as Record<string, string>), MOCK_API_KEY: "test-key", CODEX_HOME: dir, RUST_LOG: "warn" });
   let server: ServerProcess | undefined;

@@ -9,10 +9,9 @@ import { withPathDirs } from "../src/engine/codex-launch";
 import { leanOverrides, readUserCodexConfig } from "../src/engine/lean-profile";
 import { createLsbReleaseShim } from "../src/engine/lsb-release-shim";
 import { endsTurn } from "../src/engine/sdk-engine";
-import { createCodexHome } from "../test/fixtures/codex-home";
 import { startMockModel } from "../test/fixtures/mock-model";
 import { postMessage } from "../test/fixtures/turns";
-import { median, round, startServerProcess, table } from "./lib";
+import { benchCodexHome, median, round, startServerProcess, table } from "./lib";
 
 type Timing = { firstEventMs: number; doneMs: number };
 
@@ -56,7 +55,7 @@ async function viaServer(url: string, workDir: string): Promise<Timing> {
 
 export async function turnOverhead({ turns }: { turns: number }): Promise<string> {
   const model = startMockModel();
-  const home = createCodexHome(model.url);
+  const home = benchCodexHome(model.url);
   const env: Record<string, string> = { ...(process.env as Record<string, string>), ...home.env, RUST_LOG: "info" };
   const server = await startServerProcess(["bun", "src/cli.ts", "-a", "127.0.0.1:0"], env);
   // The same codex configuration on both sides: the server's default lean profile.
