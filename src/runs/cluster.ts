@@ -70,12 +70,6 @@ type ClusterOptions = {
 };
 
 /**
- * The runs of every replica, for routes: a run running here is answered by the registry, any other
- * from the shared store (its record, its event stream); commands for another replica's run or
- * thread go to that replica's control stream. Each run started here is written to the store as it
- * goes (RunPublisher). Without --redis-url there is no ClusterRuns: routes use the registry alone.
- */
-/**
  * This replica's registry of runs and, given a shared store, the ClusterRuns that shares them:
  * made together because each needs the other (every event of the registry's runs goes on to the
  * store through ClusterRuns), by the server and by the tests' in-process replicas alike.
@@ -93,6 +87,12 @@ export function createRuns(
   return { runs, cluster };
 }
 
+/**
+ * The runs of every replica, for routes: a run running here is answered by the registry, any other
+ * from the shared store (its record, its event stream); commands for another replica's run or
+ * thread go to that replica's control stream. Each run started here is written to the store as it
+ * goes (RunPublisher). Without --redis-url there is no ClusterRuns: routes use the registry alone.
+ */
 export class ClusterRuns {
   private readonly publishers = new Map<Run, RunPublisher>();
   /** Watches of this replica's runs by clients of other replicas, by watch id: each counts for the reattach grace. */
