@@ -86,5 +86,5 @@ export function table(headers: string[], rows: Array<Array<string | number>>): s
 export function benchCodexHome(modelUrl: string): CodexHome {
   const home = createCodexHome(modelUrl);
   const userHome = process.env.HOME;
-  return userHome === undefined ? home : { ...home, env: { ...home.env, HOME: userHome } };
+  return userHome === undefined ? home : { ...home, home: userHome, env: { ...home.env, HOME: userHome } };
 }

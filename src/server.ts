@@ -12,7 +12,7 @@ import { createMetrics, type Metrics } from "./metrics";
 import { healthFastPath } from "./routes/health-fast-path";
 import { describeRefusal } from "./routes/messages";
 import { type ClusterRuns, createRuns } from "./runs/cluster";
-import { RUN_DEFAULTS, RunRegistry } from "./runs/registry";
+import { RUN_DEFAULTS, type RunRegistry } from "./runs/registry";
 import { ClusterThreadOwners } from "./store/cluster-thread-owners";
 import { RedisStore } from "./store/redis-store";
 import { ThreadService } from "./runs/threads";
