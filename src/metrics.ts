@@ -49,6 +49,14 @@ export function createMetrics(gauges: MetricGauges): Metrics {
   // Requests are counted in plain numbers, handed to prom-client when scraped: its `inc` hashes
   // the labels on every call, which each request, /health's fast path included, would pay for.
   const requestCounts = new Map<string, { labels: { method: string; route: string; status: string }; count: number }>();
+  /** The count of one method, route and status; undefined past 1,000 of them (methods are the client's to choose), which go straight to prom-client. */
+  const requestEntry = (method: string, path: string, status: number) => {
+    const route = routeLabel(path);
+    const key = `${method} ${route} ${status}`;
+    let entry = requestCounts.get(key);
+    if (!entry && requestCounts.size < 1_000) requestCounts.set(key, (entry = { labels: { method, route, status: String(status) }, count: 0 }));
+    return entry;
+  };
   const http = new Counter({
     name: "codex_http_requests_total",
     help: "HTTP requests by route and status",
@@ -92,22 +100,15 @@ export function createMetrics(gauges: MetricGauges): Metrics {
     storeError: (operation) => storeErrors.inc({ operation }),
     storeState: (state) => storeUp.set(state === "up" ? 1 : 0),
     httpRequest: (method, path, status) => {
-      const route = routeLabel(path);
-      const key = `${method} ${route} ${status}`;
-      const entry = requestCounts.get(key);
+      const entry = requestEntry(method, path, status);
       if (entry) entry.count++;
-      else if (requestCounts.size < 1_000) requestCounts.set(key, { labels: { method, route, status: String(status) }, count: 1 });
-      // Past that many label sets (methods are the client's to choose), straight to prom-client.
-      else http.inc({ method, route, status: String(status) });
+      else http.inc({ method, route: routeLabel(path), status: String(status) });
     },
     requestCounter: (method, path, status) => {
-      const route = routeLabel(path);
-      const key = `${method} ${route} ${status}`;
-      let entry = requestCounts.get(key);
-      if (!entry) requestCounts.set(key, (entry = { labels: { method, route, status: String(status) }, count: 0 }));
-      const counted = entry;
+      const entry = requestEntry(method, path, status);
+      if (!entry) return () => http.inc({ method, route: routeLabel(path), status: String(status) });
       return () => {
-        counted.count++;
+        entry.count++;
       };
     },
     sseEventsSent: (count) => sse.inc(count),
