@@ -166,19 +166,22 @@ export function createLogger(
   const method = (at: Exclude<LogLevel, "off">): LogMethod =>
     enabled(at) ? (message, fields) => write(toLine(time(), at, message, fields)) : () => {};
   const info = method("info");
+  const tenths = (ms: number) => Math.round(ms * 10) / 10;
+  // The text access line: what follows the time up to the duration, then the rest.
+  const accessHead = (method: string, path: string, status: number) => ` INFO  ${escapeControls(method)} ${escapeControls(path)} status=${status} duration_ms=`;
+  const accessTail = (durationMs: number, requestId: string, tenant: string | undefined) =>
+    `${tenths(durationMs)} request_id=${requestId}${tenant === undefined ? "" : ` tenant=${tenant}`}\n`;
   const access = (entry: AccessEntry): void => {
-    const durationMs = Math.round(entry.durationMs * 10) / 10;
     if (format === "json") {
-      const fields = { status: entry.status, duration_ms: durationMs, request_id: entry.requestId, tenant: entry.tenant };
+      const fields = { status: entry.status, duration_ms: tenths(entry.durationMs), request_id: entry.requestId, tenant: entry.tenant };
       return info(`${entry.method} ${entry.path}`, fields);
     }
-    const tenant = entry.tenant === undefined ? "" : ` tenant=${entry.tenant}`;
-    write(`${time()} INFO  ${entry.method} ${escapeControls(entry.path)} status=${entry.status} duration_ms=${durationMs} request_id=${entry.requestId}${tenant}\n`);
+    write(`${time()}${accessHead(entry.method, entry.path, entry.status)}${accessTail(entry.durationMs, entry.requestId, entry.tenant)}`);
   };
   const accessLineFor = (method: string, path: string, status: number) => {
     if (format === "json") return (durationMs: number, requestId: string) => access({ method, path, status, durationMs, requestId });
-    const fixed = ` INFO  ${escapeControls(method)} ${escapeControls(path)} status=${status} duration_ms=`;
-    return (durationMs: number, requestId: string) => write(`${time()}${fixed}${Math.round(durationMs * 10) / 10} request_id=${requestId}\n`);
+    const head = accessHead(method, path, status);
+    return (durationMs: number, requestId: string) => write(`${time()}${head}${accessTail(durationMs, requestId, undefined)}`);
   };
   return {
     level,
