@@ -96,53 +96,101 @@ export function formatJsonLine(time: string, level: string, message: string, fie
 /** How long a log line may wait to be written with the lines that follow it. */
 export const LOG_FLUSH_MS = 20;
 
+/** Where log lines go: a function taking whole lines, and maybe a way to take access lines in parts. */
+export type LogSink = ((line: string) => void) & {
+  /**
+   * An access line given as its parts, built only when its batch is written: see batchedStderr.
+   * `head` is what follows the time up to the duration (accessHead).
+   */
+  access?(epochMs: number, head: string, durationMs: number, requestId: string, tenant: string | undefined): void;
+};
+
+/** The text access line: what follows the time up to the duration, then the rest. */
+function accessHead(method: string, path: string, status: number): string {
+  return ` INFO  ${escapeControls(method)} ${escapeControls(path)} status=${status} duration_ms=`;
+}
+
+function accessLine(time: string, head: string, durationMs: number, requestId: string, tenant: string | undefined): string {
+  return `${time}${head}${tenths(durationMs)} request_id=${requestId}${tenant === undefined ? "" : ` tenant=${tenant}`}\n`;
+}
+
+const tenths = (ms: number) => Math.round(ms * 10) / 10;
+
 /**
  * Writes to stderr in batches: lines queue up for at most LOG_FLUSH_MS and leave in one write, so
  * that a busy server makes one syscall per batch rather than one per request (measured: per-line
- * writes took a third of the server's CPU under load). Whatever is queued is written before the
+ * writes took a third of the server's CPU under load). Access lines queue as their parts and are
+ * built with their batch, in one loop: built and copied one by one between requests, they cost
+ * /health 0.6 µs more a request (/health's fast path alone, side by side with wrk: 7.64 against
+ * 7.04 µs, 0.766 against 0.809 of bare Bun.serve). Whatever is queued is written before the
  * process exits.
  */
-export function batchedStderr(): (line: string) => void {
-  // Each line is copied into the buffer at once, so that no line lives on until the write: under
-  // a /health flood, thousands of strings kept for 20 ms each cost more than the copies
-  // (bench/health.ts). Latin-1 and UTF-8 lines alike: `write` encodes UTF-8 and says how much.
-  const buffer = Buffer.allocUnsafe(LOG_BUFFER_BYTES);
-  let used = 0;
+export function batchedStderr(): LogSink {
+  // A line is one string; an access line is five slots, starting with its time (a number). The
+  // first `length` slots are queued: the array keeps its size from batch to batch rather than
+  // growing again for each (measured: half of what queueing and writing an access line cost).
+  const queue: Array<string | number | undefined> = [];
+  let length = 0;
+  // About how many bytes the queue will write, so that a flood is written before 20 ms have passed.
+  let queued = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const write = (bytes: Uint8Array) => {
+  const iso = timestamps();
+  const flush = () => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    if (length === 0) return;
+    let text = "";
+    for (let i = 0; i < length; ) {
+      const first = queue[i] as string | number;
+      if (typeof first === "string") {
+        text += first;
+        i += 1;
+      } else {
+        text += accessLine(iso(first), queue[i + 1] as string, queue[i + 2] as number, queue[i + 3] as string, queue[i + 4] as string | undefined);
+        i += 5;
+      }
+    }
+    queue.fill(undefined, 0, length);
+    length = 0;
+    queued = 0;
     try {
-      writeSync(2, bytes);
+      writeSync(2, text);
     } catch {}
   };
-  const flush = () => {
-    timer = undefined;
-    if (used === 0) return;
-    write(buffer.subarray(0, used));
-    used = 0;
-  };
   process.on("exit", flush);
-  return (line) => {
-    // A UTF-16 code unit takes at most 3 bytes in UTF-8.
-    if (used + line.length * 3 > buffer.length) flush();
-    if (line.length * 3 > buffer.length) return write(Buffer.from(line));
-    used += buffer.write(line, used);
-    timer ??= setTimeout(flush, LOG_FLUSH_MS);
+  const queueUp = (bytes: number) => {
+    queued += bytes;
+    if (queued > LOG_BATCH_BYTES) flush();
+    else timer ??= setTimeout(flush, LOG_FLUSH_MS);
   };
+  const sink: LogSink = (line) => {
+    queue[length++] = line;
+    queueUp(line.length);
+  };
+  sink.access = (epochMs, head, durationMs, requestId, tenant) => {
+    queue[length] = epochMs;
+    queue[length + 1] = head;
+    queue[length + 2] = durationMs;
+    queue[length + 3] = requestId;
+    queue[length + 4] = tenant;
+    length += 5;
+    queueUp(head.length + requestId.length + 48);
+  };
+  return sink;
 }
 
-/** What the log buffer holds before it is written early, before LOG_FLUSH_MS has passed. */
-const LOG_BUFFER_BYTES = 256 * 1024;
+/** About what a batch holds before it is written early, before LOG_FLUSH_MS has passed. */
+const LOG_BATCH_BYTES = 256 * 1024;
 
 /**
- * The time of a log line (ISO 8601, UTC, milliseconds) from a clock in epoch milliseconds. Lines
- * written within the same millisecond share one string: `toISOString` (0.12 µs here) costs about
- * as much as formatting the rest of an access log line.
+ * The time of a log line (ISO 8601, UTC, milliseconds) from its epoch milliseconds. Lines of the
+ * same millisecond share one string: `toISOString` (0.12 µs here) costs about as much as
+ * formatting the rest of an access log line.
  */
-export function timestamps(now: () => number): () => string {
+export function timestamps(): (epochMs: number) => string {
   let lastMs = Number.NaN;
   let last = "";
-  return () => {
-    const ms = now();
+  return (ms) => {
     if (ms !== lastMs) {
       lastMs = ms;
       last = new Date(ms).toISOString();
@@ -154,34 +202,35 @@ export function timestamps(now: () => number): () => string {
 /** Logs go to stderr so that stdout carries only the banner and what the user asked for. */
 export function createLogger(
   level: LogLevel,
-  write: (line: string) => void = batchedStderr(),
+  write: LogSink = batchedStderr(),
   now: () => number = Date.now,
   format: LogFormat = "text",
 ): Logger {
   const toLine = format === "json" ? formatJsonLine : formatLine;
-  const time = timestamps(now);
+  const iso = timestamps();
+  const time = () => iso(now());
   const threshold = LOG_LEVELS.indexOf(level);
   const enabled = (at: Exclude<LogLevel, "off">) => level !== "off" && LOG_LEVELS.indexOf(at) <= threshold;
   // The level is fixed: each method is decided once, not on every call.
   const method = (at: Exclude<LogLevel, "off">): LogMethod =>
     enabled(at) ? (message, fields) => write(toLine(time(), at, message, fields)) : () => {};
   const info = method("info");
-  const tenths = (ms: number) => Math.round(ms * 10) / 10;
-  // The text access line: what follows the time up to the duration, then the rest.
-  const accessHead = (method: string, path: string, status: number) => ` INFO  ${escapeControls(method)} ${escapeControls(path)} status=${status} duration_ms=`;
-  const accessTail = (durationMs: number, requestId: string, tenant: string | undefined) =>
-    `${tenths(durationMs)} request_id=${requestId}${tenant === undefined ? "" : ` tenant=${tenant}`}\n`;
+  // Built now, or handed to the sink in parts to be built with its batch.
+  const writeAccess =
+    write.access ??
+    ((epochMs: number, head: string, durationMs: number, requestId: string, tenant: string | undefined) =>
+      write(accessLine(iso(epochMs), head, durationMs, requestId, tenant)));
   const access = (entry: AccessEntry): void => {
     if (format === "json") {
       const fields = { status: entry.status, duration_ms: tenths(entry.durationMs), request_id: entry.requestId, tenant: entry.tenant };
       return info(`${entry.method} ${entry.path}`, fields);
     }
-    write(`${time()}${accessHead(entry.method, entry.path, entry.status)}${accessTail(entry.durationMs, entry.requestId, entry.tenant)}`);
+    writeAccess(now(), accessHead(entry.method, entry.path, entry.status), entry.durationMs, entry.requestId, entry.tenant);
   };
   const accessLineFor = (method: string, path: string, status: number) => {
     if (format === "json") return (durationMs: number, requestId: string) => access({ method, path, status, durationMs, requestId });
     const head = accessHead(method, path, status);
-    return (durationMs: number, requestId: string) => write(`${time()}${head}${accessTail(durationMs, requestId, undefined)}`);
+    return (durationMs: number, requestId: string) => writeAccess(now(), head, durationMs, requestId, undefined);
   };
   return {
     level,
