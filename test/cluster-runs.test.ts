@@ -297,6 +297,54 @@ describe.skipIf(!hasRedis)("threads, ids and limits", () => {
     const admitted = await readSse(await y.post({ type: "user_message", message: "say ok" }));
     expect(admitted.frames.at(-1)?.event).toBe("done");
   });
+
+  test("a turn waiting for its thread holds no cluster slot; it takes one as it leaves the queue, and waits while none is free", async () => {
+    const threadId = crypto.randomUUID();
+    async function* hangOn(request: TurnRequest, thread: string): AsyncGenerator<ThreadEvent> {
+      yield { type: "thread.started", thread_id: thread };
+      await new Promise<void>((resolve) => request.signal.addEventListener("abort", () => resolve(), { once: true }));
+      throw new Error("The operation was aborted.");
+    }
+    const asked: Array<[runId: string, taken: boolean]> = [];
+    const x = await replica("queue-x", fakeEngine((request) => (request.input === "hang" ? hangOn(request, threadId) : completedTurn(`done: ${request.input}`, threadId))), {
+      clusterMaxTurns: 2,
+      wrapStore: (store) =>
+        new Proxy(store, {
+          get: (target, name, receiver) =>
+            name === "takeSlot"
+              ? async (...args: Parameters<ClusterStore["takeSlot"]>) => {
+                  const taken = await target.takeSlot(...args);
+                  asked.push([args[0], taken]);
+                  return taken;
+                }
+              : Reflect.get(target, name, receiver),
+        }),
+    });
+    const y = await replica("queue-y", fakeEngine((request) => hangOn(request, crypto.randomUUID())), { clusterMaxTurns: 2 });
+    const first = sseReader(await x.post({ type: "user_message", id: "q-first", message: "hang" }));
+    await first.until((frame) => frame.event === "thread.started");
+    await waitFor("the thread's lease", async () => (await admin.send("HGET", [`codex:thread:${threadId}`, "owner"])) === "queue-x");
+    const waiting = sseReader(await x.post({ type: "user_message", id: "q-waits", thread_id: threadId, message: "after", on_busy: "enqueue" }));
+    await waiting.until((frame) => frame.event === "run.queued");
+    expect(await admin.send("ZRANGE", ["codex:slots", "0", "-1"])).toEqual(["q-first"]);
+    // The second slot is free for a turn elsewhere: the waiting one holds none.
+    const other = sseReader(await y.post({ type: "user_message", id: "q-other", message: "hang" }));
+    await other.until((frame) => frame.event === "thread.started");
+    // Someone else takes the slot q-first leaves: the waiting turn, its thread free, must wait on.
+    await admin.send("ZADD", ["codex:slots", String(Date.now() + 3_600_000), "q-someone"]);
+    expect((await x.app.request("/runs/q-first", { method: "DELETE" })).status).toBe(200);
+    await first.rest();
+    await waitFor("q-waits to be refused a slot", () => asked.some(([id, taken]) => id === "q-waits" && !taken));
+    expect(x.runs.get("q-waits")?.summary()).toMatchObject({ status: "queued", queue_position: 1 });
+    expect(await admin.send("ZSCORE", ["codex:slots", "q-waits"])).toBeNull();
+    // A slot comes free on no replica of this one's: the waiting turn finds it within ADMIT_RETRY_MS.
+    await admin.send("ZREM", ["codex:slots", "q-someone"]);
+    const done = await waiting.until((frame) => frame.event === "done", 5_000);
+    expect(JSON.parse(done.frames.at(-1)?.data ?? "{}")).toMatchObject({ status: "completed", request_id: "q-waits", final_response: "done: after" });
+    await waitFor("its slot to be freed with its end", async () => (await admin.send("ZRANGE", ["codex:slots", "0", "-1"])).length === 1);
+    expect(await admin.send("ZRANGE", ["codex:slots", "0", "-1"])).toEqual(["q-other"]);
+    await other.cancel();
+  });
 });
 
 describe.skipIf(!hasRedis)("a network split", () => {

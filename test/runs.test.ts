@@ -406,6 +406,32 @@ describe("RunRegistry", () => {
     expect(engine.calls.map((call) => call.input)).toEqual(["hang", "hang", "waits"]);
   });
 
+  test("admitWaiting: a waiting turn starts only once it says yes; no, and it waits on in its place and is asked again", async () => {
+    const engine = fakeEngine((request) => (request.input === "hang" ? hangingTurn(request) : completedTurn("hi", request.threadId)));
+    const answers: Array<boolean | Promise<boolean>> = [false, Promise.resolve(false), true];
+    const asked: string[] = [];
+    const runs = registry(engine, {
+      admitWaiting: (run) => {
+        asked.push(run.id);
+        return answers.shift() ?? true;
+      },
+    });
+    const hanging = { ...turn, input: "hang", threadId: "thread-hang" };
+    const a = runs.start("a", hanging);
+    const b = runs.start("b", { ...hanging, input: "waits" }, { enqueue: true });
+    // Had its slots before it queued: never asked.
+    const c = runs.start("c", { ...hanging, input: "waits too" }, { enqueue: true, admitted: true });
+    a.stop("cancelled");
+    await a.finished;
+    // No, then no again (asked again ADMIT_RETRY_MS later, nothing having ended), then yes.
+    expect(b.summary()).toMatchObject({ status: "queued", queue_position: 1 });
+    await b.finished;
+    expect(asked).toEqual(["b", "b", "b"]);
+    await c.finished;
+    expect([b.summary().status, c.summary().status]).toEqual(["completed", "completed"]);
+    expect(engine.calls.map((call) => call.input)).toEqual(["hang", "waits", "waits too"]);
+  });
+
   test("close refuses new runs and lets the running ones finish", async () => {
     const runs = registry(fakeEngine(hangingTurn));
     const run = runs.start("a", turn);

@@ -82,7 +82,11 @@ export function createRuns(
   clusterOptions: ClusterOptions,
 ): { runs: RunRegistry; cluster: ClusterRuns | undefined } {
   let cluster: ClusterRuns | undefined;
-  const runs = new RunRegistry(engine, log, { ...options, ...(store && { tap: (run, event) => cluster?.appended(run, event) }) });
+  const shared = store && {
+    tap: (run: Run, event: RunEvent) => cluster?.appended(run, event),
+    admitWaiting: (run: Run) => cluster?.admitWaiting(run) ?? true,
+  };
+  const runs = new RunRegistry(engine, log, { ...options, ...shared });
   cluster = store && new ClusterRuns(runs, store, log, clusterOptions);
   return { runs, cluster };
 }
@@ -244,23 +248,61 @@ export class ClusterRuns {
     if (turn.threadId !== undefined && (await this.store.claimThread(turn.threadId)) === undefined) {
       throw new ThreadUnavailableError(`thread ${turn.threadId} has just been taken by another replica; try again`);
     }
-    const limit = this.options.clusterMaxTurns;
-    if (limit !== undefined && !(await this.store.takeSlot(id, limit))) throw new ClusterLimitError(limit);
-    // A tenant's max_concurrent_turns counts its turns on every replica.
-    const tenant = turn.tenant;
-    const tenantLimit = tenant?.maxConcurrentTurns;
+    const enqueue = onBusy === "enqueue";
+    // A turn that waits for its thread takes its slots once it leaves the queue (admitWaiting), as
+    // on a server of its own: waiting, it holds none of the cluster's or its tenant's.
+    if (enqueue && this.registry.wouldWait(turn)) {
+      const run = this.registry.start(id, turn, { enqueue });
+      await this.published(run);
+      return run;
+    }
     let run: Run;
     try {
-      if (tenant && tenantLimit !== undefined && !(await this.store.takeSlot(id, tenantLimit, tenant.name))) {
-        throw new TenantLimitError(tenant.name, tenantLimit);
-      }
-      run = onBusy === "interrupt" ? await this.registry.interrupt(id, turn) : this.registry.start(id, turn, { enqueue: onBusy === "enqueue" });
+      await this.takeSlots(id, turn);
+      // Its thread may have become busy meanwhile: then it waits, holding the slots it has.
+      run = onBusy === "interrupt" ? await this.registry.interrupt(id, turn) : this.registry.start(id, turn, { enqueue, admitted: true });
     } catch (err) {
-      if (limit !== undefined || tenantLimit !== undefined) this.store.releaseSlot(id).catch(() => {});
+      if (this.limited(turn)) this.store.releaseSlot(id).catch(() => {});
       throw err;
     }
     await this.published(run);
     return run;
+  }
+
+  /** Whether a turn counts against a limit across replicas: the cluster's, or its tenant's. */
+  private limited(turn: TurnInput): boolean {
+    return this.options.clusterMaxTurns !== undefined || turn.tenant?.maxConcurrentTurns !== undefined;
+  }
+
+  /** Takes the turn's slots: the cluster's (--cluster-max-turns), then its tenant's (max_concurrent_turns, counted on every replica). */
+  private async takeSlots(id: string, turn: TurnInput): Promise<void> {
+    const limit = this.options.clusterMaxTurns;
+    if (limit !== undefined && !(await this.store.takeSlot(id, limit))) throw new ClusterLimitError(limit);
+    const tenant = turn.tenant;
+    const tenantLimit = tenant?.maxConcurrentTurns;
+    if (tenant && tenantLimit !== undefined && !(await this.store.takeSlot(id, tenantLimit, tenant.name))) {
+      throw new TenantLimitError(tenant.name, tenantLimit);
+    }
+  }
+
+  /**
+   * Whether a turn that waited for its thread here may start: it takes its slots now. false (a
+   * limit is reached, or the store is down) keeps it waiting; the registry asks again.
+   */
+  admitWaiting(run: Run): boolean | Promise<boolean> {
+    return !this.limited(run.turn) || this.takeWaitingSlots(run);
+  }
+
+  private async takeWaitingSlots(run: Run): Promise<boolean> {
+    try {
+      await this.takeSlots(run.id, run.turn);
+    } catch {
+      this.store.releaseSlot(run.id).catch(() => {});
+      return false;
+    }
+    // Stopped meanwhile: its end may have been written before it held these slots, which would then live on.
+    if (!run.running) this.store.releaseSlot(run.id).catch(() => {});
+    return true;
   }
 
   /** A run this replica started is not answered before every replica can find it. */

@@ -61,7 +61,16 @@ export type RegistryOptions = Partial<Omit<RunOptions, "now">> & {
   /** At most this many bytes of finished runs' events are kept; past it the oldest runs go first. */
   maxRetainedBytes?: number;
   now?: () => number;
+  /**
+   * Asked before a waiting turn starts, when it may start here: whether it has its slots
+   * elsewhere too (with replicas, the cluster's and its tenant's, across replicas). false: it keeps
+   * waiting, in its place, and is asked again once a turn ends here or ADMIT_RETRY_MS later.
+   */
+  admitWaiting?: (run: Run) => boolean | Promise<boolean>;
 };
+
+/** How soon a waiting turn that `admitWaiting` refused is asked again, if no turn here ends first. */
+export const ADMIT_RETRY_MS = 500;
 
 export const RUN_DEFAULTS = {
   reattachGraceMs: 0,
@@ -90,6 +99,11 @@ export class RunRegistry {
   private readonly reserved = new Set<string>();
   /** Runs being replaced: their thread goes to the replacement, before any turn waiting for it. */
   private readonly replacing = new Set<Run>();
+  /** Waiting turns that `admitWaiting` is being asked about. */
+  private readonly admitting = new Set<Run>();
+  /** Waiting turns that hold their slots elsewhere: `admitWaiting` said yes, or they had them before they queued. */
+  private readonly admitted = new Set<Run>();
+  private admitRetry: ReturnType<typeof setTimeout> | undefined;
   /** Threads held by `holdThread`, with what is being done to them. */
   private readonly heldThreads = new Map<string, string>();
   private closed = false;
@@ -213,24 +227,33 @@ export class RunRegistry {
   /**
    * Starts a turn. With `enqueue`, a turn for a thread that runs another one waits for it instead
    * of being refused (at most MAX_WAITING_PER_THREAD per thread, first come first): it takes no
-   * slot while it waits, and starts in the one its predecessor leaves.
+   * slot while it waits, and starts in the one its predecessor leaves. `admitted`: the turn holds
+   * its slots elsewhere already (see `admitWaiting`), should it have to wait all the same.
    */
-  start(id: string, turn: TurnInput, { enqueue = false }: { enqueue?: boolean } = {}): Run {
+  start(id: string, turn: TurnInput, { enqueue = false, admitted = false }: { enqueue?: boolean; admitted?: boolean } = {}): Run {
     const threadId = turn.threadId;
-    // Turns may wait with none running on their thread: the next one's tenant is at its own limit.
-    if (enqueue && threadId !== undefined && (this.runningOn(threadId) || this.waiting.has(threadId))) {
+    if (enqueue && this.wouldWait(turn) && threadId !== undefined) {
       this.checkOpen(id);
       const queue = this.waiting.get(threadId) ?? [];
       if (queue.length >= MAX_WAITING_PER_THREAD) throw new QueueFullError(threadId, MAX_WAITING_PER_THREAD);
       const run = this.create(id, turn, queue.length + 1);
       queue.push(run);
       this.waiting.set(threadId, queue);
+      if (admitted) this.admitted.add(run);
       return run;
     }
     this.checkStart(id, turn);
     const run = this.create(id, turn);
     this.activate(run);
     return run;
+  }
+
+  /**
+   * Whether a turn started with `enqueue` now would wait for its thread. Turns may wait with none
+   * running on their thread: the next one's tenant is at its own limit, or `admitWaiting` said no.
+   */
+  wouldWait(turn: TurnInput): boolean {
+    return turn.threadId !== undefined && (this.runningOn(turn.threadId) !== undefined || this.waiting.has(turn.threadId));
   }
 
   /** A waiting turn (`queuePosition`) or one about to run, listed from now on, kept for the retention once it has finished. */
@@ -254,6 +277,7 @@ export class RunRegistry {
     this.runs.set(id, run);
     void run.finished.then(() => {
       // A turn that ran leaves its thread and its slot to the next waiting turn; one that never left the queue, its place.
+      this.admitted.delete(run);
       if (this.running.delete(run)) this.startWaiting();
       else this.leaveQueue(run);
       if (this.running.size === 0 && this.waiting.size === 0) for (const wake of this.idleWaiters) wake();
@@ -284,13 +308,47 @@ export class RunRegistry {
     for (const [threadId, queue] of this.waiting) {
       if (this.running.size >= this.options.maxConcurrent) return;
       if (this.runningOn(threadId) || [...this.replacing].some((run) => run.threadId === threadId)) continue;
+      const next = queue[0] as Run;
       // A tenant at its own limit keeps its turn waiting, in its place, until one of its turns ends.
-      if (!this.tenantHasRoom((queue[0] as Run).turn)) continue;
-      const next = queue.shift() as Run;
+      if (!this.tenantHasRoom(next.turn)) continue;
+      if (!this.admitted.has(next) && !this.admits(next)) continue;
+      queue.shift();
+      this.admitted.delete(next);
       if (queue.length === 0) this.waiting.delete(threadId);
       this.activate(next);
       this.renumber(queue);
     }
+  }
+
+  /**
+   * Whether `admitWaiting` lets the waiting turn start now. An answer that takes a while (the
+   * store's) comes later: until then, no; then the registry looks again at what may start.
+   */
+  private admits(run: Run): boolean {
+    if (this.admitting.has(run)) return false;
+    const answer = this.options.admitWaiting?.(run) ?? true;
+    if (typeof answer === "boolean") {
+      if (!answer) this.retryAdmission();
+      return answer;
+    }
+    this.admitting.add(run);
+    void answer
+      .catch(() => false)
+      .then((admitted) => {
+        this.admitting.delete(run);
+        if (!run.running) return;
+        if (admitted) this.admitted.add(run);
+        else this.retryAdmission();
+        this.startWaiting();
+      });
+    return false;
+  }
+
+  private retryAdmission(): void {
+    this.admitRetry ??= setTimeout(() => {
+      this.admitRetry = undefined;
+      this.startWaiting();
+    }, ADMIT_RETRY_MS);
   }
 
   /** A waiting turn that was stopped leaves its queue; those behind it move up. */
@@ -390,6 +448,7 @@ export class RunRegistry {
   /** Refuses new runs from now on; the running ones go on, the waiting ones are cancelled (they never started). */
   close(): void {
     this.closed = true;
+    clearTimeout(this.admitRetry);
     for (const queue of this.waiting.values()) for (const run of queue) run.stop("cancelled");
   }
 
