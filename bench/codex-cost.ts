@@ -5,7 +5,7 @@
  * then 10 turns at once.
  */
 import { startMockModel } from "../test/fixtures/mock-model";
-import { descendants } from "../test/fixtures/processes";
+import { descendants, hasUnreapedChild } from "../test/fixtures/processes";
 import { readSse } from "../test/fixtures/sse";
 import { doneOf, postMessage } from "../test/fixtures/turns";
 import { waitFor } from "../test/fixtures/wait-for";
@@ -36,8 +36,14 @@ async function serverTurnWall(server: ServerProcess): Promise<number> {
   return performance.now() - started;
 }
 
-/** codex goes on exiting after a turn's done; the server has reaped it (and counted its CPU) after this. */
-const codexExited = (server: ServerProcess) => waitFor("codex to exit", () => descendants(server.pid).length === 0);
+/**
+ * codex goes on exiting after a turn's done; the server has reaped it (and counted its CPU) after
+ * this. Gone from the live processes is not enough: the server reaps it up to ~20 ms later (an
+ * unreaped codex was seen after 27 of 30 turns), and until then its CPU is in no figure of the
+ * server's; one full run read 10 CPU-ms a `--no-lean` turn.
+ */
+const codexExited = (server: ServerProcess) =>
+  waitFor("codex to exit and be reaped", () => descendants(server.pid).length === 0 && !hasUnreapedChild(server.pid));
 
 /** Server CPU, its own and its waited-for children's (the codex processes), across one turn: wall until its done. */
 async function serverTurn(server: ServerProcess): Promise<Cost> {

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { startMockModel } from "../test/fixtures/mock-model";
-import { descendants } from "../test/fixtures/processes";
+import { descendants, hasUnreapedChild } from "../test/fixtures/processes";
 import { readSse } from "../test/fixtures/sse";
 import { doneOf, postMessage } from "../test/fixtures/turns";
 import { benchCodexHome, cpuSeconds, median, mib, ownCpuSeconds, procStatusBytes, round, type ServerProcess, startServerProcess, table } from "./lib";
@@ -63,13 +63,16 @@ async function turn(server: ServerProcess, text: string): Promise<number> {
   return performance.now() - started;
 }
 
-/** Waits until nothing in the tree uses CPU any more, so that a turn's figure holds all of it. */
+/**
+ * Waits until nothing in the tree uses CPU any more, so that a turn's figure holds all of it: an
+ * exited `codex exec` the server has not reaped yet is counted nowhere, so it waits for that too.
+ */
 async function settled(pid: number): Promise<void> {
   let last = treeCpuSeconds(pid);
   for (let i = 0; i < 50; i++) {
     await Bun.sleep(40);
     const now = treeCpuSeconds(pid);
-    if (now === last) return;
+    if (now === last && !hasUnreapedChild(pid)) return;
     last = now;
   }
 }
