@@ -437,6 +437,38 @@ describe.skipIf(!hasRedis)("tenants across replicas", () => {
     expect(JSON.parse((await going.rest(5_000)).frames.at(-1)?.data ?? "{}")).toMatchObject({ status: "cancelled" });
   });
 
+  test("a tenant's turn waiting for its thread holds none of its slots: at its limit it queues, through the other replica too, as on one server", async () => {
+    const tokensFile = join(dir, "queue.json");
+    writeTokensFile(tokensFile, { alice: { max_concurrent_turns: 1 } });
+    const thread = crypto.randomUUID();
+    const engine = () =>
+      fakeEngine((request) =>
+        request.input === "hang" ? (async function* () {
+          yield { type: "thread.started", thread_id: thread } satisfies ThreadEvent;
+          await new Promise<void>((resolve) => request.signal.addEventListener("abort", () => resolve(), { once: true }));
+          throw new Error("The operation was aborted.");
+        })() : completedTurn(`hi ${request.input}`, thread),
+      );
+    const a = await replica("tq-a", engine(), { tokensFile });
+    const b = await replica("tq-b", engine(), { tokensFile });
+    const post = (on: typeof a, body: Record<string, unknown>) =>
+      on.app.request("/messages", { method: "POST", headers: { "content-type": "application/json", ...as("alice") }, body: JSON.stringify(body) });
+    const going = sseReader(await post(a, { type: "user_message", id: "tq-1", message: "hang" }));
+    await going.until((frame) => frame.event === "thread.started");
+    await waitFor("the thread's lease", async () => (await admin.send("HGET", [`codex:thread:${thread}`, "owner"])) === "tq-a");
+    // Through the other replica: the owner queues it behind tq-1, and it holds no slot of alice's.
+    const queued = await post(b, { type: "user_message", id: "tq-2", thread_id: thread, message: "after", on_busy: "enqueue" });
+    expect(queued.status).toBe(200);
+    const waiting = sseReader(queued);
+    await waiting.until((frame) => frame.event === "run.queued");
+    expect(await admin.send("ZRANGE", ["codex:slots:tenant:alice", "0", "-1"])).toEqual(["tq-1"]);
+    expect((await a.app.request("/runs/tq-1", { method: "DELETE", headers: as("alice") })).status).toBe(200);
+    const done = await waiting.until((frame) => frame.event === "done", 5_000);
+    expect(JSON.parse(done.frames.at(-1)?.data ?? "{}")).toMatchObject({ status: "completed", request_id: "tq-2", final_response: "hi after" });
+    await going.rest();
+    await waitFor("alice's slots to be free", async () => (await admin.send("ZRANGE", ["codex:slots:tenant:alice", "0", "-1"])).length === 0);
+  });
+
   test("max_concurrent_turns counts a tenant's turns on every replica; other tenants are not held up by it", async () => {
     const { a, b, post, get } = await pair("limit", { alice: { max_concurrent_turns: 1 } });
     const going = sseReader(await post(a, "alice", { type: "user_message", id: "alice-first", message: "hang" }));
