@@ -300,13 +300,8 @@ describe.skipIf(!hasRedis)("threads, ids and limits", () => {
 
   test("a turn waiting for its thread holds no cluster slot; it takes one as it leaves the queue, and waits while none is free", async () => {
     const threadId = crypto.randomUUID();
-    async function* hangOn(request: TurnRequest, thread: string): AsyncGenerator<ThreadEvent> {
-      yield { type: "thread.started", thread_id: thread };
-      await new Promise<void>((resolve) => request.signal.addEventListener("abort", () => resolve(), { once: true }));
-      throw new Error("The operation was aborted.");
-    }
     const asked: Array<[runId: string, taken: boolean]> = [];
-    const x = await replica("queue-x", fakeEngine((request) => (request.input === "hang" ? hangOn(request, threadId) : completedTurn(`done: ${request.input}`, threadId))), {
+    const x = await replica("queue-x", fakeEngine((request) => (request.input === "hang" ? hangingTurn(request, threadId) : completedTurn(`done: ${request.input}`, threadId))), {
       clusterMaxTurns: 2,
       wrapStore: (store) =>
         new Proxy(store, {
@@ -320,7 +315,7 @@ describe.skipIf(!hasRedis)("threads, ids and limits", () => {
               : Reflect.get(target, name, receiver),
         }),
     });
-    const y = await replica("queue-y", fakeEngine((request) => hangOn(request, crypto.randomUUID())), { clusterMaxTurns: 2 });
+    const y = await replica("queue-y", fakeEngine((request) => hangingTurn(request, crypto.randomUUID())), { clusterMaxTurns: 2 });
     const first = sseReader(await x.post({ type: "user_message", id: "q-first", message: "hang" }));
     await first.until((frame) => frame.event === "thread.started");
     await waitFor("the thread's lease", async () => (await admin.send("HGET", [`codex:thread:${threadId}`, "owner"])) === "queue-x");
@@ -343,7 +338,49 @@ describe.skipIf(!hasRedis)("threads, ids and limits", () => {
     expect(JSON.parse(done.frames.at(-1)?.data ?? "{}")).toMatchObject({ status: "completed", request_id: "q-waits", final_response: "done: after" });
     await waitFor("its slot to be freed with its end", async () => (await admin.send("ZRANGE", ["codex:slots", "0", "-1"])).length === 1);
     expect(await admin.send("ZRANGE", ["codex:slots", "0", "-1"])).toEqual(["q-other"]);
-    await other.cancel();
+    // Ended here, so that its slot does not outlive the test.
+    expect((await y.app.request("/runs/q-other", { method: "DELETE" })).status).toBe(200);
+    await other.rest();
+    await waitFor("no slot left", async () => (await admin.send("ZCARD", ["codex:slots"])) === 0);
+  });
+
+  test("an edit or an interrupt takes the slot of the turn it replaces: at --cluster-max-turns neither is refused, and the limit holds after", async () => {
+    const threadId = crypto.randomUUID();
+    const engine = () => fakeEngine((request) => hangingTurn(request, threadId));
+    const x = await replica("succeed-x", engine(), { clusterMaxTurns: 1 });
+    const y = await replica("succeed-y", engine(), { clusterMaxTurns: 1 });
+    const slots = () => admin.send("ZRANGE", ["codex:slots", "0", "-1"]);
+    const first = sseReader(await x.post({ type: "user_message", id: "s-1", message: "first" }));
+    await first.until((frame) => frame.event === "thread.started");
+    await waitFor("the thread's lease", async () => (await admin.send("HGET", [`codex:thread:${threadId}`, "owner"])) === "succeed-x");
+    // Edited through the other replica, and here.
+    const edits: Array<[typeof x, string, string]> = [
+      [y, "s-1", "s-2"],
+      [x, "s-2", "s-3"],
+    ];
+    const readers = [first];
+    for (const [on, old, id] of edits) {
+      const edited = await on.app.request("/messages", {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-request-id": id },
+        body: JSON.stringify({ type: "user_edit", id: old, message: "edited" }),
+      });
+      expect(edited.status).toBe(200);
+      readers.push(sseReader(edited));
+      await (readers.at(-1) as (typeof readers)[number]).until((frame) => frame.event === "thread.started");
+      await waitFor(`${id} alone in the slots`, async () => JSON.stringify(await slots()) === JSON.stringify([id]));
+    }
+    const interrupting = await x.post({ type: "user_message", id: "s-4", thread_id: threadId, message: "instead", on_busy: "interrupt" });
+    expect(interrupting.status).toBe(200);
+    readers.push(sseReader(interrupting));
+    await waitFor("s-4 alone in the slots", async () => JSON.stringify(await slots()) === JSON.stringify(["s-4"]));
+    const refused = await y.post({ type: "user_message", message: "one too many" });
+    expect(refused.status).toBe(429);
+    expect((await errorOf(refused)).code).toBe("too_many_turns");
+    expect((await x.app.request("/runs/s-4", { method: "DELETE" })).status).toBe(200);
+    for (const reader of readers) expect(JSON.parse((await reader.rest(5_000)).frames.at(-1)?.data ?? "{}")).toMatchObject({ status: "cancelled" });
+    expect(x.runs.list().map((run) => run.summary().status)).toEqual(["cancelled", "cancelled", "cancelled", "cancelled"]);
+    await waitFor("no slot left", async () => (await admin.send("ZCARD", ["codex:slots"])) === 0);
   });
 });
 
@@ -441,14 +478,7 @@ describe.skipIf(!hasRedis)("tenants across replicas", () => {
     const tokensFile = join(dir, "queue.json");
     writeTokensFile(tokensFile, { alice: { max_concurrent_turns: 1 } });
     const thread = crypto.randomUUID();
-    const engine = () =>
-      fakeEngine((request) =>
-        request.input === "hang" ? (async function* () {
-          yield { type: "thread.started", thread_id: thread } satisfies ThreadEvent;
-          await new Promise<void>((resolve) => request.signal.addEventListener("abort", () => resolve(), { once: true }));
-          throw new Error("The operation was aborted.");
-        })() : completedTurn(`hi ${request.input}`, thread),
-      );
+    const engine = () => fakeEngine((request) => (request.input === "hang" ? hangingTurn(request, thread) : completedTurn(`hi ${request.input}`, thread)));
     const a = await replica("tq-a", engine(), { tokensFile });
     const b = await replica("tq-b", engine(), { tokensFile });
     const post = (on: typeof a, body: Record<string, unknown>) =>

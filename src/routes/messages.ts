@@ -14,7 +14,7 @@ import {
   ThreadHeldError,
 } from "../runs/registry";
 import { editedTurn, type RunView } from "../runs/cluster";
-import type { TurnInput } from "../runs/run";
+import type { Run, TurnInput } from "../runs/run";
 import { describeIssues, messageRequestSchema, type userMessageSchema } from "../schemas";
 import type { z } from "zod";
 import type { Tenant } from "../tenants/tenant";
@@ -181,7 +181,8 @@ export function messageRoutes(app: Hono<AppEnv>, deps: AppDeps, threadAccess: Th
               });
             }
             if (!old?.running) throw notRunning(body.id);
-            return startAndStream(c, () => runs.replace(old, c.get("requestId"), (ended) => editedTurn(ended, body.message)));
+            const edit = (ended: Run) => editedTurn(ended, body.message);
+            return startAndStream(c, () => (cluster ? cluster.replaceHere(old, c.get("requestId"), edit) : runs.replace(old, c.get("requestId"), edit)));
           }
           case "user_message": {
             const id = body.id ?? c.get("requestId");

@@ -258,7 +258,9 @@ export class ClusterRuns {
     }
     let run: Run;
     try {
-      await this.takeSlots(id, turn);
+      // An interrupt takes the slots of the turn it replaces, if one runs on its thread here.
+      const busy = onBusy === "interrupt" && turn.threadId !== undefined ? this.registry.runningOn(turn.threadId) : undefined;
+      await this.takeSlots(id, turn, busy?.id);
       // Its thread may have become busy meanwhile: then it waits, holding the slots it has.
       run = onBusy === "interrupt" ? await this.registry.interrupt(id, turn) : this.registry.start(id, turn, { enqueue, admitted: true });
     } catch (err) {
@@ -274,15 +276,36 @@ export class ClusterRuns {
     return this.options.clusterMaxTurns !== undefined || turn.tenant?.maxConcurrentTurns !== undefined;
   }
 
-  /** Takes the turn's slots: the cluster's (--cluster-max-turns), then its tenant's (max_concurrent_turns, counted on every replica). */
-  private async takeSlots(id: string, turn: TurnInput): Promise<void> {
+  /**
+   * Takes the turn's slots: the cluster's (--cluster-max-turns), then its tenant's
+   * (max_concurrent_turns, counted on every replica); as the successor of the run it `replaces`.
+   */
+  private async takeSlots(id: string, turn: TurnInput, replaces?: string): Promise<void> {
     const limit = this.options.clusterMaxTurns;
-    if (limit !== undefined && !(await this.store.takeSlot(id, limit))) throw new ClusterLimitError(limit);
+    if (limit !== undefined && !(await this.store.takeSlot(id, limit, undefined, replaces))) throw new ClusterLimitError(limit);
     const tenant = turn.tenant;
     const tenantLimit = tenant?.maxConcurrentTurns;
-    if (tenant && tenantLimit !== undefined && !(await this.store.takeSlot(id, tenantLimit, tenant.name))) {
+    if (tenant && tenantLimit !== undefined && !(await this.store.takeSlot(id, tenantLimit, tenant.name, replaces))) {
       throw new TenantLimitError(tenant.name, tenantLimit);
     }
+  }
+
+  /**
+   * `user_edit` of a run of this replica's: the edited turn replaces it (registry.replace) and
+   * takes its slots, which the limits do not refuse while the old one holds its own.
+   */
+  async replaceHere(old: Run, id: string, edit: (ended: Run) => TurnInput): Promise<Run> {
+    this.requireStore();
+    let run: Run;
+    try {
+      await this.takeSlots(id, old.turn, old.id);
+      run = await this.registry.replace(old, id, edit);
+    } catch (err) {
+      if (this.limited(old.turn)) this.store.releaseSlot(id).catch(() => {});
+      throw err;
+    }
+    await this.published(run);
+    return run;
   }
 
   /**
@@ -360,7 +383,7 @@ export class ClusterRuns {
         case "edit": {
           const old = this.registry.get(command.run);
           if (!old?.running) throw new RunNotRunning(command.run);
-          const run = await this.registry.replace(old, command.id, (ended) => editedTurn(ended, command.message));
+          const run = await this.replaceHere(old, command.id, (ended) => editedTurn(ended, command.message));
           return await this.handOver(run, command.watch);
         }
         case "start": {

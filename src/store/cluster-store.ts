@@ -78,9 +78,11 @@ export interface ClusterStore {
 
   /**
    * One of the cluster's `limit` turn slots for this run, or of `tenant`'s own (false: all taken);
-   * it expires unless its owner lives, and goes when the run finishes.
+   * it expires unless its owner lives, and goes when the run finishes. A run that `replaces`
+   * another (an edit, an interrupt) gets one whatever the limit while that one holds its own,
+   * which goes as it ends: the replaced turn's slot counts as its replacement's.
    */
-  takeSlot(runId: string, limit: number, tenant?: string): Promise<boolean>;
+  takeSlot(runId: string, limit: number, tenant?: string, replaces?: string): Promise<boolean>;
   /** Frees every slot the run holds. */
   releaseSlot(runId: string): Promise<void>;
 

@@ -150,12 +150,16 @@ end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return epoch`;
 
-/** KEYS: slots. ARGV: run id, limit, ttl. Expired slots go first; Redis's clock, so replicas' clocks do not matter. */
+/**
+ * KEYS: slots. ARGV: run id, limit, ttl, the id of the run it replaces ("" for none). Expired slots
+ * go first; Redis's clock, so replicas' clocks do not matter.
+ */
 const TAKE_SLOT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+local successor = ARGV[4] ~= '' and redis.call('ZSCORE', KEYS[1], ARGV[4])
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and not successor and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
 return 1`;
 
@@ -531,9 +535,9 @@ export class RedisStore implements ClusterStore {
     return epoch < 0 ? undefined : epoch;
   }
 
-  async takeSlot(runId: string, limit: number, tenant?: string): Promise<boolean> {
+  async takeSlot(runId: string, limit: number, tenant?: string, replaces?: string): Promise<boolean> {
     const slots = tenant === undefined ? key.slots : key.tenantSlots(tenant);
-    const taken = (await this.script(TAKE_SLOT, [slots], [runId, String(limit), String(SLOT_TTL_MS)])) === 1;
+    const taken = (await this.script(TAKE_SLOT, [slots], [runId, String(limit), String(SLOT_TTL_MS), replaces ?? ""])) === 1;
     if (taken) {
       const runs = this.ownSlots.get(slots) ?? new Set<string>();
       this.ownSlots.set(slots, runs.add(runId));
