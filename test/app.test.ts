@@ -74,7 +74,7 @@ describe("request ids and logging", () => {
     expect((await app.request("/health", { headers: { "x-request-id": "bad id\u0001" } })).headers.get("x-request-id")).toBe(
       "generated-id",
     );
-    expect((await app.request("/nowhere")).headers.get("x-request-id")).toBe("generated-id");
+    expect((await app.request("/nowhere")).headers.get("x-request-id")).toBe("generated-id-2");
   });
 
   test("one log line per request with method, path, status, duration and request id", async () => {

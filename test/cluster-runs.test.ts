@@ -499,6 +499,23 @@ describe.skipIf(!hasRedis)("tenants across replicas", () => {
     await waitFor("alice's slots to be free", async () => (await admin.send("ZRANGE", ["codex:slots:tenant:alice", "0", "-1"])).length === 0);
   });
 
+  test("another tenant's finished run keeps its id on every replica: bob reusing alice's is 409 id_in_use, and hers stays readable", async () => {
+    const { a, b, post, get } = await pair("taken");
+    expect((await readSse(await post(a, "alice", { type: "user_message", id: "taken-id", message: "alice-1" }))).frames.at(-1)?.event).toBe("done");
+    // Until its end is in Redis, the other replica takes it for running (409 all the same).
+    await waitFor("the end in Redis", async () => ((await (await get(b, "alice", "/runs/taken-id")).json()) as { status: string }).status === "completed");
+    for (const on of [b, a]) {
+      const refused = await post(on, "bob", { type: "user_message", id: "taken-id", message: "bob-1" });
+      expect({ status: refused.status, body: await refused.json() }).toEqual({
+        status: 409,
+        body: { error: { code: "id_in_use", message: "the id taken-id is taken; use another" } },
+      });
+    }
+    expect(await (await get(b, "alice", "/runs/taken-id")).json()).toMatchObject({ id: "taken-id", status: "completed" });
+    expect(a.runs.get("taken-id")?.turn.input).toBe("alice-1");
+    expect((await readSse(await post(b, "alice", { type: "user_message", id: "taken-id", message: "alice-2" }))).frames.at(-1)?.event).toBe("done");
+  });
+
   test("max_concurrent_turns counts a tenant's turns on every replica; other tenants are not held up by it", async () => {
     const { a, b, post, get } = await pair("limit", { alice: { max_concurrent_turns: 1 } });
     const going = sseReader(await post(a, "alice", { type: "user_message", id: "alice-first", message: "hang" }));

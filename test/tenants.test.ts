@@ -161,6 +161,26 @@ describe("runs", () => {
     await Promise.all(t.streams.map((res) => res.text()));
   });
 
+  test("another tenant's finished run keeps its id: reusing it is 409 id_in_use, and the run stays readable; its own tenant may reuse it", async () => {
+    const t = tenantApp();
+    expect((await readSse(await t.post("alice", { type: "user_message", message: "say one", id: "shared" }))).frames.at(-1)?.event).toBe("done");
+    for (const [tenant, body] of [
+      ["bob", { type: "user_message", message: "say mine", id: "shared" }],
+      ["root", { type: "user_message", message: "say mine", id: "shared" }],
+      ["bob", { type: "user_message", message: "say mine" }],
+    ] as const) {
+      const refused = await t.post(tenant, body, "shared");
+      expect({ status: refused.status, body: await refused.json() }).toEqual({
+        status: 409,
+        body: { error: { code: "id_in_use", message: "the id shared is taken; use another" } },
+      });
+    }
+    expect(await (await t.request("alice", "/runs/shared")).json()).toMatchObject({ id: "shared", status: "completed" });
+    const again = await readSse(await t.post("alice", { type: "user_message", message: "say two", id: "shared" }));
+    expect(JSON.parse(again.frames.at(-1)?.data ?? "{}")).toMatchObject({ status: "completed", request_id: "shared" });
+    expect(t.engine.calls.map((call) => call.input)).toEqual(["say one", "say two"]);
+  });
+
   test("a tenant edits and cancels its own run", async () => {
     const t = tenantApp();
     await t.hold("alice", "a1");

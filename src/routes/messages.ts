@@ -7,6 +7,7 @@ import { bareHost, hostIsListed } from "../middleware/access";
 import {
   QueueFullError,
   RunIdInUseError,
+  RunIdTakenError,
   RunLimitError,
   RunsClosedError,
   TenantLimitError,
@@ -34,7 +35,7 @@ const NO_APPROVALS =
 
 /** The registry's refusals, as the client sees them. */
 function startRefused(err: unknown): never {
-  if (err instanceof RunIdInUseError) throw new ApiError(409, "id_in_use", err.message);
+  if (err instanceof RunIdInUseError || err instanceof RunIdTakenError) throw new ApiError(409, "id_in_use", err.message);
   if (err instanceof ThreadBusyError || err instanceof ThreadHeldError) throw new ApiError(409, "thread_busy", err.message);
   if (err instanceof RunLimitError) throw new ApiError(429, "too_many_turns", err.message, { "retry-after": "5" });
   if (err instanceof TenantLimitError) throw new ApiError(429, "tenant_turn_limit", err.message, { "retry-after": "5" });

@@ -12,7 +12,7 @@ import {
 } from "../store/cluster-store";
 import { canSee, type Viewer } from "../tenants/tenant";
 import type { RunEvent } from "./event-log";
-import { type RegistryOptions, RunIdInUseError, RunRegistry, TenantLimitError } from "./registry";
+import { type RegistryOptions, RunIdInUseError, RunIdTakenError, RunRegistry, TenantLimitError } from "./registry";
 import type { Run, TurnInput } from "./run";
 
 /** Agent-message deltas wait this long to go out together: one write per run per 50 ms at most. */
@@ -243,8 +243,11 @@ export class ClusterRuns {
   /** A turn on this replica, within the cluster's limit; its thread's lease re-checked (fenced) right before. */
   private async startHere(id: string, turn: TurnInput, onBusy: OnBusy): Promise<Run> {
     this.requireStore();
-    // The registry checks the ids of this replica's runs; another's running run holds its id too.
-    if (await this.runningElsewhere(id)) throw new RunIdInUseError(id);
+    // The registry checks the ids of this replica's runs; another's running run holds its id too,
+    // and another tenant's finished one, which a turn under its id would replace in the store.
+    const record = await this.store.run(id);
+    if (record && record.owner !== this.store.replicaId && isGoing(record.summary)) throw new RunIdInUseError(id);
+    if (record && !isGoing(record.summary) && record.tenant !== turn.tenant?.name) throw new RunIdTakenError(id);
     if (turn.threadId !== undefined && (await this.store.claimThread(turn.threadId)) === undefined) {
       throw new ThreadUnavailableError(`thread ${turn.threadId} has just been taken by another replica; try again`);
     }

@@ -9,6 +9,16 @@ export class RunIdInUseError extends Error {
   }
 }
 
+/**
+ * The id is kept for another tenant's finished turn: taking it would replace that turn, which its
+ * tenant could then no longer read. Says no more than that the id is taken.
+ */
+export class RunIdTakenError extends Error {
+  constructor(readonly id: string) {
+    super(`the id ${id} is taken; use another`);
+  }
+}
+
 export class ThreadBusyError extends Error {
   constructor(readonly threadId: string, readonly runId: string) {
     super(`thread ${threadId} is running turn ${runId}; a thread runs one turn at a time`);
@@ -146,7 +156,7 @@ export class RunRegistry {
    * its place: that run's id, thread and slot count as free.
    */
   checkStart(id: string, turn: TurnInput, { replacing }: { replacing?: Run } = {}): void {
-    this.checkOpen(id, replacing);
+    this.checkOpen(id, turn, replacing);
     if (turn.threadId !== undefined) {
       const busy = this.runningOn(turn.threadId);
       if (busy && busy !== replacing) throw new ThreadBusyError(turn.threadId, busy.id);
@@ -161,11 +171,15 @@ export class RunRegistry {
     if (others >= this.options.maxConcurrent) throw new RunLimitError(this.options.maxConcurrent);
   }
 
-  /** New turns are taken, and this id is free (or the one of the run being replaced). */
-  private checkOpen(id: string, replacing?: Run): void {
+  /**
+   * New turns are taken, and this id is free (or the one of the run being replaced): a finished
+   * run under it is replaced only by a turn of the same tenant's.
+   */
+  private checkOpen(id: string, turn: TurnInput, replacing?: Run): void {
     if (this.closed) throw new RunsClosedError();
     const holder = this.runs.get(id);
     if ((holder?.running && holder !== replacing) || this.reserved.has(id)) throw new RunIdInUseError(id);
+    if (holder && holder !== replacing && holder.turn.tenant?.name !== turn.tenant?.name) throw new RunIdTakenError(id);
   }
 
   /** How many turns of `tenant` run, not counting `replacing` (whose slot a replacement takes). */
@@ -233,7 +247,7 @@ export class RunRegistry {
   start(id: string, turn: TurnInput, { enqueue = false, admitted = false }: { enqueue?: boolean; admitted?: boolean } = {}): Run {
     const threadId = turn.threadId;
     if (enqueue && this.wouldWait(turn) && threadId !== undefined) {
-      this.checkOpen(id);
+      this.checkOpen(id, turn);
       const queue = this.waiting.get(threadId) ?? [];
       if (queue.length >= MAX_WAITING_PER_THREAD) throw new QueueFullError(threadId, MAX_WAITING_PER_THREAD);
       const run = this.create(id, turn, queue.length + 1);
