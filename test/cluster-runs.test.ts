@@ -344,6 +344,48 @@ describe.skipIf(!hasRedis)("threads, ids and limits", () => {
     await waitFor("no slot left", async () => (await admin.send("ZCARD", ["codex:slots"])) === 0);
   });
 
+  test("a waiting turn stopped while its slots are being taken gives them back", async () => {
+    const threadId = crypto.randomUUID();
+    let enteredGate!: () => void;
+    const entered = new Promise<void>((resolve) => (enteredGate = resolve));
+    let openGate!: () => void;
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    let tookSlot: boolean | undefined;
+    const x = await replica("gate-x", fakeEngine((request) => hangingTurn(request, threadId)), {
+      clusterMaxTurns: 2,
+      wrapStore: (store) =>
+        new Proxy(store, {
+          get: (target, name, receiver) =>
+            name === "takeSlot"
+              ? async (...args: Parameters<ClusterStore["takeSlot"]>) => {
+                  if (args[0] !== "g-waits") return target.takeSlot(...args);
+                  enteredGate();
+                  await gate;
+                  const taken = await target.takeSlot(...args);
+                  tookSlot = taken;
+                  return taken;
+                }
+              : Reflect.get(target, name, receiver),
+        }),
+    });
+    const first = sseReader(await x.post({ type: "user_message", id: "g-1", message: "first" }));
+    await first.until((frame) => frame.event === "thread.started");
+    await waitFor("the thread's lease", async () => (await admin.send("HGET", [`codex:thread:${threadId}`, "owner"])) === "gate-x");
+    const waiting = sseReader(await x.post({ type: "user_message", id: "g-waits", thread_id: threadId, message: "later", on_busy: "enqueue" }));
+    await waiting.until((frame) => frame.event === "run.queued");
+    expect((await x.app.request("/runs/g-1", { method: "DELETE" })).status).toBe(200);
+    await entered;
+    expect((await x.app.request("/runs/g-waits", { method: "DELETE" })).status).toBe(200);
+    expect(JSON.parse((await waiting.rest(5_000)).frames.at(-1)?.data ?? "{}")).toMatchObject({ status: "cancelled", request_id: "g-waits" });
+    await waitFor("g-waits's end in Redis", async () => ((await x.cluster?.store.run("g-waits"))?.summary.status ?? "") === "cancelled");
+    // The slot is taken after the turn's end was written (which freed the ones it held then).
+    openGate();
+    await waitFor("the slot taken", () => tookSlot);
+    await waitFor("no slot left", async () => (await admin.send("ZCARD", ["codex:slots"])) === 0);
+    await first.rest();
+    expect(x.runs.get("g-waits")?.summary().status).toBe("cancelled");
+  });
+
   test("an edit or an interrupt takes the slot of the turn it replaces: at --cluster-max-turns neither is refused, and the limit holds after", async () => {
     const threadId = crypto.randomUUID();
     const engine = () => fakeEngine((request) => hangingTurn(request, threadId));
