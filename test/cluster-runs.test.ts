@@ -52,6 +52,17 @@ async function replica(id: string, engine: FakeEngine, { url, approvals, ...opti
   return started;
 }
 
+/** A wrapStore that passes each takeSlot through `around`, to watch it or hold it up. */
+const aroundTakeSlot =
+  (around: (take: () => Promise<boolean>, runId: string) => Promise<boolean>) =>
+  (store: ClusterStore): ClusterStore =>
+    new Proxy(store, {
+      get: (target, name, receiver) =>
+        name === "takeSlot"
+          ? (...args: Parameters<ClusterStore["takeSlot"]>) => around(() => target.takeSlot(...args), args[0])
+          : Reflect.get(target, name, receiver),
+    });
+
 const errorOf = async (response: Response) => ((await response.json()) as { error: { code: string; message: string } }).error;
 
 describe.skipIf(!hasRedis)("events in Redis", () => {
@@ -303,17 +314,11 @@ describe.skipIf(!hasRedis)("threads, ids and limits", () => {
     const asked: Array<[runId: string, taken: boolean]> = [];
     const x = await replica("queue-x", fakeEngine((request) => (request.input === "hang" ? hangingTurn(request, threadId) : completedTurn(`done: ${request.input}`, threadId))), {
       clusterMaxTurns: 2,
-      wrapStore: (store) =>
-        new Proxy(store, {
-          get: (target, name, receiver) =>
-            name === "takeSlot"
-              ? async (...args: Parameters<ClusterStore["takeSlot"]>) => {
-                  const taken = await target.takeSlot(...args);
-                  asked.push([args[0], taken]);
-                  return taken;
-                }
-              : Reflect.get(target, name, receiver),
-        }),
+      wrapStore: aroundTakeSlot(async (take, runId) => {
+        const taken = await take();
+        asked.push([runId, taken]);
+        return taken;
+      }),
     });
     const y = await replica("queue-y", fakeEngine((request) => hangingTurn(request, crypto.randomUUID())), { clusterMaxTurns: 2 });
     const first = sseReader(await x.post({ type: "user_message", id: "q-first", message: "hang" }));
@@ -353,20 +358,13 @@ describe.skipIf(!hasRedis)("threads, ids and limits", () => {
     let tookSlot: boolean | undefined;
     const x = await replica("gate-x", fakeEngine((request) => hangingTurn(request, threadId)), {
       clusterMaxTurns: 2,
-      wrapStore: (store) =>
-        new Proxy(store, {
-          get: (target, name, receiver) =>
-            name === "takeSlot"
-              ? async (...args: Parameters<ClusterStore["takeSlot"]>) => {
-                  if (args[0] !== "g-waits") return target.takeSlot(...args);
-                  enteredGate();
-                  await gate;
-                  const taken = await target.takeSlot(...args);
-                  tookSlot = taken;
-                  return taken;
-                }
-              : Reflect.get(target, name, receiver),
-        }),
+      wrapStore: aroundTakeSlot(async (take, runId) => {
+        if (runId !== "g-waits") return take();
+        enteredGate();
+        await gate;
+        tookSlot = await take();
+        return tookSlot;
+      }),
     });
     const first = sseReader(await x.post({ type: "user_message", id: "g-1", message: "first" }));
     await first.until((frame) => frame.event === "thread.started");
