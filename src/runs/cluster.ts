@@ -259,13 +259,20 @@ export class ClusterRuns {
       await this.published(run);
       return run;
     }
+    // An interrupt takes the slots of the turn it replaces, if one runs on its thread here.
+    const busy = onBusy === "interrupt" && turn.threadId !== undefined ? this.registry.runningOn(turn.threadId) : undefined;
+    return this.startWithSlots(id, turn, busy?.id, () =>
+      // Its thread may have become busy meanwhile: then it waits, holding the slots it has.
+      onBusy === "interrupt" ? this.registry.interrupt(id, turn) : this.registry.start(id, turn, { enqueue, admitted: true }),
+    );
+  }
+
+  /** Takes the turn's slots, then starts it; gives them back if it does not start. Answers once the run is published. */
+  private async startWithSlots(id: string, turn: TurnInput, replaces: string | undefined, start: () => Run | Promise<Run>): Promise<Run> {
     let run: Run;
     try {
-      // An interrupt takes the slots of the turn it replaces, if one runs on its thread here.
-      const busy = onBusy === "interrupt" && turn.threadId !== undefined ? this.registry.runningOn(turn.threadId) : undefined;
-      await this.takeSlots(id, turn, busy?.id);
-      // Its thread may have become busy meanwhile: then it waits, holding the slots it has.
-      run = onBusy === "interrupt" ? await this.registry.interrupt(id, turn) : this.registry.start(id, turn, { enqueue, admitted: true });
+      await this.takeSlots(id, turn, replaces);
+      run = await start();
     } catch (err) {
       if (this.limited(turn)) this.store.releaseSlot(id).catch(() => {});
       throw err;
@@ -299,16 +306,7 @@ export class ClusterRuns {
    */
   async replaceHere(old: Run, id: string, edit: (ended: Run) => TurnInput): Promise<Run> {
     this.requireStore();
-    let run: Run;
-    try {
-      await this.takeSlots(id, old.turn, old.id);
-      run = await this.registry.replace(old, id, edit);
-    } catch (err) {
-      if (this.limited(old.turn)) this.store.releaseSlot(id).catch(() => {});
-      throw err;
-    }
-    await this.published(run);
-    return run;
+    return this.startWithSlots(id, old.turn, old.id, () => this.registry.replace(old, id, edit));
   }
 
   /**
