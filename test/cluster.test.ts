@@ -23,11 +23,14 @@ let model: MockModel;
 const homes: CodexHome[] = [];
 const replicas: CliProcess[] = [];
 
-/** A replica: its own CODEX_HOME, the shared Redis and model. */
+/**
+ * A replica: its own CODEX_HOME, the shared Redis and model. Its temporary files go under its HOME,
+ * removed with it: a replica killed outright (SIGKILL) cannot remove its own (its lsb_release shim).
+ */
 async function startReplica(id: string, extra: string[] = []): Promise<CliProcess> {
   const home = createCodexHome(model.url);
   homes.push(home);
-  const cli = await startCli(["-a", "127.0.0.1:0", "--redis-url", redis.url, "--replica-id", id, ...extra], { ...home.env, RUST_LOG: "info" });
+  const cli = await startCli(["-a", "127.0.0.1:0", "--redis-url", redis.url, "--replica-id", id, ...extra], { ...home.env, TMPDIR: home.home, RUST_LOG: "info" });
   replicas.push(cli);
   return cli;
 }
