@@ -246,7 +246,7 @@ export class ClusterRuns {
     // The registry checks the ids of this replica's runs; another's running run holds its id too,
     // and another tenant's finished one, which a turn under its id would replace in the store.
     const record = await this.store.run(id);
-    if (record && record.owner !== this.store.replicaId && isGoing(record.summary)) throw new RunIdInUseError(id);
+    if (record && this.goingElsewhere(record)) throw new RunIdInUseError(id);
     if (record && !isGoing(record.summary) && record.tenant !== turn.tenant?.name) throw new RunIdTakenError(id);
     if (turn.threadId !== undefined && (await this.store.claimThread(turn.threadId)) === undefined) {
       throw new ThreadUnavailableError(`thread ${turn.threadId} has just been taken by another replica; try again`);
@@ -356,8 +356,13 @@ export class ClusterRuns {
   /** The record of a run that another replica runs (or queues) now, that `viewer` (when given) may see. */
   private async runningElsewhere(id: string, viewer?: Viewer): Promise<RunRecord | undefined> {
     const record = await this.store.run(id);
-    if (!record || record.owner === this.store.replicaId || !isGoing(record.summary)) return undefined;
+    if (!record || !this.goingElsewhere(record)) return undefined;
     return viewer === undefined || canSee(viewer, record.tenant) ? record : undefined;
+  }
+
+  /** Whether the record is of a run that another replica runs (or queues) now. */
+  private goingElsewhere(record: RunRecord): boolean {
+    return record.owner !== this.store.replicaId && isGoing(record.summary);
   }
 
   private async command(owner: string, command: ControlCommand, timeoutMs: number): Promise<ControlReply> {
