@@ -146,6 +146,41 @@ describe.skipIf(!hasRedis)("following another replica's run", () => {
     expect((await claiming.rest(5_000)).frames.map((frame) => [frame.id, frame.event])).toEqual([["2", "done"]]);
     await holding.rest();
   });
+
+  test("a follower taking events one at a time keeps its stream in the one blocking read: no wake an event", async () => {
+    // Each event is let out only once the other replica's client has the one before, so that each
+    // arrives in a read of its own, after the follower has passed the last one on.
+    let permits = 0;
+    let waiting: (() => void) | undefined;
+    const permitted = () => new Promise<void>((resolve) => (permits > 0 ? (permits--, resolve()) : (waiting = resolve)));
+    const permit = () => (waiting ? (waiting(), (waiting = undefined)) : permits++);
+    async function* stepwise(): AsyncGenerator<ThreadEvent> {
+      yield { type: "thread.started", thread_id: "t-steps" };
+      for (let i = 0; i < 10; i++) {
+        await permitted();
+        yield { type: "item.completed", item: { id: `s${i}`, type: "agent_message", text: `step ${i}` } };
+      }
+      yield { type: "turn.completed", usage: USAGE };
+    }
+    const owner = await replica("steps-owner", fakeEngine(stepwise));
+    const other = await replica("steps-other", fakeEngine(() => completedTurn("unused")));
+    const local = sseReader(await owner.post({ type: "user_message", id: "steps", message: "go" }));
+    await local.until((frame) => frame.event === "thread.started");
+    await waitFor("the run in Redis", async () => (await other.app.request("/runs/steps")).status === 200);
+    const remote = sseReader(await other.app.request("/runs/steps/events"));
+    await remote.until((frame) => frame.event === "thread.started");
+    const wakesBefore = (await admin.send("XLEN", ["codex:replica:steps-other:wake"])) as number;
+    for (let i = 0; i < 10; i++) {
+      permit();
+      await remote.until((frame) => frame.data.includes(`step ${i}`));
+    }
+    const events = (await remote.rest(5_000)).frames.map((frame) => frame.event);
+    expect(events).toEqual(["thread.started", ...Array<string>(10).fill("item.completed"), "turn.completed", "done"]);
+    await local.rest();
+    // Before, the read left the stream out once it had handed its entries over, and had to be
+    // woken when the follower came back for more: one wake an event.
+    expect(((await admin.send("XLEN", ["codex:replica:steps-other:wake"])) as number) - wakesBefore).toBe(0);
+  });
 });
 
 describe.skipIf(!hasRedis)("commands for another replica's run", () => {

@@ -440,6 +440,7 @@ export class RedisStore implements ClusterStore {
         const ids = [...positions.values(), woken];
         const reply = await this.blockingRead(["COUNT", String(READ_BATCH), "BLOCK", String(BLOCK_MS), "STREAMS", ...streams, ...ids]);
         this.blocking = undefined;
+        let delivered = false;
         for (const [stream, entries] of streamsOf(reply)) {
           if (stream === wake) {
             woken = (entries.at(-1) as RawEntry)[0];
@@ -447,9 +448,16 @@ export class RedisStore implements ClusterStore {
           }
           for (const waiter of [...(this.waiters.get(stream) ?? [])]) {
             const newer = entries.filter(([id]) => compareIds(id, waiter.after) > 0);
-            if (newer.length > 0) waiter.deliver(newer);
+            if (newer.length > 0) {
+              waiter.deliver(newer);
+              delivered = true;
+            }
           }
         }
+        // A follower that got entries asks for the next ones as soon as it has passed them on. Read
+        // again only once it could have: a read that left its stream out would have to be woken
+        // when it did (one more XADD and XREAD for each event that comes on its own).
+        if (delivered) await new Promise<void>((resolve) => setImmediate(resolve));
       } catch (err) {
         this.blocking = undefined;
         if (this.closed) return;
