@@ -35,18 +35,20 @@ export function rolloutDayFolders(threadId: string): string[] {
  * whole id after the time, so that the tail of an id matches nothing. An id is lowercase hex and
  * dashes, as codex writes it; anything else (a glob character among them) matches nothing either.
  * It looks in the folders of the days the id names first: a continued turn asks this, and the whole
- * tree holds every thread ever stored (10,000 rollouts took 3.8 ms to scan, growing with them).
+ * tree holds every thread ever stored (10,000 rollouts took about 4 ms to scan, growing with them).
  * Only then the whole tree: a rollout put elsewhere, or an id that names no time.
  */
 export function rolloutExists(env: Record<string, string>, threadId: string): boolean {
   if (!/^[0-9a-f-]+$/.test(threadId)) return false;
   const sessions = join(codexHome(env), "sessions");
   const name = `rollout-${ROLLOUT_TIME}-${threadId}.jsonl`;
-  for (const folder of [...rolloutDayFolders(threadId), "."]) {
-    try {
-      const pattern = folder === "." ? `**/${name}` : name;
-      for (const _ of new Bun.Glob(pattern).scanSync({ cwd: join(sessions, folder), onlyFiles: true })) return true;
-    } catch {}
-  }
+  return rolloutDayFolders(threadId).some((folder) => anyFile(join(sessions, folder), name)) || anyFile(sessions, `**/${name}`);
+}
+
+/** Whether `pattern` matches a file under `dir`; a folder that is not there holds none. */
+function anyFile(dir: string, pattern: string): boolean {
+  try {
+    for (const _ of new Bun.Glob(pattern).scanSync({ cwd: dir, onlyFiles: true })) return true;
+  } catch {}
   return false;
 }
