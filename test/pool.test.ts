@@ -4,11 +4,13 @@
  * zero).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { AppServerPool } from "../src/engine/app-server/pool";
+import { locateCodex } from "../src/engine/codex-binary";
 import { createLogger } from "../src/log";
 import { type CliProcess, startCli } from "./fixtures/cli-process";
-import { appServersUnder, isAlive } from "./fixtures/processes";
+import { appServersUnder, descendants, isAlive } from "./fixtures/processes";
 import { readSse } from "./fixtures/sse";
 import { startTestServer, type TestServer } from "./fixtures/test-server";
 import { doneOf, postMessage, useScriptedCodex } from "./fixtures/turns";
@@ -112,6 +114,30 @@ describe("an app-server is replaced by a fresh one once idle past its limits", (
       expect(seen.size).toBeGreaterThanOrEqual(2);
     } finally {
       expect(await cli.stop()).toBe(0);
+    }
+  }, 60_000);
+
+  test("a process replaced just before the server stops is waited for: it does not outlive the server", async () => {
+    // codex behind a script that, while a file says so, lingers a second after codex exits: the
+    // replaced process is slow to go, and the one the server stops itself is not.
+    const slow = join(scripted.scratch, "slow-exit");
+    const codex = join(scripted.scratch, "codex-slow-exit");
+    const real = locateCodex({ explicitPath: undefined, pathEnv: "", executableDir: scripted.scratch }).path;
+    writeFileSync(codex, `#!/bin/sh\n"${real}" "$@"\nif [ -e "${slow}" ]; then sleep 1; fi\n`, { mode: 0o755 });
+    const cli = await startCli(["-a", "127.0.0.1:0", "--engine", "app-server", "--app-server-max-rss", "1m", "--codex-path", codex], scripted.home.env);
+    try {
+      writeFileSync(slow, "");
+      expect((await say(cli, { message: "say a" })).status).toBe("completed");
+      const lingering = await waitFor("the replaced process lingering", () => {
+        const sleeping = descendants(cli.process.pid).find((found) => found.name === "sleep");
+        return sleeping?.ppid;
+      }, 10_000);
+      rmSync(slow);
+      expect(await cli.stop()).toBe(0);
+      expect(isAlive(lingering)).toBe(false);
+    } finally {
+      rmSync(slow, { force: true });
+      await cli.stop();
     }
   }, 60_000);
 });

@@ -84,8 +84,8 @@ export class PooledProcess {
   claimed = 0;
   /** Threads loaded since the process started: what RecycleLimits.maxThreads counts. */
   private threadsLoaded = 0;
-  /** The process is being replaced: its exit is no death, and no restart delay follows. */
-  private recycling = false;
+  /** The process being replaced, until it has exited: its exit is no death, and stopping waits for it. */
+  private retiring: AppServerConnection | undefined;
 
   constructor(
     readonly index: number,
@@ -170,7 +170,7 @@ export class PooledProcess {
     this.threads.clear();
     for (const turn of this.turns.values()) this.pool.turns.endTurn(turn, error);
     this.turns.clear();
-    if (this.closed || this.recycling) return;
+    if (this.closed || this.retiring === connection) return;
     const { first, max } = this.pool.launch.restartDelayMs ?? { first: 250, max: 30_000 };
     const delay = Math.min(max, first * 2 ** this.deathsInARow);
     this.deathsInARow++;
@@ -188,29 +188,31 @@ export class PooledProcess {
    */
   recycleIfDue(limits: RecycleLimits | undefined): void {
     const connection = this.connection;
-    if (!limits || this.claimed > 0 || this.recycling || this.closed || !connection?.alive) return;
+    if (!limits || this.claimed > 0 || this.retiring || this.closed || !connection?.alive) return;
     const rss = rssBytes(connection.pid);
     if (this.threadsLoaded < limits.maxThreads && rss <= limits.maxRssBytes) return;
-    this.recycling = true;
     this.pool.launch.log.info("codex app-server recycled", { process: this.index, threads: this.threadsLoaded, rss_bytes: rss });
+    this.retiring = connection;
     void connection.stop().finally(() => {
-      this.recycling = false;
+      this.retiring = undefined;
       // Started now rather than by the next turn, which would wait for it.
       if (!this.closed) this.ensure().catch(() => {});
     });
   }
 
+  /** Stops the process, and waits for one being replaced to exit: neither outlives the server. */
   async stop(): Promise<void> {
     this.closed = true;
     clearTimeout(this.restartTimer);
     await this.starting?.catch(() => {});
-    await this.connection?.stop();
+    await Promise.all([this.connection?.stop(), this.retiring?.exited]);
   }
 
   kill(): void {
     this.closed = true;
     clearTimeout(this.restartTimer);
     this.spawned?.kill();
+    this.retiring?.kill();
   }
 }
 
