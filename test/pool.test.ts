@@ -118,12 +118,13 @@ describe("an app-server is replaced by a fresh one once idle past its limits", (
   }, 60_000);
 
   test("a process replaced just before the server stops is waited for: it does not outlive the server", async () => {
-    // codex behind a script that, while a file says so, lingers a second after codex exits: the
-    // replaced process is slow to go, and the one the server stops itself is not.
+    // codex behind a script that, once codex has exited, lingers while a file says so and shrugs
+    // off SIGTERM: the process replaced after the turn stays until the server kills it, which only
+    // a server that waits for it does before it exits.
     const slow = join(scripted.scratch, "slow-exit");
     const codex = join(scripted.scratch, "codex-slow-exit");
     const real = locateCodex({ explicitPath: undefined, pathEnv: "", executableDir: scripted.scratch }).path;
-    writeFileSync(codex, `#!/bin/sh\n"${real}" "$@"\nif [ -e "${slow}" ]; then sleep 1; fi\n`, { mode: 0o755 });
+    writeFileSync(codex, `#!/bin/sh\n"${real}" "$@"\ntrap '' TERM\nwhile [ "$1" = app-server ] && [ -e "${slow}" ]; do sleep 0.05; done\n`, { mode: 0o755 });
     const cli = await startCli(["-a", "127.0.0.1:0", "--engine", "app-server", "--app-server-max-rss", "1m", "--codex-path", codex], scripted.home.env);
     try {
       writeFileSync(slow, "");
@@ -132,7 +133,6 @@ describe("an app-server is replaced by a fresh one once idle past its limits", (
         const sleeping = descendants(cli.process.pid).find((found) => found.name === "sleep");
         return sleeping?.ppid;
       }, 10_000);
-      rmSync(slow);
       expect(await cli.stop()).toBe(0);
       expect(isAlive(lingering)).toBe(false);
     } finally {
