@@ -153,6 +153,7 @@ export function startServer(config: Config, log: Logger, options: ServerOptions 
       const deadline = performance.now() + config.shutdownTimeoutMs;
       const drained = server.stop();
       runs.close();
+      engine.drain?.();
       if (!(await runs.whenIdle(config.shutdownTimeoutMs))) {
         log.info("cancelling turns still running", { count: runs.size });
         runs.stopAll("cancelled");

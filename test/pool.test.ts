@@ -11,7 +11,7 @@ import { locateCodex } from "../src/engine/codex-binary";
 import { createLogger } from "../src/log";
 import { type CliProcess, startCli } from "./fixtures/cli-process";
 import { appServersUnder, descendants, isAlive } from "./fixtures/processes";
-import { readSse } from "./fixtures/sse";
+import { readSse, sseReader } from "./fixtures/sse";
 import { startTestServer, type TestServer } from "./fixtures/test-server";
 import { doneOf, postMessage, useScriptedCodex } from "./fixtures/turns";
 import { waitFor } from "./fixtures/wait-for";
@@ -114,6 +114,30 @@ describe("an app-server is replaced by a fresh one once idle past its limits", (
       expect(seen.size).toBeGreaterThanOrEqual(2);
     } finally {
       expect(await cli.stop()).toBe(0);
+    }
+  }, 60_000);
+
+  test("turns that end while the server shuts down: their processes are replaced by none, as no turn will come", async () => {
+    const cli = await startCli(["-a", "127.0.0.1:0", "--engine", "app-server", "--app-servers", "2", "--app-server-max-rss", "1m"], {
+      ...scripted.home.env,
+      RUST_LOG: "debug",
+    });
+    try {
+      // One turn on each process: the first ends (and its process is replaced) while the second still runs.
+      const turns = await Promise.all(
+        ["sleep 1500 first", "sleep 3500 second"].map(async (message) => sseReader(await postMessage(cli.url, { type: "user_message", message }))),
+      );
+      for (const turn of turns) await turn.until((frame) => frame.event === "turn.started");
+      cli.process.kill("SIGTERM");
+      for (const [turn, answer] of [[turns[0], "first"], [turns[1], "second"]] as const) {
+        expect(doneOf((await turn!.rest()).frames)).toMatchObject({ status: "completed", final_response: answer });
+      }
+      expect(await cli.process.exited).toBe(0);
+      const afterSignal = cli.stderr().slice(cli.stderr().indexOf("shutting down"));
+      expect(afterSignal.match(/codex app-server recycled/g)).toHaveLength(2);
+      expect(afterSignal).not.toContain("codex app-server started");
+    } finally {
+      await cli.stop();
     }
   }, 60_000);
 

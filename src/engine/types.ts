@@ -167,6 +167,8 @@ export interface Engine {
   readonly refusesWhenBusy?: boolean;
   /** Called once the server listens: prepares what turns need (app-server processes, exec's lsb_release shim). */
   warm?(): void;
+  /** No turn will start any more (shutdown): start no long-lived process ahead of one. */
+  drain?(): void;
   /** Stops the engine's long-lived processes, if it has any. */
   close?(): Promise<void>;
   /** Kills the engine's long-lived processes at once (SIGKILL), for an exit that cannot wait for `close`. */

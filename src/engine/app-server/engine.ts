@@ -98,6 +98,10 @@ export class AppServerEngine implements Engine, PoolTurns {
     this.pool.warm();
   }
 
+  drain(): void {
+    this.pool.drain();
+  }
+
   async close(): Promise<void> {
     await this.pool.close();
   }

@@ -75,6 +75,8 @@ export class PooledProcess {
   private notBefore = 0;
   private restartTimer: ReturnType<typeof setTimeout> | undefined;
   closed = false;
+  /** No turn will come any more: a process replaced or dead is not started again ahead of one. */
+  draining = false;
   readonly threads = new Map<string, LoadedThread>();
   readonly turns = new Map<string, TurnSession>();
   /**
@@ -171,6 +173,10 @@ export class PooledProcess {
     for (const turn of this.turns.values()) this.pool.turns.endTurn(turn, error);
     this.turns.clear();
     if (this.closed || this.retiring === connection) return;
+    if (this.draining) {
+      this.pool.launch.log.warn("codex app-server died", { process: this.index, error: error.message });
+      return;
+    }
     const { first, max } = this.pool.launch.restartDelayMs ?? { first: 250, max: 30_000 };
     const delay = Math.min(max, first * 2 ** this.deathsInARow);
     this.deathsInARow++;
@@ -196,7 +202,7 @@ export class PooledProcess {
     void connection.stop().finally(() => {
       this.retiring = undefined;
       // Started now rather than by the next turn, which would wait for it.
-      if (!this.closed) this.ensure().catch(() => {});
+      if (!this.closed && !this.draining) this.ensure().catch(() => {});
     });
   }
 
@@ -308,6 +314,10 @@ export class AppServerPool {
   /** Starts the processes now rather than at the first turn; failures are left for that turn to report. */
   warm(): void {
     for (const member of this.members) member.ensure().catch(() => {});
+  }
+
+  drain(): void {
+    for (const member of this.members) member.draining = true;
   }
 
   async close(): Promise<void> {
